@@ -1,0 +1,101 @@
+"""One table maps exceptions to HTTP statuses; every error body is ``{error, message, field}``.
+
+No response carries a traceback: unexpected exceptions are logged and answered with a generic
+500 body, and every expected failure has its own entry in ``STATUS_OF``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gatekeeper.people import ActionRefusedError, ReleaseNotFoundError
+from gatekeeper.service import ConfigUnavailableError
+from gatekeeper.store import NotMigratedError, StoreError
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, stable code, message, and the field at fault if any."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+# exception type -> (HTTP status, error code)
+STATUS_OF: dict[type[Exception], tuple[int, str]] = {
+    NotMigratedError: (503, "database_not_migrated"),
+    StoreError: (503, "database_unavailable"),
+    ConfigUnavailableError: (503, "config_invalid"),
+    ReleaseNotFoundError: (404, "not_found"),
+}
+
+_STARLETTE_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": code, "message": message, "field": field}
+
+
+def _field(location: tuple[Any, ...] | list[Any]) -> str | None:
+    steps = [str(step) for step in location if step not in ("body", "query", "path", "header")]
+    return ".".join(steps) or None
+
+
+def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        detail = errors[0].get("ctx", {}).get("error", "invalid JSON")
+        return JSONResponse(error_body("malformed_json", f"request body is not valid JSON: {detail}"), 400)
+    first = errors[0]
+    field = _field(first.get("loc", ()))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if first.get("type") == "missing":
+        message = "field required"
+    elif first.get("type") == "extra_forbidden":
+        message = "unknown field"
+    return JSONResponse(error_body("invalid_request", f"{field or 'body'}: {message}", field), 422)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers of the table on ``app``."""
+
+    async def api_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)  # noqa: S101
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status)
+
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+        code = _STARLETTE_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ActionRefusedError)  # noqa: S101
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status)
+
+    async def mapped(_request: Request, exc: Exception) -> JSONResponse:
+        for kind, (status, code) in STATUS_OF.items():
+            if isinstance(exc, kind):
+                logger.warning("%s: %s", code, exc)
+                return JSONResponse(error_body(code, str(exc)), status)
+        logger.exception("unexpected error", exc_info=exc)
+        return JSONResponse(error_body("internal", "internal error; the server log has details"), 500)
+
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
+        return _validation(request, exc)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ActionRefusedError, refused)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation)
+    for kind in STATUS_OF:
+        app.add_exception_handler(kind, mapped)
+    app.add_exception_handler(Exception, mapped)

@@ -1,0 +1,37 @@
+"""Operational routes without a token: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+router = APIRouter()
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: database reachable and a configuration active")
+def readyz(request: Request) -> JSONResponse:
+    state = request.app.state.service.config.state
+    database = "ok" if request.app.state.service.store.ping() else "unavailable"
+    body: dict[str, Any] = {
+        "database": database,
+        "config": {
+            "status": state.status,
+            "errors": list(state.errors),
+            "policy_hash": state.configuration.policy_hash if state.configuration else None,
+        },
+    }
+    ready = database == "ok" and state.configuration is not None
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

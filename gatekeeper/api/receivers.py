@@ -1,0 +1,27 @@
+"""``POST /webhooks/{source}``: hands the raw request to the webhook service and renders its answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from gatekeeper.api.errors import error_body
+from gatekeeper.receivers import ReceiverError
+from gatekeeper.webhooks import SourceDisabledError, WebhookService
+
+router = APIRouter()
+
+
+@router.post("/webhooks/{source}", summary="Inbound webhooks: github, gitlab, flux, argocd")
+async def webhook(source: str, request: Request) -> JSONResponse:
+    body = await request.body()  # already bounded by the BodyLimit middleware (413)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    service: WebhookService = request.app.state.webhooks
+    try:
+        answer = await run_in_threadpool(service.receive, source, headers, body)
+    except SourceDisabledError as exc:
+        return JSONResponse(error_body("not_found", str(exc)), 404)
+    except ReceiverError as exc:
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status)
+    return JSONResponse(answer.body, answer.status)

@@ -1,0 +1,239 @@
+"""Routes of ``/v1`` for hooks, people and tools: parse, call the service, render."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from gatekeeper.api.auth import check_target, require
+from gatekeeper.api.errors import ApiError
+from gatekeeper.api.feed import closed_windows_feed
+from gatekeeper.domain.types import InvalidTargetError, format_instant, parse_target
+from gatekeeper.people import ReleaseManager
+from gatekeeper.schemas import (
+    GateRequest,
+    decision_record_json,
+    parse_instant,
+    reason_json,
+    status_json,
+    windows_json,
+)
+from gatekeeper.service import GateService
+from gatekeeper.store.records import DecisionRecord, GateRecord, ReleaseDetail
+from gatekeeper.tokens import Identity
+
+router = APIRouter(prefix="/v1")
+PAGE = 50
+FEED_DAYS = 120
+_SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
+
+
+def service(request: Request) -> GateService:
+    result: GateService = request.app.state.service
+    return result
+
+
+Service = Annotated[GateService, Depends(service)]
+
+
+def instant_param(value: str, field: str) -> datetime:
+    # A '+' offset sent unencoded in a query string arrives as a space.
+    value = _SPACE_OFFSET.sub(r"\1+\2", value.strip())
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"{field}: {exc}", field) from None
+
+
+def target_param(value: str) -> str:
+    try:
+        return parse_target(value)
+    except InvalidTargetError as exc:
+        raise ApiError(422, "invalid_request", f"target: {exc}", "target") from None
+
+
+def decision_body(record: DecisionRecord, target: str, revision: str) -> dict[str, Any]:
+    return decision_record_json(record, target=target, revision=revision)
+
+
+def gate_body(record: GateRecord) -> dict[str, Any]:
+    body = decision_body(record.decision, record.release.target, record.release.revision)
+    body["status"] = record.release.status.value
+    return body
+
+
+def release_body(detail: ReleaseDetail) -> dict[str, Any]:
+    release = detail.release
+    return {
+        "id": release.id,
+        "target": release.target,
+        "revision": release.revision,
+        "status": release.status.value,
+        "author": release.author,
+        "merger": release.merger,
+        "created_at": format_instant(release.created_at),
+        "updated_at": format_instant(release.updated_at),
+        "decisions": [decision_body(d, release.target, release.revision) for d in detail.decisions],
+        "approvals": [
+            {
+                "approver": a.approver,
+                "roles": a.roles,
+                "reason": a.reason,
+                "break_glass": a.break_glass,
+                "created_at": format_instant(a.created_at),
+            }
+            for a in detail.approvals
+        ],
+    }
+
+
+@router.post("/gate", summary="Decide whether a release may go now (Argo CD PreSync hook, pipelines)")
+def gate(
+    body: GateRequest, gatekeeper: Service, identity: Annotated[Identity, Depends(require("hook"))]
+) -> dict[str, Any]:
+    check_target(identity, body.target)
+    return gate_body(gatekeeper.gate(body.to_domain()))
+
+
+@router.get("/releases", summary="Releases, newest first")
+def list_releases(
+    gatekeeper: Service,
+    _identity: Annotated[Identity, Depends(require("viewer"))],
+    status: str | None = None,
+    target: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = PAGE,
+) -> dict[str, Any]:
+    before = None
+    if cursor:
+        if not cursor.isdigit():
+            raise ApiError(422, "invalid_request", "cursor: not a cursor returned by this API", "cursor")
+        before = int(cursor)
+    page, next_id = gatekeeper.releases(status=status, target=target, before_id=before, limit=limit)
+    return {"items": [release_body(d) for d in page], "next": str(next_id) if next_id is not None else None}
+
+
+@router.get("/releases/{release_id}", summary="One release with its decisions and approvals")
+def get_release(
+    release_id: int, gatekeeper: Service, _identity: Annotated[Identity, Depends(require("viewer", "hook"))]
+) -> dict[str, Any]:
+    detail = gatekeeper.release(release_id)
+    if detail is None:
+        raise ApiError(404, "not_found", f"release {release_id} does not exist")
+    return release_body(detail)
+
+
+class ApproveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=2000)
+    break_glass: bool = False
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=2000)
+
+
+def manager(request: Request) -> ReleaseManager:
+    result: ReleaseManager = request.app.state.manager
+    return result
+
+
+Manager = Annotated[ReleaseManager, Depends(manager)]
+
+
+@router.post("/releases/{release_id}/approve", summary="Approve (release-manager); break_glass also needs break-glass")
+def approve(
+    release_id: int,
+    body: ApproveBody,
+    people: Manager,
+    identity: Annotated[Identity, Depends(require("release-manager", "break-glass"))],
+) -> dict[str, Any]:
+    if not body.break_glass and "release-manager" not in identity.roles:
+        raise ApiError(403, "forbidden", f"token {identity.name!r} lacks the role release-manager")
+    return release_body(people.approve(release_id, identity, body.reason, break_glass=body.break_glass))
+
+
+@router.post("/releases/{release_id}/reject", summary="Reject a waiting release (release-manager)")
+def reject(
+    release_id: int,
+    body: ReasonBody,
+    people: Manager,
+    identity: Annotated[Identity, Depends(require("release-manager"))],
+) -> dict[str, Any]:
+    return release_body(people.reject(release_id, identity, body.reason))
+
+
+@router.post("/releases/{release_id}/rollback", summary="Ask for a rollback of a release (release-manager)")
+def rollback(
+    release_id: int,
+    body: ReasonBody,
+    people: Manager,
+    identity: Annotated[Identity, Depends(require("release-manager"))],
+) -> dict[str, Any]:
+    return release_body(people.rollback(release_id, identity, body.reason))
+
+
+@router.get("/audit", summary="The hash-chained audit log, oldest first")
+def get_audit(
+    gatekeeper: Service,
+    _identity: Annotated[Identity, Depends(require("viewer"))],
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    items = gatekeeper.store.audit_records(after=after, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next": str(items[-1]["seq"]) if more and items else None}
+
+
+@router.get("/status", summary="Is the gate of a target open at an instant?")
+def get_status(
+    gatekeeper: Service,
+    _identity: Annotated[Identity, Depends(require("viewer"))],
+    target: str,
+    at: str | None = None,
+) -> dict[str, Any]:
+    key = target_param(target)
+    moment = instant_param(at, "at") if at is not None else None
+    return status_json(gatekeeper.status(key, moment))
+
+
+@router.get("/windows", summary="Closed windows of a target in [from, to)")
+def get_windows(
+    gatekeeper: Service,
+    _identity: Annotated[Identity, Depends(require("viewer"))],
+    target: str,
+    start: Annotated[str, Query(alias="from")],
+    end: Annotated[str, Query(alias="to")],
+) -> dict[str, Any]:
+    key = target_param(target)
+    first, last = instant_param(start, "from"), instant_param(end, "to")
+    if last < first:
+        raise ApiError(422, "invalid_request", "to: must not be before from", "to")
+    if last - first > timedelta(days=800):
+        raise ApiError(422, "invalid_request", "to: at most 800 days after from", "to")
+    return windows_json(gatekeeper.windows(key, first, last))
+
+
+@router.get("/calendar.ics", summary="Closed windows as an iCalendar feed (token may be a query parameter)")
+def calendar_feed(
+    request: Request,
+    gatekeeper: Service,
+    _identity: Annotated[Identity, Depends(require("viewer", allow_query_token=True))],
+    target: str,
+) -> Response:
+    key = target_param(target)
+    now = gatekeeper.clock().replace(microsecond=0)
+    windows = gatekeeper.windows(key, now - timedelta(days=7), now + timedelta(days=FEED_DAYS))
+    body = closed_windows_feed(windows, stamp=now, host=request.url.hostname or "gatekeeper")
+    return Response(body, media_type="text/calendar; charset=utf-8")
+
+
+__all__ = ["reason_json", "router"]

@@ -1,0 +1,209 @@
+"""Offline commands: ``status``, ``windows``, ``check`` and ``policy lint``, read from files.
+
+They answer from the policy and calendar files alone (no server, no database), with exactly the
+JSON shapes of the HTTP API under ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from gatekeeper import calendar
+from gatekeeper.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_CLOSED,
+    EXIT_OK,
+    VERDICT_EXIT,
+    app,
+    fail,
+    policy_app,
+    print_json,
+    settings_or_exit,
+)
+from gatekeeper.configuration.loader import (
+    Configuration,
+    ConfigurationError,
+    lint,
+    load_configuration,
+)
+from gatekeeper.domain.decision import DecideOptions, Facts, decide
+from gatekeeper.domain.types import InvalidTargetError, Verdict, parse_target
+from gatekeeper.schemas import GateRequest, decision_json, parse_instant, status_json, windows_json
+from gatekeeper.settings import Settings
+
+PoliciesOpt = Annotated[
+    Path | None, typer.Option("--policies", help="Policies directory (default: GATEKEEPER_POLICIES_DIR).")
+]
+CalendarsOpt = Annotated[
+    Path | None, typer.Option("--calendars", help="Calendars directory (default: GATEKEEPER_CALENDARS_DIR).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the HTTP API's JSON shape.")]
+TargetOpt = Annotated[str, typer.Option("--target", help="Target key, e.g. argocd:odoo-prod.")]
+
+
+def _configuration(policies: Path | None, calendars: Path | None, now: datetime) -> tuple[Configuration, Settings]:
+    settings = settings_or_exit()
+    try:  # compiled around ``now`` so an entry that cannot expand is a FILE:LINE error, not a traceback
+        configuration = load_configuration(
+            policies or settings.POLICIES_DIR, calendars or settings.CALENDARS_DIR, now=now
+        )
+    except ConfigurationError as exc:
+        fail("\n".join(str(error) for error in exc.errors))
+    return configuration, settings
+
+
+def _instant(text: str | None, option: str) -> datetime:
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
+
+
+def _target(text: str) -> str:
+    try:
+        return parse_target(text)
+    except InvalidTargetError as exc:
+        fail(f"--target: {exc}")
+
+
+@app.command()
+def status(
+    target: TargetOpt,
+    at: Annotated[str | None, typer.Option("--at", help="RFC 3339 instant (default: now).")] = None,
+    policies: PoliciesOpt = None,
+    calendars: CalendarsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Is the gate of TARGET open at AT? Exit 0 open, 1 closed."""
+    key, moment = _target(target), _instant(at, "--at")
+    configuration, settings = _configuration(policies, calendars, moment)
+    result = calendar.status(
+        configuration.calendars, configuration.policies, key, moment,
+        ungoverned_open=settings.UNGOVERNED == "approve",
+    )
+    body = status_json(result)
+    if as_json:
+        print_json(body)
+    else:
+        state = "closed" if result.closed else "open"
+        typer.echo(f"{key} is {state} at {body['at']}")
+        for reason in body["reasons"]:
+            typer.echo(f"  - {reason['code']}: {reason['message']}")
+        typer.echo(f"next open:  {body['next_open'] or 'not within 366 days'}")
+        close_reason = f" ({body['next_close_reason']})" if body["next_close_reason"] else ""
+        typer.echo(f"next close: {body['next_close'] or 'not within 366 days'}{close_reason}")
+    raise typer.Exit(EXIT_CLOSED if result.closed else EXIT_OK)
+
+
+@app.command()
+def windows(
+    target: TargetOpt,
+    start: Annotated[str, typer.Option("--from", help="RFC 3339 instant, inclusive.")],
+    end: Annotated[str, typer.Option("--to", help="RFC 3339 instant, exclusive.")],
+    policies: PoliciesOpt = None,
+    calendars: CalendarsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The closed windows of TARGET in [FROM, TO)."""
+    key = _target(target)
+    first, last = _instant(start, "--from"), _instant(end, "--to")
+    if last < first:
+        fail("--to: must not be before --from")
+    configuration, settings = _configuration(policies, calendars, first)
+    result = calendar.windows(
+        configuration.calendars, configuration.policies, key, first, last,
+        ungoverned_open=settings.UNGOVERNED == "approve",
+    )
+    body = windows_json(result)
+    if as_json:
+        print_json(body)
+        return
+    typer.echo(f"{key}: {len(body['closed'])} closed window(s) in [{body['from']}, {body['to']})")
+    for window in body["closed"]:
+        typer.echo(f"  {window['start']}  {window['end']}  {', '.join(window['codes'])}")
+
+
+@app.command()
+def check(
+    request_file: Annotated[Path, typer.Argument(metavar="REQUEST.json", help="A /v1/gate body.")],
+    at: Annotated[str | None, typer.Option("--at", help="RFC 3339 instant (default: now).")] = None,
+    policies: PoliciesOpt = None,
+    calendars: CalendarsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What-if: the decision for REQUEST.json at AT. Exit 0 approve, 1 defer, 3 rollback."""
+    moment = _instant(at, "--at")
+    request = _read_request(request_file)
+    configuration, settings = _configuration(policies, calendars, moment)
+    governing = configuration.governing(request.target)
+    facts = Facts(
+        policy_hash=configuration.policy_hash,
+        calendars=configuration.calendars.facts_for(governing, moment),
+    )
+    options = DecideOptions(
+        ungoverned=Verdict(settings.UNGOVERNED),
+        retry_delay=timedelta(seconds=settings.retry_delay_seconds),
+    )
+    decision = decide(request, facts, governing, now=moment, options=options)
+    body = decision_json(decision, release_id=None, target=request.target, revision=request.revision)
+    if as_json:
+        print_json(body)
+    else:
+        typer.echo(f"{request.target}@{request.revision}: {body['verdict']} at {body['decided_at']}")
+        for reason in body["reasons"]:
+            typer.echo(f"  - {reason['code']}: {reason['message']}")
+        if body["not_before"]:
+            typer.echo(f"not before: {body['not_before']}")
+        for reason in body.get("would_defer", []):
+            typer.echo(f"  (observe) would defer: {reason['code']}: {reason['message']}")
+    raise typer.Exit(VERDICT_EXIT[decision.verdict])
+
+
+def _read_request(path: Path) -> Any:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        fail(f"{path}: no such file")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", 1)
+        fail(f"{path}:{line}: malformed JSON: {getattr(exc, 'msg', exc)}")
+    try:
+        return GateRequest.model_validate(raw).to_domain()
+    except ValidationError as exc:
+        messages = [
+            f"{path}:1: {'.'.join(str(step) for step in error['loc']) or 'body'}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        ]
+        fail("\n".join(messages))
+
+
+@policy_app.command("lint")
+def policy_lint(
+    policies: PoliciesOpt = None,
+    calendars: CalendarsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate every policy and calendar file. Exit 0 clean, 2 with FILE:LINE: message lines."""
+    settings = settings_or_exit()
+    errors = lint(
+        policies or settings.POLICIES_DIR,
+        calendars or settings.CALENDARS_DIR,
+        now=datetime.now(UTC),
+    )
+    if as_json:
+        print_json([error.as_json() for error in errors])
+    else:
+        for error in errors:
+            typer.echo(str(error))
+        if not errors:
+            typer.echo("ok")
+    raise typer.Exit(EXIT_BAD_INPUT if errors else EXIT_OK)

@@ -1,0 +1,228 @@
+"""Commands for release managers against a server: ``releases ...`` and ``audit ...``.
+
+Token from ``GATEKEEPER_TOKEN`` or ``--token-file``; ``--json`` prints the API's shapes, a table
+otherwise. Exit codes: 0 ok, 1 audit chain broken, 2 bad input, 4 refused, 5 unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from gatekeeper import audit as audit_chain
+from gatekeeper.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_CLOSED,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    app,
+    fail,
+    print_json,
+    settings_or_exit,
+)
+from gatekeeper.cli.server import TokenFileOpt, read_token
+
+releases_app = typer.Typer(no_args_is_help=True, help="Releases on a server: list, show, approve, reject, rollback.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log: export and verify.")
+app.add_typer(releases_app, name="releases")
+app.add_typer(audit_app, name="audit")
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="GATEKEEPER_SERVER", help="gatekeeper URL.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (required for break-glass).")]
+
+
+def call(server: str, token_file: Path | None, method: str, path: str, **kwargs: Any) -> Any:
+    """One API call; exits 4 on 401/403, 5 when unreachable, 2 on other errors."""
+    token = read_token(token_file)
+    try:
+        with httpx.Client(base_url=server.rstrip("/"), timeout=15, headers={"Authorization": f"Bearer {token}"}) as c:
+            response = c.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        fail(f"gatekeeper unreachable at {server}: {type(exc).__name__}", EXIT_UNREACHABLE)
+    try:
+        body = response.json()
+    except json.JSONDecodeError:
+        body = {"message": response.text[:200]}
+    if response.status_code in (401, 403):
+        fail(f"refused ({response.status_code} {body.get('error', '')}): {body.get('message', '')}", EXIT_REFUSED)
+    if response.status_code >= 400:
+        fail(f"error ({response.status_code} {body.get('error', '')}): {body.get('message', '')}", EXIT_BAD_INPUT)
+    return body
+
+
+def _row(release: dict[str, Any]) -> str:
+    latest = release["decisions"][-1] if release["decisions"] else {}
+    codes = ",".join(reason["code"] for reason in latest.get("reasons", [])) or "-"
+    approvals = ",".join(a["approver"] + ("!" if a["break_glass"] else "") for a in release["approvals"]) or "-"
+    return (
+        f"{release['id']:>6}  {release['status']:<11} {release['target']:<34} {release['revision'][:12]:<12} "
+        f"{latest.get('not_before') or '-':<20} {codes:<28} {approvals}"
+    )
+
+
+def _print_release(release: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(release)
+        return
+    typer.echo(
+        f"{'ID':>6}  {'STATUS':<11} {'TARGET':<34} {'REVISION':<12} {'NOT BEFORE':<20} {'REASONS':<28} APPROVALS"
+    )
+    typer.echo(_row(release))
+    for decision in release["decisions"][-3:]:
+        typer.echo(f"  {decision['decided_at']} {decision['verdict']} ({decision['trigger']})")
+        for reason in decision["reasons"]:
+            typer.echo(f"    - {reason['code']}: {reason['message']}")
+
+
+@releases_app.command("list")
+def releases_list(
+    server: ServerOpt,
+    status: Annotated[str | None, typer.Option("--status", help="pending, deferred, approved, ...")] = None,
+    target: Annotated[str | None, typer.Option("--target")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Releases, newest first."""
+    params = {k: v for k, v in {"status": status, "target": target, "limit": limit}.items() if v is not None}
+    body = call(server, token_file, "GET", "/v1/releases", params=params)
+    if as_json:
+        print_json(body)
+        return
+    typer.echo(
+        f"{'ID':>6}  {'STATUS':<11} {'TARGET':<34} {'REVISION':<12} {'NOT BEFORE':<20} {'REASONS':<28} APPROVALS"
+    )
+    for release in body["items"]:
+        typer.echo(_row(release))
+
+
+@releases_app.command("show")
+def releases_show(
+    release_id: int, server: ServerOpt, token_file: TokenFileOpt = None, as_json: JsonOpt = False
+) -> None:
+    """One release with its decisions and approvals."""
+    _print_release(call(server, token_file, "GET", f"/v1/releases/{release_id}"), as_json)
+
+
+@releases_app.command("approve")
+def releases_approve(
+    release_id: int,
+    server: ServerOpt,
+    reason: ReasonOpt = None,
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Override calendar, freezes, drift, approvals.")
+    ] = False,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a waiting release (four eyes applies; --break-glass needs the break-glass role and a reason)."""
+    body = {"reason": reason, "break_glass": break_glass}
+    _print_release(call(server, token_file, "POST", f"/v1/releases/{release_id}/approve", json=body), as_json)
+
+
+@releases_app.command("reject")
+def releases_reject(
+    release_id: int,
+    server: ServerOpt,
+    reason: ReasonOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a waiting release (its hook stops waiting with exit 3)."""
+    body = {"reason": reason}
+    _print_release(call(server, token_file, "POST", f"/v1/releases/{release_id}/reject", json=body), as_json)
+
+
+@releases_app.command("rollback")
+def releases_rollback(
+    release_id: int,
+    server: ServerOpt,
+    reason: ReasonOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask for a rollback of an approved or applied release."""
+    body = {"reason": reason}
+    _print_release(call(server, token_file, "POST", f"/v1/releases/{release_id}/rollback", json=body), as_json)
+
+
+@audit_app.command("export")
+def audit_export(
+    server: Annotated[
+        str | None, typer.Option("--server", envvar="GATEKEEPER_SERVER", help="Read from a server.")
+    ] = None,
+    token_file: TokenFileOpt = None,
+) -> None:
+    """Every audit record as JSON lines (from --server, else straight from GATEKEEPER_DATABASE_URL)."""
+    for record in _records(server, token_file):
+        typer.echo(json.dumps(record, sort_keys=True))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    file: Annotated[Path | None, typer.Argument(help="A JSON-lines export (default: the database).")] = None,
+    server: Annotated[str | None, typer.Option("--server", help="Verify what a server serves.")] = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the hash chain; exit 1 naming the first broken record."""
+    records = _read_lines(file) if file is not None else list(_records(server, token_file))
+    broken = audit_chain.verify(records)
+    if as_json:
+        print_json(
+            {
+                "ok": broken is None,
+                "records": len(records),
+                "broken": None if broken is None else {"seq": broken.seq, "problem": broken.problem},
+            }
+        )
+    elif broken is None:
+        typer.echo(f"audit chain intact: {len(records)} records")
+    else:
+        typer.echo(f"audit chain broken at record {broken.seq}: {broken.problem}", err=True)
+    raise typer.Exit(0 if broken is None else EXIT_CLOSED)
+
+
+def _records(server: str | None, token_file: Path | None) -> list[dict[str, Any]]:
+    if server is not None:
+        records: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = call(server, token_file, "GET", "/v1/audit", params={"after": after, "limit": 1000})
+            records.extend(page["items"])
+            if page["next"] is None:
+                return records
+            after = int(page["next"])
+    from gatekeeper.store import StoreError
+    from gatekeeper.store.sql import SqlReleaseStore
+
+    store = SqlReleaseStore.from_url(settings_or_exit().DATABASE_URL)
+    try:
+        return store.audit_records(after=0, limit=None)
+    except StoreError as exc:
+        fail(f"gatekeeper: {exc}")
+    finally:
+        store.engine.dispose()
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    source = sys.stdin if str(path) == "-" else None
+    try:
+        lines = source.read().splitlines() if source else path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror}")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            fail(f"{path}:{number}: malformed JSON: {exc.msg}")
+    return records

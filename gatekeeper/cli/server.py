@@ -1,0 +1,224 @@
+"""Commands that run or talk to the server: ``serve``, ``db upgrade`` and ``gate``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from gatekeeper import logs
+from gatekeeper.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_CLOSED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_STOPPED,
+    EXIT_UNREACHABLE,
+    app,
+    fail,
+    print_json,
+    settings_or_exit,
+)
+from gatekeeper.domain.durations import Duration, InvalidDurationError
+from gatekeeper.store import StoreError
+
+db_app = typer.Typer(no_args_is_help=True, help="Database.")
+app.add_typer(db_app, name="db")
+
+TokenFileOpt = Annotated[
+    Path | None, typer.Option("--token-file", help="File holding the API token (default: $GATEKEEPER_TOKEN).")
+]
+RETRYABLE = {502, 503, 504}
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default: GATEKEEPER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: GATEKEEPER_PORT).")] = None,
+) -> None:
+    """Run the HTTP service (refuses an unmigrated database unless GATEKEEPER_AUTO_MIGRATE)."""
+    import uvicorn
+
+    from gatekeeper.api.app import create_app
+
+    settings = settings_or_exit()
+    logs.configure(settings.LOG_FORMAT)
+    try:
+        application = create_app(settings)
+    except StoreError as exc:
+        fail(f"gatekeeper: {exc}")
+    listen_host, listen_port = host or settings.HOST, port or settings.PORT
+    url = f"http://{listen_host}:{listen_port}"
+    typer.echo(f"gatekeeper listening on {url} (API docs: {url}/docs)", err=True)
+    typer.echo(
+        f"try: curl -s -X POST {url}/v1/gate -H 'Authorization: Bearer $TOKEN' "
+        "-H 'Content-Type: application/json' "
+        '-d \'{"target": "argocd:odoo-prod", "revision": "abc123", "trigger": "presync"}\'',
+        err=True,
+    )
+    uvicorn.run(application, host=listen_host, port=listen_port, log_config=None, access_log=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database (GATEKEEPER_DATABASE_URL) to the newest schema."""
+    from gatekeeper.store.sql import SqlReleaseStore
+
+    settings = settings_or_exit()
+    store = SqlReleaseStore.from_url(settings.DATABASE_URL)
+    try:
+        store.upgrade()
+        store.check_migrated()
+    except StoreError as exc:
+        fail(f"gatekeeper: {exc}")
+    finally:
+        store.engine.dispose()
+    typer.echo("database is at the newest schema")
+
+
+def read_token(token_file: Path | None) -> str:
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            fail(f"--token-file: cannot read {token_file}: {exc.strerror}")
+    else:
+        token = os.environ.get("GATEKEEPER_TOKEN", "").strip()
+    if not token:
+        fail("no API token: set GATEKEEPER_TOKEN or pass --token-file", EXIT_REFUSED)
+    return token
+
+
+def _seconds(text: str, option: str) -> float:
+    try:
+        duration = Duration.parse(text)
+    except InvalidDurationError as exc:
+        fail(f"{option}: {exc}")
+    return float(duration.days * 86_400 + duration.seconds)
+
+
+def _when(text: str | None, zone: tzinfo | None) -> str:
+    if not text:
+        return "not within 366 days (needs a person)"
+    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    local = instant.astimezone(zone)
+    return f"{local.strftime('%Y-%m-%d %H:%M %Z')} ({text})"
+
+
+def _report(body: dict[str, Any], zone: tzinfo | None) -> None:
+    typer.echo(
+        f"{body['target']}@{body['revision']}: {body['verdict']} (release {body['release_id']}, {body.get('status')})"
+    )
+    for reason in body.get("reasons", []):
+        typer.echo(f"  - {reason['code']}: {reason['message']}")
+    for need in body.get("requires", []):
+        typer.echo(f"  requires {need}")
+    if body["verdict"] == "defer":
+        typer.echo(f"  not before: {_when(body.get('not_before'), zone)}")
+
+
+@app.command()
+def gate(
+    server: Annotated[str, typer.Option("--server", help="gatekeeper URL, e.g. http://gatekeeper:8080.")],
+    target: Annotated[str, typer.Option("--target", help="Target key, e.g. argocd:odoo-prod.")],
+    revision: Annotated[str, typer.Option("--revision", help="Revision (commit SHA) to release.")],
+    wait: Annotated[str, typer.Option("--wait", help="How long to wait for approval, e.g. 30m (0: ask once).")] = "0s",
+    interval: Annotated[str, typer.Option("--interval", help="Time between polls while deferred.")] = "15s",
+    trigger: Annotated[str, typer.Option("--trigger", help="What asks (presync, pipeline, ...).")] = "presync",
+    token_file: TokenFileOpt = None,
+    timezone: Annotated[str | None, typer.Option("--timezone", help="Zone for local times (default: system).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each decision as JSON.")] = False,
+) -> None:
+    """Ask the gate and wait: exit 0 approved, 1 deferred when the wait ends, 3 rejected/superseded/rollback,
+    4 refused, 5 unreachable."""
+    token = read_token(token_file)
+    budget = 0.0 if wait in ("0", "0s") else _seconds(wait, "--wait")
+    pause = _seconds(interval, "--interval")
+    zone = _zone(timezone)
+    deadline = time.monotonic() + budget
+    body = {"target": target, "revision": revision, "trigger": trigger}
+    got_through, backoff = False, 1.0
+    with httpx.Client(
+        base_url=server.rstrip("/"), timeout=10.0, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        while True:
+            answer = _ask(client, body)
+            if answer is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 and (budget > 0 or backoff > 8):
+                    code = EXIT_CLOSED if got_through else EXIT_UNREACHABLE
+                    fail(f"gatekeeper unreachable at {server}" + (" (wait ran out)" if got_through else ""), code)
+                time.sleep(min(backoff, max(remaining, 0.0)) if budget > 0 else backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            got_through, backoff = True, 1.0
+            status_code, data = answer
+            if status_code != 200:
+                _refused(status_code, data)
+            if as_json:
+                print_json(data)
+            else:
+                _report(data, zone)
+            outcome = _outcome(data)
+            if outcome is not None:
+                raise typer.Exit(outcome)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                typer.echo("wait ran out while deferred", err=True)
+                raise typer.Exit(EXIT_CLOSED)
+            time.sleep(min(pause, remaining, _until(data.get("not_before"), pause)))
+
+
+def _ask(client: httpx.Client, body: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+    """One gate call: (status, JSON body), or None when it should be retried."""
+    try:
+        response = client.post("/v1/gate", json=body)
+    except httpx.HTTPError as exc:
+        typer.echo(f"gate call failed: {type(exc).__name__}: {str(exc)[:200]}", err=True)
+        return None
+    if response.status_code in RETRYABLE:
+        typer.echo(f"gatekeeper answered {response.status_code}; retrying", err=True)
+        return None
+    try:
+        data = response.json()
+    except json.JSONDecodeError:
+        data = {"error": "bad_response", "message": response.text[:200]}
+    return response.status_code, data
+
+
+def _refused(status_code: int, data: dict[str, Any]) -> None:
+    message = f"gatekeeper refused ({status_code}): {data.get('message', data)}"
+    fail(message, EXIT_REFUSED if status_code in (401, 403) else EXIT_BAD_INPUT)
+
+
+def _outcome(data: dict[str, Any]) -> int | None:
+    """The exit code when waiting is over, None while still deferred."""
+    if data.get("status") in ("rejected", "superseded", "rolled_back") or data["verdict"] == "rollback":
+        return EXIT_STOPPED
+    if data["verdict"] == "approve":
+        return EXIT_OK
+    return None
+
+
+def _until(not_before: str | None, default: float) -> float:
+    if not not_before:
+        return default
+    instant = datetime.fromisoformat(not_before.replace("Z", "+00:00"))
+    return max((instant - datetime.now(UTC)).total_seconds(), 1.0)
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if name is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"--timezone: unknown time zone {name!r}")

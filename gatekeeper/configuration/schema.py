@@ -1,0 +1,240 @@
+"""The ``ReleasePolicy`` file schema (DESIGN §6), validated with pydantic, converted to domain values.
+
+Field names are the contract: add fields, never rename. Unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
+from gatekeeper.calendar_sources import SourceError
+from gatekeeper.calendar_sources import cron as cron_source
+from gatekeeper.calendar_sources.zones import zone
+from gatekeeper.domain import policy as domain
+from gatekeeper.domain.durations import Duration, InvalidDurationError
+
+_CODE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _check_zone(name: str) -> str:
+    try:
+        zone(name)
+    except SourceError as exc:
+        raise ValueError(exc.message) from None
+    return name
+
+
+def _check_duration(text: str) -> str:
+    try:
+        Duration.parse(text)
+    except InvalidDurationError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+class Metadata(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+class HolidaysSpec(_Strict):
+    country: str = Field(min_length=2, max_length=3)
+    subdivision: str | None = None
+
+    def to_domain(self) -> domain.HolidaySpec:
+        return domain.HolidaySpec(self.country, self.subdivision)
+
+
+class BusinessDaysSpec(_Strict):
+    first: PositiveInt | None = None
+    last: PositiveInt | None = None
+    holidays: HolidaysSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_end(self) -> BusinessDaysSpec:
+        if (self.first is None) == (self.last is None):
+            raise ValueError("businessDays needs exactly one of first or last")
+        return self
+
+
+class CalendarEntry(_Strict):
+    """One entry: exactly one of ``ics``, ``holidays``, ``businessDays`` or ``cron``."""
+
+    ics: str | None = None
+    holidays: HolidaysSpec | None = None
+    businessDays: BusinessDaysSpec | None = None
+    cron: str | None = None
+    duration: str | None = None
+    timeZone: str | None = None
+    code: str | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _snake_case(cls, value: str | None) -> str | None:
+        if value is not None and not _CODE.fullmatch(value):
+            raise ValueError(f"code {value!r} must be snake_case (e.g. month_end_close)")
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        return None if value is None else _check_duration(value)
+
+    @field_validator("timeZone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                cron_source.validate(value)
+            except SourceError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CalendarEntry:
+        kinds = [k for k in ("ics", "holidays", "businessDays", "cron") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a calendar entry needs exactly one of ics, holidays, businessDays or cron"
+                + (f" (got {', '.join(kinds)})" if kinds else "")
+            )
+        if self.cron is None and (self.duration or self.timeZone):
+            raise ValueError("duration and timeZone belong to cron entries only")
+        if self.cron is not None and self.duration is None:
+            raise ValueError("a cron entry needs a duration (e.g. 2h)")
+        return self
+
+    def to_domain(self, policy_zone: str) -> domain.CalendarEntry:
+        if self.ics is not None:
+            path = posixpath.normpath(self.ics)
+            stem = path.rsplit("/", 1)[-1].removesuffix(".ics")
+            return domain.IcsEntry(path, self.code or stem)
+        if self.holidays is not None:
+            return domain.HolidaysEntry(self.holidays.to_domain(), self.code or "public_holiday")
+        if self.businessDays is not None:
+            spec = self.businessDays
+            holidays = spec.holidays.to_domain() if spec.holidays else None
+            return domain.BusinessDaysEntry(spec.first, spec.last, holidays, self.code or "business_days")
+        assert self.cron is not None and self.duration is not None  # noqa: S101 - validated
+        return domain.CronEntry(
+            self.cron, Duration.parse(self.duration), self.timeZone or policy_zone, self.code or "cron_window"
+        )
+
+
+class CalendarSpec(_Strict):
+    deny: list[CalendarEntry] = []
+    allow: list[CalendarEntry] = []
+
+
+class SourceSpec(_Strict):
+    repo: str | None = None
+    path: str | None = None
+    cluster: str | None = None
+
+
+class DriftSpec(_Strict):
+    mode: Literal["block", "warn", "off"] = "off"
+
+
+class SignaturesSpec(_Strict):
+    keys: list[str] = Field(min_length=1)
+
+
+class SlsaSpec(_Strict):
+    builders: list[str] = Field(min_length=1)
+    sourceRepos: list[str] = []
+
+
+class ProvenanceSpec(_Strict):
+    requireDigest: bool = False
+    allowedRegistries: list[str] = []
+    signatures: SignaturesSpec | None = None
+    slsa: SlsaSpec | None = None
+    breakGlass: bool = False
+
+
+class ApprovalsSpec(_Strict):
+    required: int = Field(default=1, ge=0)
+    role: str = "release-manager"
+    fourEyes: bool = False
+
+
+class VerificationSpec(_Strict):
+    period: str | None = None
+    rollbackOnUnhealthy: bool = False
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str | None) -> str | None:
+        return None if value is None else _check_duration(value)
+
+
+class PolicySpec(_Strict):
+    mode: Literal["enforce", "observe"] = "enforce"
+    targets: list[str] = Field(min_length=1)
+    paths: list[str] = []
+    source: SourceSpec = SourceSpec()
+    timezone: str = "UTC"
+    calendar: CalendarSpec = CalendarSpec()
+    drift: DriftSpec = DriftSpec()
+    provenance: ProvenanceSpec = ProvenanceSpec()
+    approvals: ApprovalsSpec = ApprovalsSpec(required=0)
+    verification: VerificationSpec = VerificationSpec()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+class ReleasePolicyDocument(_Strict):
+    apiVersion: Literal["gatekeeper/v1"]
+    kind: Literal["ReleasePolicy"]
+    metadata: Metadata
+    spec: PolicySpec
+
+    def to_domain(self, file: str, line: int) -> domain.Policy:
+        spec = self.spec
+        provenance = spec.provenance
+        return domain.Policy(
+            name=self.metadata.name,
+            targets=tuple(spec.targets),
+            mode=domain.Mode(spec.mode),
+            paths=tuple(spec.paths),
+            source=domain.Source(spec.source.repo, spec.source.path, spec.source.cluster),
+            timezone=spec.timezone,
+            calendar=domain.CalendarRules(
+                deny=tuple(entry.to_domain(spec.timezone) for entry in spec.calendar.deny),
+                allow=tuple(entry.to_domain(spec.timezone) for entry in spec.calendar.allow),
+            ),
+            drift=domain.DriftMode(spec.drift.mode),
+            provenance=domain.ProvenanceRules(
+                require_digest=provenance.requireDigest,
+                allowed_registries=tuple(provenance.allowedRegistries),
+                signature_keys=tuple(provenance.signatures.keys) if provenance.signatures else (),
+                slsa_builders=tuple(provenance.slsa.builders) if provenance.slsa else (),
+                slsa_source_repos=tuple(provenance.slsa.sourceRepos) if provenance.slsa else (),
+                break_glass=provenance.breakGlass,
+            ),
+            approvals=domain.ApprovalRules(
+                spec.approvals.required, spec.approvals.role, spec.approvals.fourEyes
+            ),
+            verification=domain.VerificationRules(
+                Duration.parse(spec.verification.period) if spec.verification.period else None,
+                spec.verification.rollbackOnUnhealthy,
+            ),
+            file=file,
+            line=line,
+        )

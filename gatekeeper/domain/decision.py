@@ -1,0 +1,226 @@
+"""``decide``: the pure function from (request, facts, policies, now) to a Decision.
+
+Every check runs; the decision is the strictest outcome, and each non-passing check adds its
+reasons (DESIGN §3). Checks are plain functions in ``CHECKS``: drift, provenance and approvals
+plug in there with their facts. Nothing here reads a clock, a file or the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from gatekeeper.domain import approvals
+from gatekeeper.domain.approvals import ApprovalFacts
+from gatekeeper.domain.policy import Mode, Policy
+from gatekeeper.domain.types import (
+    STRICTNESS,
+    Decision,
+    Reason,
+    ReleaseRequest,
+    Verdict,
+    format_instant,
+    from_epoch,
+    utc_epoch,
+)
+from gatekeeper.domain.windows import OUTSIDE_ALLOW, WindowIndex
+
+# How far ahead "next open" looks; beyond it not_before is null (DESIGN §4).
+LOOKAHEAD = timedelta(days=366)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the orchestrator gathered before deciding.
+
+    ``calendars`` maps each governing policy's name to its window index (covering at least
+    ``[now, now + 366 days]``). ``config_errors`` is non-empty when no configuration ever loaded;
+    ``gather_errors`` are failures while gathering facts. Both fail closed.
+    """
+
+    policy_hash: str
+    calendars: Mapping[str, WindowIndex] = field(default_factory=dict)
+    config_errors: tuple[str, ...] = ()
+    gather_errors: tuple[Reason, ...] = ()
+    approvals: ApprovalFacts = field(default_factory=ApprovalFacts)
+
+
+@dataclass(frozen=True, slots=True)
+class DecideOptions:
+    """Settings that shape decisions (DESIGN §7 ``UNGOVERNED`` and ``RETRY_DELAY``)."""
+
+    ungoverned: Verdict = Verdict.DEFER
+    retry_delay: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's outcome. A defer clears by itself at ``not_before`` unless ``indefinite``."""
+
+    verdict: Verdict = Verdict.APPROVE
+    reasons: tuple[Reason, ...] = ()
+    not_before: datetime | None = None
+    indefinite: bool = False
+    requires: tuple[str, ...] = ()
+
+
+Check = Callable[[ReleaseRequest, Facts, Sequence[Policy], datetime], CheckResult]
+
+
+def calendar_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime) -> CheckResult:
+    """Closed when any policy's calendar is closed at ``now``; not_before is the next open."""
+    if not policies:
+        return CheckResult()
+    index = _combined(tuple(facts.calendars[policy.name] for policy in policies))
+    at = utc_epoch(now)
+    state = index.state(at)
+    if not state.closed:
+        return CheckResult()
+    reasons = tuple(calendar_reason(index, code, state.until[code]) for code in state.codes)
+    opens = index.next_open(at)
+    not_before = from_epoch(opens) if opens is not None else None
+    if not_before is not None and not_before - now > LOOKAHEAD:
+        not_before = None
+    return CheckResult(Verdict.DEFER, reasons, not_before=not_before, indefinite=not_before is None)
+
+
+@lru_cache(maxsize=128)
+def _combined(indexes: tuple[WindowIndex, ...]) -> WindowIndex:
+    """Policies' indexes combined; memoised (indexes are immutable and hash by identity)."""
+    return WindowIndex.union(indexes)
+
+
+@lru_cache(maxsize=8192)
+def calendar_reason(index: WindowIndex, code: str, until: int | None) -> Reason:
+    """A calendar reason naming the entries behind ``code`` and when it stops applying."""
+    end = from_epoch(until) if until is not None else None
+    sources = ", ".join(index.sources.get(code, ())) or code
+    when = f"until {format_instant(end)}" if end else "with no end in sight"
+    if code == OUTSIDE_ALLOW:
+        message = f"outside the allowed windows ({sources}) {when}"
+    else:
+        message = f"{code} is active ({sources}) {when}"
+    return Reason(check="calendar", code=code, message=message, until=end)
+
+
+def gather_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime) -> CheckResult:
+    """Fail closed when gathering facts failed: retry after the retry delay.
+
+    Only policies that enforce are blocked; observe-only policies report it under would_defer.
+    """
+    if not facts.gather_errors or not policies:
+        return CheckResult()
+    return CheckResult(Verdict.DEFER, facts.gather_errors)
+
+
+def approvals_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime) -> CheckResult:
+    """Defer until each policy's required approvers (four eyes where asked) have approved."""
+    reasons, requires = approvals.missing(policies, facts.approvals)
+    if not reasons:
+        return CheckResult()
+    return CheckResult(Verdict.DEFER, reasons, requires=requires)
+
+
+def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResult]:
+    """A break-glass approval overrides calendar, freezes, drift and approvals (DESIGN §3)."""
+    given = facts.approvals.break_glass
+    if given is None:
+        return list(results)
+    kept: list[CheckResult] = []
+    overridden: list[str] = []
+    for result in results:
+        if result.reasons and all(reason.check in approvals.OVERRIDABLE for reason in result.reasons):
+            overridden.extend(reason.code for reason in result.reasons)
+        else:
+            kept.append(result)
+    codes = ", ".join(dict.fromkeys(overridden)) or "nothing"
+    message = f"break-glass by {given.approver}: {given.reason or 'no reason given'} (overrides: {codes})"
+    kept.append(CheckResult(reasons=(Reason("approval", "break_glass", message, None),)))
+    return kept
+
+
+CHECKS: tuple[Check, ...] = (calendar_check, approvals_check, gather_check)
+
+
+def decide(
+    request: ReleaseRequest,
+    facts: Facts,
+    policies: Sequence[Policy],
+    *,
+    now: datetime,
+    options: DecideOptions = DecideOptions(),
+) -> Decision:
+    """Decide whether ``request`` may go out at ``now`` (strictest check wins)."""
+    retry_at = now + options.retry_delay
+    if facts.config_errors:
+        reasons = tuple(
+            Reason("config", "config_invalid", f"configuration did not load: {error}", None)
+            for error in facts.config_errors
+        )
+        return _decision(Verdict.DEFER, reasons, retry_at, (), facts, now, ())
+    governing = [policy for policy in policies if policy.governs(request.target)]
+    if not governing and facts.gather_errors:  # fail closed, whatever UNGOVERNED says
+        return _decision(Verdict.DEFER, facts.gather_errors, retry_at, (), facts, now, ())
+    if not governing:
+        return _ungoverned(request, facts, now, options)
+    names = tuple(policy.name for policy in governing)
+    enforced = [policy for policy in governing if policy.mode is Mode.ENFORCE]
+    observed = [policy for policy in governing if policy.mode is Mode.OBSERVE]
+    results = break_glass([check(request, facts, enforced, now) for check in CHECKS], facts)
+    verdict, reasons, not_before, requires = _combine(results, retry_at, facts)
+    would_defer = None
+    if observed:
+        shadow = [check(request, facts, observed, now) for check in CHECKS]
+        would_defer = tuple(reason for result in shadow for reason in result.reasons)
+    return _decision(verdict, reasons, not_before, requires, facts, now, names, would_defer)
+
+
+def _combine(
+    results: Sequence[CheckResult], retry_at: datetime, facts: Facts
+) -> tuple[Verdict, tuple[Reason, ...], datetime | None, tuple[str, ...]]:
+    if not results:  # an empty rule set never approves by accident
+        reason = Reason("decision", "no_checks", "no check ran; refusing to approve", None)
+        return Verdict.DEFER, (reason,), None, ()
+    verdict = max((result.verdict for result in results), key=STRICTNESS.__getitem__)
+    reasons = tuple(reason for result in results for reason in result.reasons)
+    requires = tuple(dict.fromkeys(need for result in results for need in result.requires))
+    if verdict is Verdict.APPROVE:
+        return verdict, reasons, None, requires
+    blocking = [result for result in results if result.verdict is not Verdict.APPROVE]
+    instants = [result.not_before for result in blocking if result.not_before is not None]
+    if facts.gather_errors:
+        instants.append(retry_at)
+    if any(result.indefinite for result in blocking) or not instants:
+        return verdict, reasons, None, requires
+    return verdict, reasons, max(instants), requires
+
+
+def _ungoverned(request: ReleaseRequest, facts: Facts, now: datetime, options: DecideOptions) -> Decision:
+    if options.ungoverned is Verdict.APPROVE:
+        return _decision(Verdict.APPROVE, (), None, (), facts, now, ())
+    reason = Reason("policy", "no_policy", f"no policy governs target {request.target}", None)
+    return _decision(Verdict.DEFER, (reason,), None, (), facts, now, ())
+
+
+def _decision(
+    verdict: Verdict,
+    reasons: tuple[Reason, ...],
+    not_before: datetime | None,
+    requires: tuple[str, ...],
+    facts: Facts,
+    now: datetime,
+    policies: tuple[str, ...],
+    would_defer: tuple[Reason, ...] | None = None,
+) -> Decision:
+    return Decision(
+        verdict=verdict,
+        reasons=reasons,
+        not_before=not_before if verdict is not Verdict.APPROVE else None,
+        requires=requires,
+        policy_hash=facts.policy_hash,
+        decided_at=now,
+        would_defer=would_defer,
+        policies=policies,
+    )

@@ -1,0 +1,48 @@
+"""What the GitOps controller reports after the gate: a release applied or turned unhealthy.
+
+Pure rules (DESIGN §2, §3 Rollback): a revision applied without an approve decision gets verdict
+``rollback``; an applied one that turns unhealthy within its policy's verification period gets
+``rollback`` where the policy asks for it. The action that restores the last verified revision
+belongs to the actions layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from gatekeeper.domain.policy import Policy
+from gatekeeper.domain.types import Decision, Reason, Verdict
+
+
+def applied_without_approval(revision: str, status: str, policy_hash: str, now: datetime) -> Decision:
+    """A revision went out while its release was not approved (e.g. a sync in a freeze)."""
+    reason = Reason(
+        "lifecycle",
+        "applied_without_approval",
+        f"revision {revision} was applied while its release was {status}, not approved",
+        None,
+    )
+    return Decision(Verdict.ROLLBACK, (reason,), None, (), policy_hash, now)
+
+
+def unhealthy_after_apply(
+    revision: str, applied_at: datetime, policies: Sequence[Policy], policy_hash: str, now: datetime
+) -> Decision | None:
+    """Rollback when a governing policy rolls back unhealthy releases within its verification period."""
+    for policy in policies:
+        rules = policy.verification
+        if not rules.rollback_on_unhealthy or rules.period is None:
+            continue
+        period = rules.period
+        elapsed = (now - applied_at).total_seconds()
+        if elapsed <= period.days * 86_400 + period.seconds:
+            reason = Reason(
+                "verification",
+                "unhealthy",
+                f"revision {revision} turned unhealthy {int(elapsed)}s after it was applied "
+                f"(policy {policy.name} verifies for {period})",
+                None,
+            )
+            return Decision(Verdict.ROLLBACK, (reason,), None, (), policy_hash, now)
+    return None

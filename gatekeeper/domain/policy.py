@@ -1,0 +1,161 @@
+"""Release policies as frozen domain values (the YAML schema lives in ``configuration``).
+
+A policy names the targets it governs (``fnmatchcase`` globs, ``*`` also matches ``/``), its
+calendar entries and the rules later checks read (drift, provenance, approvals, verification).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from fnmatch import fnmatchcase
+from functools import lru_cache
+
+from gatekeeper.domain.durations import Duration
+
+DEFAULT_CODES = {
+    "holidays": "public_holiday",
+    "businessDays": "business_days",
+    "cron": "cron_window",
+    "adhoc": "adhoc_freeze",
+}
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    OBSERVE = "observe"
+
+
+class DriftMode(StrEnum):
+    BLOCK = "block"
+    WARN = "warn"
+    OFF = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class HolidaySpec:
+    country: str
+    subdivision: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.country}-{self.subdivision}" if self.subdivision else self.country
+
+
+@dataclass(frozen=True, slots=True)
+class IcsEntry:
+    """Events of an ``.ics`` file (path relative to the calendars directory)."""
+
+    path: str
+    code: str
+
+    def describe(self) -> str:
+        return f"calendar {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class HolidaysEntry:
+    """Public holidays of a country (and subdivision), as whole local days."""
+
+    holidays: HolidaySpec
+    code: str
+
+    def describe(self) -> str:
+        return f"public holidays {self.holidays}"
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessDaysEntry:
+    """The first or last N business days of every month, as whole local days."""
+
+    first: int | None
+    last: int | None
+    holidays: HolidaySpec | None
+    code: str
+
+    def describe(self) -> str:
+        which = f"first {self.first}" if self.first else f"last {self.last}"
+        return f"{which} business days of the month"
+
+
+@dataclass(frozen=True, slots=True)
+class CronEntry:
+    """Argo CD sync-window style: a window of ``duration`` from each cron match in ``timezone``."""
+
+    cron: str
+    duration: Duration
+    timezone: str
+    code: str
+
+    def describe(self) -> str:
+        return f"cron '{self.cron}' for {self.duration} ({self.timezone})"
+
+
+CalendarEntry = IcsEntry | HolidaysEntry | BusinessDaysEntry | CronEntry
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarRules:
+    deny: tuple[CalendarEntry, ...] = ()
+    allow: tuple[CalendarEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    repo: str | None = None
+    path: str | None = None
+    cluster: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceRules:
+    require_digest: bool = False
+    allowed_registries: tuple[str, ...] = ()
+    signature_keys: tuple[str, ...] = ()
+    slsa_builders: tuple[str, ...] = ()
+    slsa_source_repos: tuple[str, ...] = ()
+    break_glass: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRules:
+    required: int = 0
+    role: str = "release-manager"
+    four_eyes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRules:
+    period: Duration | None = None
+    rollback_on_unhealthy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    targets: tuple[str, ...]
+    mode: Mode = Mode.ENFORCE
+    paths: tuple[str, ...] = ()
+    source: Source = Source()
+    timezone: str = "UTC"
+    calendar: CalendarRules = CalendarRules()
+    drift: DriftMode = DriftMode.OFF
+    provenance: ProvenanceRules = ProvenanceRules()
+    approvals: ApprovalRules = ApprovalRules()
+    verification: VerificationRules = VerificationRules()
+    file: str = ""
+    line: int = 0
+
+    def governs(self, target: str) -> bool:
+        return _matches(self.targets, target)
+
+    def touches(self, paths: tuple[str, ...]) -> bool:
+        """Whether a change of ``paths`` concerns this policy (no ``paths`` rule: any change)."""
+        if not self.paths:
+            return True
+        return any(fnmatchcase(path, pattern) for path in paths for pattern in self.paths)
+
+
+@lru_cache(maxsize=8192)
+def _matches(patterns: tuple[str, ...], target: str) -> bool:
+    """Whether ``target`` matches any glob (memoised: the same targets are asked again and again)."""
+    return any(fnmatchcase(target, pattern) for pattern in patterns)

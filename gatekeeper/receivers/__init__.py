@@ -1,0 +1,162 @@
+"""Inbound webhook receivers, one file per source, registered in ``RECEIVERS``.
+
+Each receiver verifies its request (HMAC or token, constant time), allow-lists the event, names
+the delivery and converts the payload into a typed ``Inbound`` value. It raises only
+``ReceiverError`` on any input. Adding a source is: one file, one map entry, fixtures, tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gatekeeper.domain.types import InvalidTargetError, ReleaseRequest, TargetKey, parse_target
+
+
+class ReceiverError(Exception):
+    """A request a receiver refuses: HTTP status, stable code, message, field at fault."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def unauthorized(message: str) -> ReceiverError:
+    return ReceiverError(401, "unauthorized", message)
+
+
+def malformed(message: str) -> ReceiverError:
+    return ReceiverError(400, "malformed_payload", message)
+
+
+def invalid(field_name: str, message: str) -> ReceiverError:
+    return ReceiverError(422, "invalid_payload", f"{field_name}: {message}", field_name)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitPeople:
+    """Who wrote and who merged a commit (four eyes compares approvers with them)."""
+
+    sha: str
+    author: str | None = None
+    merger: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """Where and how to answer the source once the release is decided (GitHub deployment reviews)."""
+
+    kind: str
+    url: str
+    environment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What a delivery asks of the service.
+
+    ``request``: a release to decide. ``commits``: author/merger facts to record. ``paths``: the
+    files the change touched (None: unknown, which counts as touching). ``observed``: a state the
+    GitOps controller reports for (target, revision): ``applied`` or ``unhealthy``.
+    """
+
+    request: ReleaseRequest | None = None
+    commits: tuple[CommitPeople, ...] = ()
+    paths: tuple[str, ...] | None = None
+    observed: str | None = None
+    callback: Callback | None = None
+    repo: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A verified delivery that asks nothing (202 with the reason)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """The inbound secrets of DESIGN §7 (plain strings; None: the source is disabled)."""
+
+    values: Mapping[str, str | None] = field(default_factory=dict)
+
+    def get(self, source: str) -> str | None:
+        return self.values.get(source)
+
+
+class Receiver(Protocol):
+    source: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
+        """Raise ReceiverError(401) unless the request is authentic."""
+
+    def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        """The id a redelivery repeats."""
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> Inbound | Ignored:
+        """The typed meaning of the delivery (event allow-list first, then the payload)."""
+
+
+def hmac_sha256_matches(secret: str, body: bytes, header: str | None) -> bool:
+    """``sha256=<hex>`` over the raw body, compared in constant time."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+
+
+def body_digest(source: str, body: bytes) -> str:
+    """A delivery id for sources that send none: sha256 of source + raw body."""
+    return hashlib.sha256(source.encode() + b"\0" + body).hexdigest()
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise malformed(f"body is not valid JSON: {getattr(exc, 'msg', exc)}") from None
+    if not isinstance(data, dict):
+        raise invalid("body", "expected a JSON object")
+    return data
+
+
+def text_at(data: Mapping[str, Any], path: str, *, required: bool = True) -> str | None:
+    """The string at dotted ``path`` (e.g. ``repository.full_name``), 422 naming it if absent or not text."""
+    node: Any = data
+    for step in path.split("."):
+        if not isinstance(node, Mapping) or step not in node or node[step] is None:
+            if required:
+                raise invalid(path, "field required")
+            return None
+        node = node[step]
+    if isinstance(node, bool) or not isinstance(node, str | int):
+        raise invalid(path, f"expected a string, got {type(node).__name__}")
+    value = str(node)
+    if required and not value:
+        raise invalid(path, "must not be empty")
+    return value or None
+
+
+def list_at(data: Mapping[str, Any], path: str) -> list[Any]:
+    node: Any = data
+    for step in path.split("."):
+        if not isinstance(node, Mapping) or node.get(step) is None:
+            return []
+        node = node[step]
+    if not isinstance(node, list):
+        raise invalid(path, f"expected a list, got {type(node).__name__}")
+    return node
+
+
+def git_target(repo: str, branch: str, field_name: str) -> TargetKey:
+    """``git:<owner/repo>@<branch>``, 422 naming ``field_name`` if it is not a valid target."""
+    try:
+        return parse_target(f"git:{repo}@{branch}")
+    except InvalidTargetError as exc:
+        raise invalid(field_name, str(exc)) from None
+

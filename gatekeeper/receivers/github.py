@@ -1,0 +1,116 @@
+"""GitHub webhooks: ``ping``, ``push``, ``pull_request`` (closed and merged), ``deployment_protection_rule``.
+
+Authenticated by ``X-Hub-Signature-256: sha256=<hex HMAC of the raw body>``; the delivery id is
+``X-GitHub-Delivery``. A push or merge to a branch asks for a decision on ``git:<owner/repo>@<branch>``;
+a deployment protection rule is answered through its ``deployment_callback_url``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gatekeeper.domain.types import ReleaseRequest
+from gatekeeper.receivers import (
+    Callback,
+    CommitPeople,
+    Ignored,
+    Inbound,
+    body_digest,
+    git_target,
+    hmac_sha256_matches,
+    invalid,
+    list_at,
+    load_json,
+    text_at,
+    unauthorized,
+)
+
+EVENTS = ("ping", "push", "pull_request", "deployment_protection_rule")
+
+
+class GitHubReceiver:
+    source = "github"
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
+        signature = headers.get("x-hub-signature-256")
+        if not signature:
+            raise unauthorized("missing X-Hub-Signature-256 header")
+        if not hmac_sha256_matches(secret, body, signature):
+            raise unauthorized("X-Hub-Signature-256 does not match the body")
+
+    def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        return headers.get("x-github-delivery") or body_digest(self.source, body)
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> Inbound | Ignored:
+        event = headers.get("x-github-event", "")
+        if event not in EVENTS:
+            return Ignored(f"GitHub event {event or '(none)'!r} is not handled (handled: {', '.join(EVENTS)})")
+        data = load_json(body)
+        if event == "ping":
+            return Inbound()
+        if event == "push":
+            return self._push(data)
+        if event == "pull_request":
+            return self._pull_request(data)
+        return self._protection_rule(data)
+
+    def _push(self, data: dict[str, Any]) -> Inbound | Ignored:
+        ref = text_at(data, "ref") or ""
+        if not ref.startswith("refs/heads/"):
+            return Ignored(f"push to {ref} is not a branch")
+        if data.get("deleted") is True:
+            return Ignored(f"push deleted {ref}")
+        repo = text_at(data, "repository.full_name") or ""
+        sha = text_at(data, "after") or ""
+        target = git_target(repo, ref.removeprefix("refs/heads/"), "ref")
+        pusher = text_at(data, "pusher.name", required=False)
+        people: list[CommitPeople] = []
+        paths: set[str] = set()
+        for position, commit in enumerate(list_at(data, "commits")):
+            if not isinstance(commit, dict):
+                raise invalid(f"commits.{position}", "expected an object")
+            commit_sha = text_at(commit, "id") or ""
+            author = text_at(commit, "author.username", required=False) or text_at(
+                commit, "author.name", required=False
+            )
+            people.append(CommitPeople(commit_sha, author, pusher if commit_sha == sha else None))
+            for kind in ("added", "modified", "removed"):
+                paths.update(str(path) for path in list_at(commit, kind))
+        if not any(person.sha == sha for person in people):
+            author = text_at(data, "head_commit.author.username", required=False)
+            people.append(CommitPeople(sha, author, pusher))
+        request = ReleaseRequest(target=target, revision=sha, trigger="github-push")
+        return Inbound(request=request, commits=tuple(people), paths=tuple(sorted(paths)), repo=repo)
+
+    def _pull_request(self, data: dict[str, Any]) -> Inbound | Ignored:
+        action = text_at(data, "action")
+        merged = isinstance(data.get("pull_request"), dict) and data["pull_request"].get("merged") is True
+        if action != "closed" or not merged:
+            return Ignored(f"pull_request {action} (merged: {merged}) is not a merge")
+        repo = text_at(data, "pull_request.base.repo.full_name") or ""
+        branch = text_at(data, "pull_request.base.ref") or ""
+        sha = text_at(data, "pull_request.merge_commit_sha") or ""
+        people = CommitPeople(
+            sha,
+            text_at(data, "pull_request.user.login", required=False),
+            text_at(data, "pull_request.merged_by.login", required=False),
+        )
+        request = ReleaseRequest(
+            target=git_target(repo, branch, "pull_request.base.ref"), revision=sha, trigger="github-merge"
+        )
+        return Inbound(request=request, commits=(people,), paths=None, repo=repo)
+
+    def _protection_rule(self, data: dict[str, Any]) -> Inbound | Ignored:
+        action = text_at(data, "action")
+        if action != "requested":
+            return Ignored(f"deployment_protection_rule {action} is not a request")
+        repo = text_at(data, "repository.full_name") or ""
+        ref = text_at(data, "deployment.ref", required=False) or text_at(data, "ref") or ""
+        sha = text_at(data, "deployment.sha", required=False) or text_at(data, "sha") or ""
+        environment = text_at(data, "environment")
+        callback = Callback("github-deployment", text_at(data, "deployment_callback_url") or "", environment)
+        target = git_target(repo, ref.removeprefix("refs/heads/"), "deployment.ref")
+        context = (("environment", environment or ""),)
+        request = ReleaseRequest(target=target, revision=sha, trigger="github-deployment", context=context)
+        return Inbound(request=request, callback=callback, repo=repo)

@@ -1,0 +1,93 @@
+"""GitLab webhooks: ``Push Hook`` and ``Merge Request Hook`` (action merge).
+
+Authenticated by ``X-Gitlab-Token`` (compared in constant time); the delivery id is
+``Idempotency-Key``, else ``X-Gitlab-Event-UUID``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from gatekeeper.domain.types import ReleaseRequest
+from gatekeeper.receivers import (
+    CommitPeople,
+    Ignored,
+    Inbound,
+    body_digest,
+    git_target,
+    invalid,
+    list_at,
+    load_json,
+    text_at,
+    unauthorized,
+)
+
+EVENTS = ("Push Hook", "Merge Request Hook")
+
+
+class GitLabReceiver:
+    source = "gitlab"
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
+        token = headers.get("x-gitlab-token")
+        if not token:
+            raise unauthorized("missing X-Gitlab-Token header")
+        if not hmac.compare_digest(token.encode(), secret.encode()):
+            raise unauthorized("X-Gitlab-Token is wrong")
+
+    def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        return headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid") or body_digest(self.source, body)
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> Inbound | Ignored:
+        event = headers.get("x-gitlab-event", "")
+        if event not in EVENTS:
+            return Ignored(f"GitLab event {event or '(none)'!r} is not handled (handled: {', '.join(EVENTS)})")
+        data = load_json(body)
+        return self._push(data) if event == "Push Hook" else self._merge(data)
+
+    def _push(self, data: dict[str, Any]) -> Inbound | Ignored:
+        ref = text_at(data, "ref") or ""
+        if not ref.startswith("refs/heads/"):
+            return Ignored(f"push to {ref} is not a branch")
+        sha = text_at(data, "checkout_sha", required=False) or text_at(data, "after") or ""
+        if set(sha) == {"0"}:
+            return Ignored(f"push deleted {ref}")
+        repo = text_at(data, "project.path_with_namespace") or ""
+        pusher = text_at(data, "user_username", required=False)
+        people: list[CommitPeople] = []
+        paths: set[str] = set()
+        for position, commit in enumerate(list_at(data, "commits")):
+            if not isinstance(commit, dict):
+                raise invalid(f"commits.{position}", "expected an object")
+            commit_sha = text_at(commit, "id") or ""
+            author = text_at(commit, "author.name", required=False)
+            people.append(CommitPeople(commit_sha, author, pusher if commit_sha == sha else None))
+            for kind in ("added", "modified", "removed"):
+                paths.update(str(path) for path in list_at(commit, kind))
+        if not any(person.sha == sha for person in people):
+            people.append(CommitPeople(sha, None, pusher))
+        target = git_target(repo, ref.removeprefix("refs/heads/"), "ref")
+        request = ReleaseRequest(target=target, revision=sha, trigger="gitlab-push")
+        return Inbound(request=request, commits=tuple(people), paths=tuple(sorted(paths)), repo=repo)
+
+    def _merge(self, data: dict[str, Any]) -> Inbound | Ignored:
+        action = text_at(data, "object_attributes.action", required=False)
+        if action != "merge":
+            return Ignored(f"merge request action {action!r} is not a merge")
+        repo = text_at(data, "project.path_with_namespace") or ""
+        branch = text_at(data, "object_attributes.target_branch") or ""
+        sha = (
+            text_at(data, "object_attributes.merge_commit_sha", required=False)
+            or text_at(data, "object_attributes.last_commit.id")
+            or ""
+        )
+        people = CommitPeople(
+            sha,
+            text_at(data, "object_attributes.last_commit.author.name", required=False),
+            text_at(data, "user.username", required=False),
+        )
+        target = git_target(repo, branch, "object_attributes.target_branch")
+        request = ReleaseRequest(target=target, revision=sha, trigger="gitlab-merge")
+        return Inbound(request=request, commits=(people,), paths=None, repo=repo)

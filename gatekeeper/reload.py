@@ -1,0 +1,133 @@
+"""Keeps the active configuration: loads policy and calendar files, reloads them on change.
+
+A set of files that fails to load is rejected whole: the last good configuration stays active
+(status ``stale``, with the FILE:LINE errors), and with none ever loaded the status is
+``invalid`` and every gate call defers with ``config_invalid`` (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from gatekeeper.calendar import CompileError
+from gatekeeper.configuration.loader import Configuration, ConfigurationError, load_configuration
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigState:
+    """The active configuration (None if none ever loaded) and the last load's outcome."""
+
+    configuration: Configuration | None
+    status: str  # ok | stale | invalid
+    errors: tuple[str, ...]
+    loaded_at: datetime | None
+
+
+def fingerprint(*roots: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of every file under ``roots`` (cheap change test)."""
+    entries: list[tuple[str, int, int]] = []
+    for root in roots:
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    stat = path.stat()
+                    entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
+class ConfigHolder:
+    """Thread-safe holder of the active configuration, with reload and change polling."""
+
+    def __init__(self, policies_dir: Path, calendars_dir: Path, clock: Callable[[], datetime]) -> None:
+        self.policies_dir = policies_dir
+        self.calendars_dir = calendars_dir
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = ConfigState(None, "invalid", ("not loaded yet",), None)
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._listeners: list[Callable[[ConfigState], None]] = []
+
+    @property
+    def state(self) -> ConfigState:
+        return self._state
+
+    def on_change(self, listener: Callable[[ConfigState], None]) -> None:
+        self._listeners.append(listener)
+
+    def reload(self) -> ConfigState:
+        """Load the files now; keep the last good configuration if they do not load."""
+        with self._lock:
+            self._seen = fingerprint(self.policies_dir, self.calendars_dir)
+            now = self._clock()
+            try:
+                configuration = load_configuration(self.policies_dir, self.calendars_dir, now=now)
+            except ConfigurationError as exc:
+                errors = tuple(str(error) for error in exc.errors)
+                previous = self._state.configuration
+                self._state = ConfigState(previous, "stale" if previous else "invalid", errors, self._state.loaded_at)
+                for error in errors:
+                    logger.error("configuration rejected: %s", error)
+            else:
+                self._state = ConfigState(configuration, "ok", (), now)
+                logger.info(
+                    "configuration loaded: %d policies, hash %s",
+                    len(configuration.policies),
+                    configuration.policy_hash[:12],
+                )
+            state = self._state
+        for listener in self._listeners:
+            listener(state)
+        return state
+
+    def changed(self) -> bool:
+        return fingerprint(self.policies_dir, self.calendars_dir) != self._seen
+
+    def poll(self) -> None:
+        """Reload if the files changed; keep the compiled horizon ahead of the clock."""
+        if self.changed():
+            self.reload()
+            return
+        configuration = self._state.configuration
+        if configuration is not None:
+            try:
+                configuration.calendars.warm(self._clock() + timedelta(days=2))
+            except CompileError as exc:  # compiled fine at load; report, keep serving
+                logger.error("calendar compile failed: %s", exc)
+
+
+class Housekeeper:
+    """A daemon thread running each ``(task, period_seconds)`` on its period until stopped."""
+
+    def __init__(self, tasks: list[tuple[Callable[[], object], float]], tick: float) -> None:
+        self._tasks = tasks
+        self._tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        due = [0.0] * len(self._tasks)
+        elapsed = 0.0
+        while not self._stop.wait(self._tick):
+            elapsed += self._tick
+            for position, (task, period) in enumerate(self._tasks):
+                if elapsed < due[position]:
+                    continue
+                due[position] = elapsed + period
+                try:
+                    task()
+                except Exception:  # housekeeping must survive anything a task throws
+                    logger.exception("housekeeping task %s failed", getattr(task, "__name__", task))

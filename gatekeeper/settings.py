@@ -1,0 +1,79 @@
+"""Settings: one pydantic-settings class, environment prefix ``GATEKEEPER_`` (DESIGN §7).
+
+Built once (in the app factory or the CLI) and passed down; never a module-level singleton.
+Invalid values fail at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gatekeeper.domain.durations import Duration, InvalidDurationError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEKEEPER_", env_nested_delimiter="__", extra="ignore")
+
+    DATABASE_URL: str = Field(
+        "sqlite:///./gatekeeper.db",
+        description="SQLAlchemy URL; SQLite is the embedded default, postgresql+psycopg://... in production.",
+    )
+    AUTO_MIGRATE: bool = Field(False, description="Run database migrations at start-up instead of refusing.")
+    POLICIES_DIR: Path = Field(Path("./policies"), description="Directory of ReleasePolicy YAML files.")
+    CALENDARS_DIR: Path = Field(Path("./calendars"), description="Directory of .ics files policies refer to.")
+    TOKENS_FILE: Path | None = Field(None, description="YAML list of API tokens (sha256 hashes) and roles.")
+    GITHUB_SECRET: SecretStr | None = Field(None, description="HMAC secret of GitHub webhooks (unset: route 404).")
+    GITLAB_TOKEN: SecretStr | None = Field(None, description="X-Gitlab-Token of GitLab webhooks (unset: route 404).")
+    FLUX_SECRET: SecretStr | None = Field(None, description="HMAC key of the Flux generic-hmac Provider.")
+    ARGOCD_TOKEN: SecretStr | None = Field(None, description="Bearer token Argo CD notifications send.")
+    GITHUB_API_TOKEN: SecretStr | None = Field(None, description="Token for GitHub commit statuses and reviews.")
+    GITLAB_API_TOKEN: SecretStr | None = Field(None, description="Token for GitLab commit statuses.")
+    GITHUB_API_URL: str = Field(
+        "https://api.github.com", description="GitHub REST API base URL (GHES: https://HOST/api/v3)."
+    )
+    GITLAB_API_URL: str = Field("https://gitlab.com/api/v4", description="GitLab REST API base URL.")
+    ARGOCD_SERVER: str | None = Field(None, description="Argo CD API base URL for sync and rollback.")
+    ARGOCD_API_TOKEN: SecretStr | None = Field(None, description="Argo CD API token.")
+    PUBLIC_URL: str = Field("http://127.0.0.1:8080", description="Base URL used in links (commit statuses).")
+    MAX_BODY_BYTES: int = Field(1_048_576, gt=0, description="Largest request body accepted, in bytes (413 above).")
+    UNGOVERNED: Literal["defer", "approve"] = Field(
+        "defer", description="Decision for a target no policy governs (fail closed by default)."
+    )
+    RETRY_DELAY: str = Field("5m", description="When a fail-closed deferral may be retried (duration).")
+    HOST: str = Field("127.0.0.1", description="Address to listen on.")
+    PORT: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
+
+    RELOAD_INTERVAL: float = Field(
+        2.0, gt=0, description="Seconds between checks of the policy, calendar and tokens files for changes."
+    )
+    DELIVERY_RETENTION: str = Field(
+        "7d", description="How long webhook deliveries are kept for redelivery dedupe (duration)."
+    )
+    UI_TIMEZONE: str = Field("Europe/Berlin", description="Time zone the release-manager page shows local times in.")
+    LOG_FORMAT: Literal["text", "json"] = Field("text", description="Log format: text locally, json in production.")
+
+    @field_validator("RETRY_DELAY", "DELIVERY_RETENTION")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        try:
+            Duration.parse(value)
+        except InvalidDurationError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def retry_delay_seconds(self) -> int:
+        return _seconds(self.RETRY_DELAY)
+
+    @property
+    def delivery_retention_seconds(self) -> int:
+        return _seconds(self.DELIVERY_RETENTION)
+
+
+def _seconds(text: str) -> int:
+    duration = Duration.parse(text)
+    return duration.days * 86_400 + duration.seconds

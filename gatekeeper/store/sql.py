@@ -1,0 +1,594 @@
+"""``SqlReleaseStore``: the ReleaseStore port on SQLAlchemy Core (SQLite or PostgreSQL).
+
+Each gate call is one transaction: lock the (target, revision) row, decide if the release is
+still open, write the decision, supersede older open releases of the target. The unique key on
+(target, revision) settles concurrent first calls; the loser retries as an existing release.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from gatekeeper.audit import GENESIS, chain_hash
+from gatekeeper.domain.approvals import Approval, ApprovalFacts
+from gatekeeper.domain.types import Decision, Reason, format_instant
+from gatekeeper.store import NotMigratedError, StoreError
+from gatekeeper.store import migrations as schema_migrations
+from gatekeeper.store.records import (
+    REDECIDABLE,
+    ApprovalRecord,
+    DecisionRecord,
+    GateRecord,
+    ReleaseDetail,
+    ReleaseRecord,
+    ReleaseStatus,
+)
+from gatekeeper.store.tables import (
+    approvals,
+    audit,
+    audit_pending,
+    commits,
+    decisions,
+    deliveries,
+    notifications,
+    releases,
+)
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATUSES = tuple(status.value for status in REDECIDABLE)
+STATUS_OF_VERDICT = {"approve": ReleaseStatus.APPROVED, "defer": ReleaseStatus.DEFERRED}
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned per backend (SQLite: WAL, busy timeout, immediate write transactions)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _sqlite_pragmas(engine)
+        return engine
+    return create_engine(url, pool_size=16, max_overflow=16, pool_timeout=10)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's begin hook issue BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # Take the write lock up front: no deadlock upgrading a read lock under concurrency.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def reason_dict(reason: Reason) -> dict[str, Any]:
+    return {
+        "check": reason.check,
+        "code": reason.code,
+        "message": reason.message,
+        "until": format_instant(reason.until),
+    }
+
+
+class SqlReleaseStore:
+    """Releases, decisions and deliveries in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlReleaseStore:
+        return cls(make_engine(url))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {_short(exc)}") from exc
+
+    def check_migrated(self) -> None:
+        """Raise NotMigratedError unless the schema is at the newest revision."""
+        try:
+            current, head = schema_migrations.pending(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unreachable: {_short(exc)}") from exc
+        if current != head:
+            raise NotMigratedError(
+                f"database schema is at {current or 'nothing'} but gatekeeper needs {head}: "
+                "run `gatekeeper db upgrade` (or set GATEKEEPER_AUTO_MIGRATE=true)"
+            )
+
+    def upgrade(self) -> None:
+        try:
+            schema_migrations.upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"migration failed: {_short(exc)}") from exc
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def gate(
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, str],
+        decide: Callable[[ReleaseRecord | None, Callable[[bool], ApprovalFacts]], Decision],
+        now: datetime,
+    ) -> GateRecord:
+        """Decide and record a gate call for (target, revision) in one transaction."""
+        with self._transaction() as connection:
+            return StoreSession(connection).gate(target, revision, trigger, context, decide, now)
+
+    @contextmanager
+    def delivery(self, source: str, delivery_id: str, now: datetime) -> Iterator[DeliveryClaim]:
+        """Claim a webhook delivery in a transaction; a redelivery finds the stored answer.
+
+        The unique key on (source, delivery_id) makes concurrent redeliveries wait for the
+        first one's transaction and then read its answer: one release, one decision.
+        """
+        with self._transaction() as connection:
+            claimed = connection.execute(
+                _insert_ignore(connection, deliveries)
+                .values(source=source, delivery_id=delivery_id, status_code=0, response={}, received_at=now)
+                .returning(deliveries.c.id)
+            ).scalar_one_or_none()
+            if claimed is None:
+                row = connection.execute(
+                    select(deliveries.c.status_code, deliveries.c.response).where(
+                        deliveries.c.source == source, deliveries.c.delivery_id == delivery_id
+                    )
+                ).one()
+                yield DeliveryClaim(StoreSession(connection), (row.status_code, row.response))
+                return
+            claim = DeliveryClaim(StoreSession(connection), None)
+            yield claim
+            if claim.answer is None:
+                raise StoreError("delivery claimed but never answered")
+            connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == claimed)
+                .values(status_code=claim.answer[0], response=claim.answer[1])
+            )
+
+    def release(self, release_id: int) -> ReleaseDetail | None:
+        with self._transaction() as connection:
+            row = connection.execute(
+                select(releases, commits.c.author, commits.c.merger)
+                .select_from(releases.outerjoin(commits, commits.c.sha == releases.c.revision))
+                .where(releases.c.id == release_id)
+            ).first()
+            if row is None:
+                return None
+            found = connection.execute(
+                select(decisions).where(decisions.c.release_id == release_id).order_by(decisions.c.id)
+            ).all()
+            given = connection.execute(
+                select(approvals).where(approvals.c.release_id == release_id).order_by(approvals.c.id)
+            ).all()
+        return ReleaseDetail(_release(row), tuple(_decision(d) for d in found), tuple(_approval(a) for a in given))
+
+    def releases(
+        self, *, status: str | None, target: str | None, before_id: int | None, limit: int
+    ) -> tuple[list[ReleaseDetail], int | None]:
+        """Newest first; returns the page and the id to continue before (None: last page)."""
+        query = select(releases.c.id).order_by(releases.c.id.desc()).limit(limit + 1)
+        if status:
+            query = query.where(releases.c.status == status)
+        if target:
+            query = query.where(releases.c.target == target)
+        if before_id is not None:
+            query = query.where(releases.c.id < before_id)
+        with self._transaction() as connection:
+            ids = list(connection.execute(query).scalars())
+        page = [detail for detail in (self.release(i) for i in ids[:limit]) if detail is not None]
+        return page, (ids[limit - 1] if len(ids) > limit else None)
+
+    def notified(self, key: str, digest: str) -> bool:
+        """Whether exactly this notification (same key and content) was already sent."""
+        with self._transaction() as connection:
+            sent = connection.execute(select(notifications.c.digest).where(notifications.c.key == key)).scalar()
+        return sent == digest
+
+    def record_notification(self, key: str, digest: str, now: datetime) -> None:
+        with self._transaction() as connection:
+            connection.execute(delete(notifications).where(notifications.c.key == key))
+            connection.execute(insert(notifications).values(key=key, digest=digest, sent_at=now))
+
+    def chain_audit(self, batch: int = 1000) -> int:
+        """Link every pending audit record into the hash chain; returns how many were chained.
+
+        One chainer at a time: a PostgreSQL advisory lock (SQLite: the write lock). Records are
+        chained in the order their transactions became visible, each exactly once.
+        """
+        chained = 0
+        while True:
+            with self._transaction() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+                done = StoreSession(connection).chain_pending(batch)
+            chained += done
+            if done < batch:
+                return chained
+
+    def audit_records(self, *, after: int, limit: int | None) -> list[dict[str, Any]]:
+        """Audit records with seq > ``after``, oldest first (pending records are chained first)."""
+        self.chain_audit()
+        query = select(audit).where(audit.c.seq > after).order_by(audit.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction() as connection:
+            return [audit_row(row) for row in connection.execute(query)]
+
+    @contextmanager
+    def session(self) -> Iterator[StoreSession]:
+        """One transaction for several operations."""
+        with self._transaction() as connection:
+            yield StoreSession(connection)
+
+    def prune_deliveries(self, older_than: datetime) -> int:
+        with self._transaction() as connection:
+            result = connection.execute(delete(deliveries).where(deliveries.c.received_at < older_than))
+        return int(result.rowcount or 0)
+
+    def count_releases(self) -> int:
+        with self._transaction() as connection:
+            return int(connection.execute(select(func.count()).select_from(releases)).scalar_one())
+
+
+def _release(row: Row[Any]) -> ReleaseRecord:
+    mapping = row._mapping
+    return ReleaseRecord(
+        id=mapping["id"],
+        target=mapping["target"],
+        revision=mapping["revision"],
+        status=ReleaseStatus(mapping["status"]),
+        trigger=mapping["trigger"],
+        created_at=_utc(mapping["created_at"]) or datetime.min.replace(tzinfo=UTC),
+        updated_at=_utc(mapping["updated_at"]) or datetime.min.replace(tzinfo=UTC),
+        author=mapping.get("author"),
+        merger=mapping.get("merger"),
+        has_approvals=mapping.get("has_approvals"),
+    )
+
+
+def _decision(row: Row[Any]) -> DecisionRecord:
+    m = row._mapping
+    return DecisionRecord(
+        id=m["id"],
+        release_id=m["release_id"],
+        verdict=m["verdict"],
+        reasons=m["reasons"],
+        not_before=_utc(m["not_before"]),
+        requires=m["requires"],
+        policy_hash=m["policy_hash"],
+        would_defer=m["would_defer"],
+        trigger=m["trigger"],
+        decided_at=_utc(m["decided_at"]) or datetime.min,
+    )
+
+
+def _approval(row: Row[Any]) -> ApprovalRecord:
+    m = row._mapping
+    return ApprovalRecord(
+        id=m["id"],
+        approver=m["approver"],
+        roles=m["roles"],
+        reason=m["reason"],
+        break_glass=m["break_glass"],
+        created_at=_utc(m["created_at"]) or datetime.min,
+    )
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text_ = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text_[:limit]
+
+
+__all__ = ["OperationalError", "SqlReleaseStore", "make_engine"]
+
+
+def _insert_ignore(connection: Connection, table: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for the connection's dialect."""
+    if connection.dialect.name == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+@dataclass
+class DeliveryClaim:
+    """A claimed delivery (``stored`` None) to answer, or a redelivery with its stored answer."""
+
+    session: StoreSession
+    stored: tuple[int, dict[str, Any]] | None
+    answer: tuple[int, dict[str, Any]] | None = None
+
+
+# The gate's hot path runs these prebuilt statements with bound parameters: building a
+# statement per call (``insert(...).values(...)``) costs more Python time than the database does.
+HAS_APPROVALS = select(approvals.c.id).where(approvals.c.release_id == releases.c.id).exists().label("has_approvals")
+FIND_RELEASE = (
+    select(releases, HAS_APPROVALS)
+    .where(releases.c.target == bindparam("b_target"), releases.c.revision == bindparam("b_revision"))
+    .with_for_update(of=releases)
+)
+SUPERSEDE = (
+    update(releases)
+    .where(
+        releases.c.target == bindparam("b_target"),
+        releases.c.id != bindparam("b_id"),
+        releases.c.status.in_(OPEN_STATUSES),
+    )
+    .values(status=ReleaseStatus.SUPERSEDED.value, updated_at=bindparam("b_now"))
+)
+SET_STATUS = (
+    update(releases)
+    .where(releases.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+INSERT_DECISION = insert(decisions).returning(decisions.c.id)
+INSERT_AUDIT_PENDING = insert(audit_pending)
+APPROVALS_OF = select(approvals).where(approvals.c.release_id == bindparam("b_id")).order_by(approvals.c.id)
+_INSERT_RELEASE: dict[str, Any] = {
+    "postgresql": pg_insert(releases).on_conflict_do_nothing().returning(*releases.c),
+    "sqlite": sqlite_insert(releases).on_conflict_do_nothing().returning(*releases.c),
+}
+
+
+class StoreSession:
+    """Store operations inside one open transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def release_for_update(self, release_id: int) -> ReleaseRecord | None:
+        row = self.connection.execute(
+            select(releases, commits.c.author, commits.c.merger)
+            .select_from(releases.outerjoin(commits, commits.c.sha == releases.c.revision))
+            .where(releases.c.id == release_id)
+            .with_for_update(of=releases)
+        ).first()
+        return _release(row) if row is not None else None
+
+    def find(self, target: str, revision: str) -> ReleaseRecord | None:
+        row = self.connection.execute(FIND_RELEASE, {"b_target": target, "b_revision": revision}).first()
+        return _release(row) if row is not None else None
+
+    def gate(
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, str],
+        decide: Callable[[ReleaseRecord | None, Callable[[bool], ApprovalFacts]], Decision],
+        now: datetime,
+    ) -> GateRecord:
+        """Re-decide an open release, create a new one (superseding older open ones), or
+        return the latest decision of a release that is no longer open."""
+        release = self.find(target, revision)
+        if release is not None and release.status not in REDECIDABLE:
+            latest = self.latest_decision(release.id)
+            if latest is not None:
+                return GateRecord(release, latest, decided_now=False)
+
+        def facts(people: bool) -> ApprovalFacts:
+            return self.approval_facts(release, revision, people=people)
+
+        decision = decide(release, facts)
+        status = STATUS_OF_VERDICT.get(decision.verdict.value, release.status if release else ReleaseStatus.PENDING)
+        if release is None:
+            release = self._create(target, revision, trigger, context, status, now)
+        if release.status is not status:
+            self._set_status(release.id, status, now)
+        record = self.add_decision(release.id, decision, trigger)
+        self.audit_decision(release, record, trigger, now)
+        return GateRecord(replace(release, status=status, updated_at=now), record, decided_now=True)
+
+    def audit_decision(self, release: ReleaseRecord, record: DecisionRecord, actor: str, now: datetime) -> None:
+        data = {
+            "target": release.target,
+            "revision": release.revision,
+            "verdict": record.verdict,
+            "codes": [reason["code"] for reason in record.reasons],
+            "policy_hash": record.policy_hash,
+        }
+        break_glass = any(reason["code"] == "break_glass" for reason in record.reasons)
+        self.append_audit("decision", actor, f"release/{release.id}", data, now, break_glass=break_glass)
+
+    def _create(
+        self, target: str, revision: str, trigger: str, context: dict[str, str], status: ReleaseStatus, now: datetime
+    ) -> ReleaseRecord:
+        """Insert the release (a concurrent first call may have won: then use its row) and
+        supersede the target's other open releases."""
+        values = {
+            "target": target,
+            "revision": revision,
+            "status": status.value,
+            "trigger": trigger,
+            "context": context or None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        row = self.connection.execute(_INSERT_RELEASE[self.connection.dialect.name], values).first()
+        release = _release(row) if row is not None else self.find(target, revision)
+        if release is None:  # pragma: no cover - the row was just inserted or already existed
+            raise StoreError(f"release {target}@{revision} vanished")
+        self.connection.execute(SUPERSEDE, {"b_target": target, "b_id": release.id, "b_now": now})
+        return release
+
+    def _set_status(self, release_id: int, status: ReleaseStatus, now: datetime) -> None:
+        self.connection.execute(SET_STATUS, {"b_id": release_id, "b_status": status.value, "b_now": now})
+
+    def mark(self, release: ReleaseRecord, status: ReleaseStatus, now: datetime) -> ReleaseRecord:
+        self._set_status(release.id, status, now)
+        return replace(release, status=status, updated_at=now)
+
+    def add_decision(self, release_id: int, decision: Decision, trigger: str) -> DecisionRecord:
+        values = {
+            "release_id": release_id,
+            "verdict": decision.verdict.value,
+            "reasons": [reason_dict(reason) for reason in decision.reasons],
+            "not_before": decision.not_before,
+            "requires": list(decision.requires),
+            "policy_hash": decision.policy_hash,
+            "would_defer": None if decision.would_defer is None else [reason_dict(r) for r in decision.would_defer],
+            "trigger": trigger,
+            "decided_at": decision.decided_at,
+        }
+        decision_id = self.connection.execute(INSERT_DECISION, values).scalar_one()
+        return DecisionRecord(id=decision_id, **values)  # type: ignore[arg-type]
+
+    def latest_decision(self, release_id: int) -> DecisionRecord | None:
+        row = self.connection.execute(
+            select(decisions).where(decisions.c.release_id == release_id).order_by(decisions.c.id.desc()).limit(1)
+        ).first()
+        return _decision(row) if row is not None else None
+
+    def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
+        """Remember who wrote and merged a commit; later events fill in what earlier ones lacked."""
+        existing = self.connection.execute(
+            select(commits.c.author, commits.c.merger).where(commits.c.sha == sha).with_for_update()
+        ).first()
+        if existing is None:
+            self.connection.execute(
+                _insert_ignore(self.connection, commits).values(sha=sha, author=author, merger=merger, recorded_at=now)
+            )
+            return
+        self.connection.execute(
+            update(commits)
+            .where(commits.c.sha == sha)
+            .values(author=author or existing.author, merger=merger or existing.merger, recorded_at=now)
+        )
+
+    def approval_facts(self, release: ReleaseRecord | None, revision: str, *, people: bool = True) -> ApprovalFacts:
+        """Approvals given on ``release`` and (with ``people``) who wrote and merged ``revision``."""
+        found = (
+            self.connection.execute(select(commits.c.author, commits.c.merger).where(commits.c.sha == revision)).first()
+            if people
+            else None
+        )
+        given: tuple[Approval, ...] = ()
+        if release is not None and release.has_approvals is not False:
+            rows = self.connection.execute(APPROVALS_OF, {"b_id": release.id}).all()
+            given = tuple(
+                Approval(row.approver, frozenset(row.roles), row.break_glass, row.reason, _utc(row.created_at))
+                for row in rows
+            )
+        return ApprovalFacts(given, found.author if found else None, found.merger if found else None)
+
+    def add_approval(self, release_id: int, approval: Approval, now: datetime) -> None:
+        self.connection.execute(
+            insert(approvals).values(
+                release_id=release_id,
+                approver=approval.approver,
+                roles=sorted(approval.roles),
+                reason=approval.reason,
+                break_glass=approval.break_glass,
+                created_at=now,
+            )
+        )
+
+    def append_audit(
+        self,
+        kind: str,
+        actor: str,
+        subject: str | None,
+        data: dict[str, Any],
+        now: datetime,
+        *,
+        break_glass: bool = False,
+    ) -> None:
+        """Record an audit entry in this transaction; ``chain_audit`` links it into the hash chain."""
+        values = {"at": now, "kind": kind, "actor": actor, "subject": subject, "data": data, "break_glass": break_glass}
+        self.connection.execute(INSERT_AUDIT_PENDING, values)
+
+    def chain_pending(self, limit: int) -> int:
+        """Move committed pending records into the chain, oldest first (caller holds the chain lock)."""
+        pending = self.connection.execute(select(audit_pending).order_by(audit_pending.c.id).limit(limit)).all()
+        if not pending:
+            return 0
+        last = self.connection.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
+        seq, previous = (int(last.seq), str(last.hash)) if last else (0, GENESIS)
+        rows = []
+        for entry in pending:
+            seq += 1
+            record = {
+                "seq": seq,
+                "at": audit_instant(entry.at),
+                "kind": entry.kind,
+                "actor": entry.actor,
+                "subject": entry.subject,
+                "data": entry.data,
+                "break_glass": bool(entry.break_glass),
+            }
+            digest = chain_hash(previous, record)
+            rows.append({**record, "at": entry.at, "prev_hash": previous, "hash": digest})
+            previous = digest
+        self.connection.execute(insert(audit), rows)
+        self.connection.execute(delete(audit_pending).where(audit_pending.c.id.in_([entry.id for entry in pending])))
+        return len(rows)
+
+
+AUDIT_LOCK = 0x6761_7465  # "gate": the one advisory lock that orders audit appends
+
+
+def audit_instant(value: datetime) -> str:
+    """How an audit instant is hashed: UTC with microseconds (stable across both databases)."""
+    moment = _utc(value) or value
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def audit_row(row: Row[Any]) -> dict[str, Any]:
+    """An audit row as the JSON record that ``audit export`` writes and ``audit verify`` reads."""
+    m = row._mapping
+    return {
+        "seq": m["seq"],
+        "at": audit_instant(m["at"]),
+        "kind": m["kind"],
+        "actor": m["actor"],
+        "subject": m["subject"],
+        "data": m["data"],
+        "break_glass": bool(m["break_glass"]),
+        "prev_hash": m["prev_hash"],
+        "hash": m["hash"],
+    }

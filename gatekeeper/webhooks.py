@@ -1,0 +1,191 @@
+"""Inbound webhooks, orchestrated: verify -> allow-list -> parse -> dedupe -> decide -> store -> act.
+
+Receivers (one per source) turn a request into an ``Inbound``; this module runs it against the
+store in the delivery's transaction (so a redelivery returns the stored answer and decides
+nothing twice), then sends what must go out (commit statuses, deployment reviews) after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gatekeeper.domain.lifecycle import applied_without_approval, unhealthy_after_apply
+from gatekeeper.domain.types import Decision
+from gatekeeper.notifiers import UpstreamError
+from gatekeeper.notifiers.github import GitHubNotifier
+from gatekeeper.notifiers.gitlab import GitLabNotifier
+from gatekeeper.receivers import Ignored, Inbound, Receiver, ReceiverError
+from gatekeeper.schemas import decision_record_json
+from gatekeeper.service import GateService
+from gatekeeper.store.records import DecisionRecord, ReleaseRecord, ReleaseStatus
+from gatekeeper.store.sql import StoreSession
+
+logger = logging.getLogger(__name__)
+
+
+class SourceDisabledError(Exception):
+    """The source is unknown or its secret is unset (the route answers 404)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What to send once the transaction committed."""
+
+    source: str
+    repo: str | None
+    inbound: Inbound
+    release_id: int
+    decision: DecisionRecord
+
+
+@dataclass
+class WebhookService:
+    gate: GateService
+    receivers: Mapping[str, Receiver]
+    secrets: Mapping[str, str | None]
+    public_url: str
+    github: GitHubNotifier | None = None
+    gitlab: GitLabNotifier | None = None
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="notify"))
+
+    def receive(self, source: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        receiver, secret = self.receivers.get(source), self.secrets.get(source)
+        if receiver is None or not secret:
+            raise SourceDisabledError(f"no webhook receiver for {source!r} is enabled")
+        receiver.verify(headers, body, secret)
+        parsed = receiver.parse(headers, body)
+        delivery_id = receiver.delivery_id(headers, body)
+        now = self.gate.clock()
+        outbound: Outbound | None = None
+        with self.gate.store.delivery(source, delivery_id, now) as claim:
+            if claim.stored is not None:
+                logger.info("redelivery %s/%s answered from the store", source, delivery_id)
+                return Answer(claim.stored[0], claim.stored[1])
+            answer, outbound = self._handle(claim.session, source, delivery_id, parsed, now)
+            claim.answer = (answer.status, answer.body)
+        if outbound is not None:
+            self.pool.submit(self._notify, outbound)
+        return answer
+
+    def _handle(
+        self, session: StoreSession, source: str, delivery_id: str, parsed: Inbound | Ignored, now: datetime
+    ) -> tuple[Answer, Outbound | None]:
+        if isinstance(parsed, Ignored):
+            return Answer(202, {"ignored": True, "reason": parsed.reason, "delivery_id": delivery_id}), None
+        for people in parsed.commits:
+            session.record_commit(people.sha, people.author, people.merger, now)
+        request = parsed.request
+        if request is None:
+            return Answer(200, {"delivery_id": delivery_id, "release_id": None, "decision": None}), None
+        skipped = self._untouched(parsed)
+        if skipped:
+            return Answer(202, {"ignored": True, "reason": skipped, "delivery_id": delivery_id}), None
+        context = dict(request.context) | {"source": source}
+        existing = session.find(request.target, request.revision) if parsed.observed else None
+        decision: DecisionRecord | None
+        if existing is None:
+            record = session.gate(
+                request.target,
+                request.revision,
+                request.trigger,
+                context,
+                lambda _release, facts: self.gate.decide(request, now, self.gate.approval_facts(request.target, facts)),
+                now,
+            )
+            release, decision = record.release, record.decision
+            self.gate.count(record)
+        else:
+            release, decision = existing, session.latest_decision(existing.id)
+        if parsed.observed:
+            release, decision = self._observe(session, parsed.observed, release, decision, now)
+        body = {"delivery_id": delivery_id, "release_id": release.id, "decision": _decision_body(decision, release)}
+        outbound = Outbound(source, parsed.repo, parsed, release.id, decision) if decision else None
+        return Answer(200, body), outbound
+
+    def _untouched(self, parsed: Inbound) -> str | None:
+        """The reason to ignore a push that touches no path a governing policy lists."""
+        configuration = self.gate.config.state.configuration
+        if parsed.paths is None or parsed.request is None or configuration is None:
+            return None
+        governing = configuration.governing(parsed.request.target)
+        if governing and not any(policy.touches(parsed.paths) for policy in governing):
+            listed = sorted({pattern for policy in governing for pattern in policy.paths})
+            return f"the change touches no governed path ({', '.join(listed)})"
+        return None
+
+    def _observe(
+        self,
+        session: StoreSession,
+        observed: str,
+        release: ReleaseRecord,
+        decision: DecisionRecord | None,
+        now: datetime,
+    ) -> tuple[ReleaseRecord, DecisionRecord | None]:
+        """Apply what the controller reports: applied, or unhealthy."""
+        configuration = self.gate.config.state.configuration
+        policy_hash = configuration.policy_hash if configuration else ""
+        verdict: Decision | None = None
+        if observed == "applied":
+            if release.status is ReleaseStatus.APPROVED:
+                return session.mark(release, ReleaseStatus.APPLIED, now), decision
+            if release.status in (ReleaseStatus.PENDING, ReleaseStatus.DEFERRED):
+                verdict = applied_without_approval(release.revision, release.status.value, policy_hash, now)
+                release = session.mark(release, ReleaseStatus.APPLIED, now)
+        elif observed == "unhealthy" and release.status in (ReleaseStatus.APPLIED, ReleaseStatus.VERIFIED):
+            governing = configuration.governing(release.target) if configuration else []
+            verdict = unhealthy_after_apply(release.revision, release.updated_at, governing, policy_hash, now)
+        if verdict is None:
+            return release, decision
+        return release, session.add_decision(release.id, verdict, f"observed-{observed}")
+
+    def _notify(self, outbound: Outbound) -> None:
+        try:
+            self._send(outbound)
+        except UpstreamError as exc:
+            logger.error("notification for release %s failed: %s", outbound.release_id, exc)
+        except Exception:  # a background task must log, never die silently
+            logger.exception("notification for release %s failed", outbound.release_id)
+
+    def _send(self, outbound: Outbound) -> None:
+        decision, request = outbound.decision, outbound.inbound.request
+        assert request is not None  # noqa: S101 - outbound only exists for requests
+        link = f"{self.public_url.rstrip('/')}/v1/releases/{outbound.release_id}"
+        notifier = self.github if outbound.source == "github" else self.gitlab if outbound.source == "gitlab" else None
+        if notifier is None or outbound.repo is None or not request.target.startswith("git:"):
+            return
+        callback = outbound.inbound.callback
+        if isinstance(notifier, GitHubNotifier) and callback is not None:
+            comment = "; ".join(reason["message"] for reason in decision.reasons) or f"approved ({link})"
+            notifier.review_deployment(callback.url, callback.environment or "", decision.verdict, comment)
+            return
+        body = notifier.status_body(decision.verdict, decision.reasons, link)
+        key = f"{outbound.source}:status:{outbound.repo}:{request.revision}"
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        if self.gate.store.notified(key, digest):
+            return
+        notifier.post_status(outbound.repo, request.revision, body)
+        self.gate.store.record_notification(key, digest, self.gate.clock())
+
+
+def _decision_body(record: DecisionRecord | None, release: ReleaseRecord) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    body = decision_record_json(record, target=release.target, revision=release.revision)
+    body["status"] = release.status.value
+    return body
+
+
+__all__ = ["Answer", "ReceiverError", "SourceDisabledError", "WebhookService"]

@@ -1,0 +1,231 @@
+"""Integration fixtures: real PostgreSQL (a schema per test run) and SQLite, real uvicorn on loopback.
+
+The clock is the only test double: a ``MutableClock`` the tests move, so deferrals can open
+without sleeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+
+from gatekeeper.api.app import create_app
+from gatekeeper.settings import Settings
+
+PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+TOKENS = {
+    "viewer": ("vera", ["viewer"]),
+    "hook": ("argocd-hook", ["hook"]),
+    "manager": ("alice", ["release-manager", "viewer"]),
+    "narrow-hook": ("staging-hook", ["hook"]),
+    "manager2": ("bob", ["release-manager"]),
+    "author": ("erik", ["release-manager"]),
+    "merger": ("frank", ["release-manager"]),
+    "breakglass": ("carol", ["break-glass"]),
+}
+
+POLICY = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-production}
+spec:
+  targets: ["argocd:odoo-prod*"]
+  timezone: Europe/Berlin
+  calendar:
+    deny:
+      - {cron: "0 14 * * 1-5", duration: 2h, code: dispatch_cutoff}
+      - {holidays: {country: DE, subdivision: HH}, code: public_holiday}
+    allow:
+      - {cron: "0 6 * * 1-5", duration: 12h, code: business_hours}
+---
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-staging}
+spec:
+  mode: observe
+  targets: ["argocd:odoo-staging*"]
+  timezone: Europe/Berlin
+  calendar:
+    deny:
+      - {cron: "0 14 * * 1-5", duration: 2h, code: dispatch_cutoff}
+---
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-config}
+spec:
+  targets: ["git:acme/odoo-config@main", "flux:Kustomization/odoo-prod/*", "argocd:odoo-prod*"]
+  paths: ["clusters/prod/*"]
+  timezone: Europe/Berlin
+  calendar:
+    deny:
+      - {cron: "0 14 * * 1-5", duration: 2h, code: dispatch_cutoff}
+  verification: {period: 15m, rollbackOnUnhealthy: true}
+---
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-finance}
+spec:
+  targets: ["argocd:odoo-finance"]
+  timezone: Europe/Berlin
+  calendar:
+    deny:
+      - {cron: "0 14 * * 1-5", duration: 2h, code: dispatch_cutoff}
+  approvals: {required: 2, role: release-manager, fourEyes: true}
+---
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-warehouse}
+spec:
+  targets: ["argocd:odoo-wms"]
+  timezone: Europe/Berlin
+  calendar:
+    deny:
+      - {cron: "0 14 * * 1-5", duration: 2h, code: dispatch_cutoff}
+  approvals: {required: 1, role: release-manager}
+"""
+
+
+def token_of(role: str) -> str:
+    return f"test-token-{role}"
+
+
+@dataclass
+class MutableClock:
+    """The Clock port's test double: tests set and advance the instant."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self) -> datetime:
+        with self.lock:
+            return self.now
+
+    def set(self, instant: datetime) -> None:
+        with self.lock:
+            self.now = instant
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[Callable[[], str]]:
+    """Makes a fresh PostgreSQL schema per call; all are dropped at the end of the run."""
+    engine = create_engine(PG_BASE)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # PostgreSQL is required: fail loudly, never skip silently
+        pytest.fail(f"PostgreSQL is not reachable at {PG_BASE}: {exc}")
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"gk_{uuid.uuid4().hex[:12]}"
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        made.append(schema)
+        return f"{PG_BASE}?options=-csearch_path%3D{schema}"
+
+    yield make
+    with engine.begin() as connection:
+        for schema in made:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_schema_url: Callable[[], str]) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gatekeeper.db'}"
+    return pg_schema_url()
+
+
+@pytest.fixture
+def tokens_file(tmp_path: Path) -> Path:
+    lines = []
+    for role, (name, roles) in TOKENS.items():
+        digest = hashlib.sha256(token_of(role).encode()).hexdigest()
+        targets = '\n  targets: ["argocd:odoo-staging*"]' if role == "narrow-hook" else ""
+        lines.append(f"- name: {name}\n  roles: [{', '.join(roles)}]\n  token_sha256: {digest}{targets}")
+    path = tmp_path / "tokens.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def config_tree(tmp_path: Path) -> tuple[Path, Path]:
+    policies, calendars = tmp_path / "policies", tmp_path / "calendars"
+    policies.mkdir()
+    calendars.mkdir()
+    (policies / "odoo.yaml").write_text(textwrap.dedent(POLICY))
+    return policies, calendars
+
+
+@dataclass
+class Server:
+    url: str
+    clock: MutableClock
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, role: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token_of(role)}"} if role else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_server(settings: Settings, clock: MutableClock) -> Server:
+    app = create_app(settings, clock=clock)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    return Server(f"http://127.0.0.1:{port}", clock, settings, server, thread)
+
+
+def make_settings(database_url: str, policies: Path, calendars: Path, tokens: Path, **extra: object) -> Settings:
+    return Settings(
+        DATABASE_URL=database_url,
+        AUTO_MIGRATE=True,
+        POLICIES_DIR=policies,
+        CALENDARS_DIR=calendars,
+        TOKENS_FILE=tokens,
+        RELOAD_INTERVAL=0.2,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def server(database_url: str, config_tree: tuple[Path, Path], tokens_file: Path) -> Iterator[Server]:
+    clock = MutableClock()
+    running = start_server(make_settings(database_url, *config_tree, tokens_file), clock)
+    yield running
+    running.stop()

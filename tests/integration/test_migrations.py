@@ -1,0 +1,36 @@
+"""``serve`` refuses an unmigrated database; ``db upgrade`` migrates SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+GATEKEEPER = str(Path(sys.executable).with_name("gatekeeper"))
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([GATEKEEPER, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_serve_refuses_an_unmigrated_database_and_says_what_to_run(tmp_path: Path) -> None:
+    env = {"GATEKEEPER_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}", "GATEKEEPER_PORT": "1"}
+    done = run("serve", env=env)
+    assert done.returncode == 2
+    assert "gatekeeper db upgrade" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_db_upgrade_migrates_to_the_newest_schema_and_is_repeatable(
+    backend: str, tmp_path: Path, pg_schema_url: Callable[[], str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite" else pg_schema_url()
+    for _ in range(2):
+        done = run("db", "upgrade", env={"GATEKEEPER_DATABASE_URL": url})
+        assert done.returncode == 0, done.stderr
+        assert "newest schema" in done.stdout

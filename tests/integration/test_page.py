@@ -1,0 +1,83 @@
+"""The release-manager page in real headless Chromium (Debian's package, driven by Playwright)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.integration.conftest import Server, token_of
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'gatekeeper.db'}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does this)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def test_a_release_manager_logs_in_sees_a_deferred_release_approves_it_and_sees_it_approved(
+    server: Server, browser: Browser, tmp_path: Path
+) -> None:
+    with server.client("hook") as client:
+        waiting = client.post("/v1/gate", json={"target": "argocd:odoo-wms", "revision": "4c1d2e3f5a6b"}).json()
+    assert waiting["verdict"] == "defer"
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(server.url + "/")
+    page.fill("#token", token_of("manager"))
+    page.click("#login-form button[type=submit]")
+    row = page.locator(f"tr[data-release='{waiting['release_id']}']")
+    expect(row).to_contain_text("approval_missing")
+    expect(row).to_contain_text("deferred")
+    expect(page.locator("#calendar")).to_contain_text("dispatch_cutoff")
+    assert "token" not in page.url
+    screenshot = Path(os.environ.get("GATEKEEPER_SCREENSHOT", tmp_path / "page.png"))
+    page.screenshot(path=str(screenshot), full_page=True)
+    row.locator(".why").fill("checked the image digest")
+    row.locator("button.approve").click()
+    expect(page.locator("#notice")).to_contain_text(f"Release #{waiting['release_id']} is now approved")
+    expect(row).to_have_count(0)
+    with server.client("viewer") as client:
+        assert client.get(f"/v1/releases/{waiting['release_id']}").json()["status"] == "approved"
+    page.close()
+
+
+def test_the_page_shows_an_honest_error_when_the_api_refuses(server: Server, browser: Browser) -> None:
+    with server.client("hook") as client:
+        waiting = client.post("/v1/gate", json={"target": "argocd:odoo-wms", "revision": "9f8e7d6c5b4a"}).json()
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.fill("#token", token_of("viewer"))
+    page.click("#login-form button[type=submit]")
+    row = page.locator(f"tr[data-release='{waiting['release_id']}']")
+    row.locator("button.approve").click()
+    expect(page.locator("#error")).to_contain_text("403")
+    expect(page.locator("#error")).to_contain_text("lacks the role")
+    page.click("#logout")
+    page.fill("#token", "not-a-token")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#error")).to_contain_text("401")
+    page.close()

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.logs import RedactSecrets, redact
+from gatekeeper.tokens import TokenFileError, TokenStore, parse_tokens
+
+
+def entry(name: str, roles: str, token: str, extra: str = "") -> str:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return f"- name: {name}\n  roles: [{roles}]\n  token_sha256: {digest}\n{extra}"
+
+
+def test_a_token_is_identified_by_its_sha256_with_its_roles_and_targets(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.yaml"
+    path.write_text(entry("alice", "release-manager, viewer", "s3cret", '  targets: ["argocd:odoo-*"]\n'))
+    store = TokenStore(path)
+    identity = store.identify("s3cret")
+    assert identity is not None
+    assert identity.name == "alice"
+    assert identity.roles == {"release-manager", "viewer"}
+    assert identity.may_act_on("argocd:odoo-prod")
+    assert not identity.may_act_on("argocd:billing")
+    assert store.identify("wrong") is None
+    assert store.identify(None) is None
+
+
+def test_the_tokens_file_is_reloaded_when_it_changes_and_a_broken_one_keeps_the_old_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.yaml"
+    path.write_text(entry("alice", "viewer", "one"))
+    store = TokenStore(path)
+    path.write_text(entry("bob", "viewer", "two") + "\n")
+    store.refresh()
+    assert store.identify("two") is not None
+    assert store.identify("one") is None
+    path.write_text(entry("carol", "emperor", "three") + "\n\n")
+    store.refresh()
+    assert store.identify("two") is not None
+    assert store.error is not None and "unknown role 'emperor'" in store.error
+
+
+def test_no_tokens_file_means_no_token_is_valid() -> None:
+    assert TokenStore(None).identify("anything") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "- name: a\n  roles: [root]\n  token_sha256: " + "0" * 64, "unknown role 'root'", id="unknown-role"
+        ),
+        pytest.param("- name: a\n  roles: [viewer]\n  token_sha256: abc", "64 lowercase hex", id="bad-digest"),
+        pytest.param("- name: a\n  roles: []\n  token_sha256: " + "0" * 64, "non-empty list", id="no-roles"),
+        pytest.param("name: a", "expected a list", id="not-a-list"),
+        pytest.param("- name: a\n  role: viewer", "expected keys", id="unknown-key"),
+    ],
+)
+def test_a_bad_tokens_file_is_a_load_error_naming_the_entry(text: str, message: str) -> None:
+    with pytest.raises(TokenFileError, match=message):
+        parse_tokens(text, "tokens.yaml")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        pytest.param(
+            '"GET /v1/calendar.ics?target=x&token=abc123 HTTP/1.1"',
+            '"GET /v1/calendar.ics?target=x&token=[redacted] HTTP/1.1"',
+            id="query-token",
+        ),
+        pytest.param(
+            "/v1/calendar.ics?token=abc&target=x", "/v1/calendar.ics?token=[redacted]&target=x", id="first-param"
+        ),
+        pytest.param("Authorization: Bearer abc.def", "Authorization: Bearer [redacted]", id="bearer"),
+        pytest.param("/v1/status?target=argocd:x", "/v1/status?target=argocd:x", id="nothing-to-hide"),
+    ],
+)
+def test_secrets_in_urls_and_headers_are_redacted(line: str, expected: str) -> None:
+    assert redact(line) == expected
+
+
+def test_the_log_filter_redacts_arguments_of_a_record() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s "%s"', ("127.0.0.1", "GET /x?token=t0p"), None
+    )
+    RedactSecrets().filter(record)
+    assert record.getMessage() == '127.0.0.1 "GET /x?token=[redacted]"'
