@@ -199,19 +199,18 @@ def status(
     moment = utc_epoch(at)
     lookahead = LOOKAHEAD_SECONDS
     index = calendars.index(governing, moment, moment + lookahead + 1)
-    state = index.state(moment)
-    next_open = index.next_open(moment)
-    next_close = index.next_close(moment)
+    look = index.look(moment)
+    state, next_close = look.state, look.next_close
     limit = moment + lookahead
-    close_codes = index.codes_at(next_close) if next_close is not None else ()
+    closes_soon = bool(look.close_codes) and next_close is not None and next_close <= limit
     return Status(
         target=target,
         at=at,
         closed=state.closed,
         reasons=tuple(calendar_reason(index, code, state.until[code]) for code in state.codes),
-        next_open=_instant(next_open, limit),
+        next_open=_instant(look.next_open, limit),
         next_close=_instant(next_close, limit),
-        next_close_reason=close_codes[0] if close_codes and next_close is not None and next_close <= limit else None,
+        next_close_reason=look.close_codes[0] if closes_soon else None,
     )
 
 

@@ -93,8 +93,13 @@ def _combined(indexes: tuple[WindowIndex, ...]) -> WindowIndex:
 
 
 @lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def calendar_reason(index: WindowIndex, code: str, until: int | None) -> Reason:
-    """A calendar reason naming the entries behind ``code`` and when it stops applying."""
+    """A calendar reason naming the entries behind ``code`` and when it stops applying.
+
+    Memoised: a reason is a pure function of the (identity-hashed, immutable) index, the code and
+    its end, and the same few spans are asked about again and again.
+    """
     end = from_epoch(until) if until is not None else None
     sources = ", ".join(index.sources.get(code, ())) or code
     when = f"until {format_instant(end)}" if end else "with no end in sight"

@@ -73,6 +73,16 @@ class GateState:
         return bool(self.codes)
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Everything ``status`` asks of an index at one instant."""
+
+    state: GateState
+    next_open: int | None
+    next_close: int | None
+    close_codes: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class WindowIndex:
     """Segments of ``[lo, hi)``: segment i is ``[bounds[i], bounds[i+1])`` (the last ends at hi)."""
@@ -165,6 +175,22 @@ class WindowIndex:
 
     def codes_at(self, at: int) -> tuple[str, ...]:
         return self.codes[self._segment(at)]
+
+    def look(self, at: int) -> Lookup:
+        """State, next open, next close and the codes starting then, from one binary search."""
+        segment = self._segment(at)
+        active = self.codes[segment]
+        count = len(self.bounds)
+        open_segment = self.next_open_segment[segment]
+        closed_segment = self.next_closed_segment[segment]
+        next_open = None if open_segment == count else max(at, self.bounds[open_segment])
+        next_close = None if closed_segment == count else max(at, self.bounds[closed_segment])
+        return Lookup(
+            state=GateState(at=at, codes=active, until={code: self.until(code, at) for code in active}),
+            next_open=next_open,
+            next_close=next_close,
+            close_codes=self.codes[closed_segment] if closed_segment < count else (),
+        )
 
     def closed_windows(self, start: int, end: int) -> list[ClosedWindow]:
         """Maximal closed intervals inside ``[start, end)``, clipped, with the codes active in them."""
