@@ -40,11 +40,14 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.gate_app import bench_rows
 from bench.loadgen import Request, closed_loop, open_loop
+from gatekeeper.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TOKEN = "bench-hook-token"
+THREADS = Settings.model_fields["THREADS"].default
 
 
 def free_port() -> int:
@@ -53,7 +56,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(database_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(database_url: str, workdir: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {
         **os.environ,
@@ -77,6 +80,10 @@ def start_server(database_url: str, workdir: Path) -> tuple[subprocess.Popen[byt
         "--log-level",
         "warning",
         "--no-access-log",
+        "--timeout-keep-alive",
+        "30",
+        "--workers",
+        str(workers),
     ]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -132,6 +139,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--steady-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--pg-workers", type=int, default=2, help="server processes on PostgreSQL (GATEKEEPER_WORKERS); SQLite runs one"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -159,7 +169,12 @@ def main() -> None:
 
 
 def run_backend(name: str, database_url: str, workdir: Path, args: argparse.Namespace) -> None:
-    process, port = start_server(database_url, workdir)
+    workers = args.pg_workers if name == "postgresql" else 1
+    engine = create_engine(database_url)
+    bench_rows.metadata.create_all(engine)  # before the workers start, so they do not race to create it
+    engine.dispose()
+    print(f"{name}: {workers} server process(es), {THREADS} threads each (GATEKEEPER_THREADS default)")
+    process, port = start_server(database_url, workdir, workers)
     bodies = GateBodies(20261124)
     try:
         asyncio.run(closed_loop(port, bodies.request("/v1/gate"), 1.0, args.concurrency))  # warm-up

@@ -76,14 +76,23 @@ async def open_loop(port: int, make: Callable[[], Request], rate: float, seconds
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     opened: list[asyncio.StreamWriter] = []
 
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        opened.append(writer)
+        return reader, writer
+
     async def one(payload: bytes) -> None:
-        if idle:
-            reader, writer = idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            opened.append(writer)
+        reused = bool(idle)
+        reader, writer = idle.pop() if idle else await connect()
         started = time.perf_counter()
-        status = await _exchange(reader, writer, payload)
+        try:
+            status = await _exchange(reader, writer, payload)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise
+            # The server closed an idle keep-alive connection: what a real client does is reconnect.
+            reader, writer = await connect()
+            status = await _exchange(reader, writer, payload)
         result.latencies_ms.append((time.perf_counter() - started) * 1000)
         result.errors += status >= 400
         idle.append((reader, writer))

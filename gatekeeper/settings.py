@@ -47,6 +47,23 @@ class Settings(BaseSettings):
     HOST: str = Field("127.0.0.1", description="Address to listen on.")
     PORT: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
 
+    WORKERS: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Worker processes `serve` runs (one per core pays off; PostgreSQL only: SQLite serves one process)."
+        ),
+    )
+    THREADS: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description=(
+            "Threads per process that run blocking work (database round trips). Few beat many under the GIL "
+            "(measured in docs/benchmarks.md); raise it when the database is far away."
+        ),
+    )
     RELOAD_INTERVAL: float = Field(
         2.0, gt=0, description="Seconds between checks of the policy, calendar and tokens files for changes."
     )

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
+import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from gatekeeper import __version__
+from gatekeeper import __version__, logs
 from gatekeeper.api import errors, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.THREADS
         housekeeper.start()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, lambda *_: service.config.reload())
@@ -120,3 +122,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
     app.add_middleware(BodyLimit, max_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory each worker process of ``gatekeeper serve`` (WORKERS > 1) calls: settings
+    from the environment, as the parent process read them."""
+    settings = Settings()
+    logs.configure(settings.LOG_FORMAT)
+    return create_app(settings)

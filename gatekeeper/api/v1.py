@@ -32,7 +32,7 @@ FEED_DAYS = 120
 _SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
 
 
-def service(request: Request) -> GateService:
+async def service(request: Request) -> GateService:
     result: GateService = request.app.state.service
     return result
 
@@ -140,7 +140,7 @@ class ReasonBody(BaseModel):
     reason: str | None = Field(None, max_length=2000)
 
 
-def manager(request: Request) -> ReleaseManager:
+async def manager(request: Request) -> ReleaseManager:
     result: ReleaseManager = request.app.state.manager
     return result
 

@@ -49,8 +49,10 @@ def serve(
 
     settings = settings_or_exit()
     logs.configure(settings.LOG_FORMAT)
+    if settings.WORKERS > 1 and settings.DATABASE_URL.startswith("sqlite"):
+        fail("gatekeeper: GATEKEEPER_WORKERS > 1 needs PostgreSQL (SQLite serves one process)")
     try:
-        application = create_app(settings)
+        application = create_app(settings)  # also checks the database before any worker starts
     except StoreError as exc:
         fail(f"gatekeeper: {exc}")
     listen_host, listen_port = host or settings.HOST, port or settings.PORT
@@ -62,6 +64,17 @@ def serve(
         '-d \'{"target": "argocd:odoo-prod", "revision": "abc123", "trigger": "presync"}\'',
         err=True,
     )
+    if settings.WORKERS > 1:
+        uvicorn.run(
+            "gatekeeper.api.app:app_from_environment",
+            factory=True,
+            workers=settings.WORKERS,
+            host=listen_host,
+            port=listen_port,
+            log_config=None,
+            access_log=True,
+        )
+        return
     uvicorn.run(application, host=listen_host, port=listen_port, log_config=None, access_log=True)
 
 

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -20,10 +20,18 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+# Several replicas (or worker processes) with AUTO_MIGRATE start at once: on PostgreSQL one of
+# them migrates while the others wait on this transaction-scoped advisory lock, then find the
+# schema current. (SQLite's write lock serialises them already.)
+MIGRATION_LOCK = 0x6761_7465_6D69  # "gatemi"
+
+
 def upgrade(engine: Engine) -> None:
-    """Migrate the database to the newest schema."""
+    """Migrate the database to the newest schema (safe to call from several processes at once)."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

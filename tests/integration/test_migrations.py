@@ -34,3 +34,21 @@ def test_db_upgrade_migrates_to_the_newest_schema_and_is_repeatable(
         done = run("db", "upgrade", env={"GATEKEEPER_DATABASE_URL": url})
         assert done.returncode == 0, done.stderr
         assert "newest schema" in done.stdout
+
+
+def test_replicas_migrating_one_postgresql_database_at_once_all_succeed(pg_schema_url: Callable[[], str]) -> None:
+    url = pg_schema_url()
+    env = {**os.environ, "GATEKEEPER_DATABASE_URL": url}
+    upgrades = [
+        subprocess.Popen([GATEKEEPER, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [process.communicate(timeout=60)[1] for process in upgrades]
+    assert [process.returncode for process in upgrades] == [0, 0, 0, 0], errors
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    env = {"GATEKEEPER_DATABASE_URL": f"sqlite:///{tmp_path / 'one.db'}", "GATEKEEPER_WORKERS": "2"}
+    done = run("serve", env=env)
+    assert done.returncode == 2
+    assert "needs PostgreSQL" in done.stderr
