@@ -30,7 +30,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
+	dev/ensure-services
 	$(BIN)/python bench/calendar.py
+	$(BIN)/python bench/gate.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

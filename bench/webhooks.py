@@ -2,8 +2,8 @@
 
 Run from the repository root:  .venv/bin/python bench/webhooks.py [--seconds 6] [--concurrency 32]
 
-The server runs as its own process (uvicorn, one worker) so the load generator does not share its
-GIL. Each push is a new delivery id and a new commit SHA on git:acme/odoo-config@main, so every
+The server runs as its own process (uvicorn, one worker) so the load generator (bench/loadgen.py,
+raw asyncio streams: httpx's client is slower than the server) does not share its GIL. Each push is a new delivery id and a new commit SHA on git:acme/odoo-config@main, so every
 request verifies an HMAC, dedupes, decides, supersedes the previous release and stores all of it.
 Both routes get the same body. Measured on SQLite and on PostgreSQL (127.0.0.1:5432, db test).
 """
@@ -28,9 +28,13 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.loadgen import Request, closed_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret"
@@ -110,6 +114,8 @@ def start_server(database_url: str, workdir: Path) -> tuple[subprocess.Popen[byt
         "--log-level",
         "warning",
         "--no-access-log",
+        "--timeout-keep-alive",
+        "30",
     ]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -124,28 +130,14 @@ def start_server(database_url: str, workdir: Path) -> tuple[subprocess.Popen[byt
     raise RuntimeError("server did not start")
 
 
-async def load(url: str, path: str, seconds: float, concurrency: int) -> tuple[float, list[float], int]:
-    """Closed loop: ``concurrency`` workers for ``seconds``; returns (req/s, latencies ms, errors)."""
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+def push_request(path: str) -> Callable[[], Request]:
+    """A new delivery of a push of a new commit SHA, signed, for every call."""
 
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop:
-                body = push_body(hashlib.sha1(uuid.uuid4().bytes).hexdigest())  # noqa: S324 - a fake commit SHA
-                started = time.perf_counter()
-                response = await client.post(path, content=body, headers=headers_for(body))
-                latencies.append((time.perf_counter() - started) * 1000)
-                if response.status_code != 200:
-                    errors += 1
+    def make() -> Request:
+        body = push_body(hashlib.sha1(uuid.uuid4().bytes).hexdigest())  # noqa: S324 - a fake commit SHA
+        return ("POST", path, headers_for(body), body)
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return len(latencies) / elapsed, latencies, errors
+    return make
 
 
 def p99(values: list[float]) -> float:
@@ -156,12 +148,14 @@ def run_backend(
     name: str, database_url: str, workdir: Path, seconds: float, concurrency: int
 ) -> dict[str, tuple[float, float, float, int]]:
     process, url = start_server(database_url, workdir)
+    port = int(url.rsplit(":", 1)[1])
     results: dict[str, tuple[float, float, float, int]] = {}
     try:
-        asyncio.run(load(url, "/webhooks/github", 1.0, concurrency))  # warm-up
+        asyncio.run(closed_loop(port, push_request("/webhooks/github"), 1.0, concurrency))  # warm-up
         for route in ("/bench/empty", "/webhooks/github"):
-            rate, latencies, errors = asyncio.run(load(url, route, seconds, concurrency))
-            results[route] = (rate, statistics.median(latencies), p99(latencies), errors)
+            result = asyncio.run(closed_loop(port, push_request(route), seconds, concurrency))
+            latencies = result.latencies_ms
+            results[route] = (result.rate, statistics.median(latencies), p99(latencies), result.errors)
     finally:
         process.terminate()
         process.wait(timeout=10)

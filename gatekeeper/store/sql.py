@@ -550,19 +550,20 @@ class StoreSession:
         return _decision(row) if row is not None else None
 
     def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
-        """Remember who wrote and merged a commit; later events fill in what earlier ones lacked."""
-        existing = self.connection.execute(
-            select(commits.c.author, commits.c.merger).where(commits.c.sha == sha).with_for_update()
-        ).first()
-        if existing is None:
-            self.connection.execute(
-                _insert_ignore(self.connection, commits).values(sha=sha, author=author, merger=merger, recorded_at=now)
-            )
-            return
+        """Remember who wrote and merged a commit; later events fill in what earlier ones lacked
+        (one upsert: concurrent events on one SHA cannot race)."""
+        dialect_insert = pg_insert if self.connection.dialect.name == "postgresql" else sqlite_insert
+        people = {"author": author or None, "merger": merger or None}
+        statement = dialect_insert(commits).values(sha=sha, recorded_at=now, **people)
         self.connection.execute(
-            update(commits)
-            .where(commits.c.sha == sha)
-            .values(author=author or existing.author, merger=merger or existing.merger, recorded_at=now)
+            statement.on_conflict_do_update(
+                index_elements=[commits.c.sha],
+                set_={
+                    "author": func.coalesce(statement.excluded.author, commits.c.author),
+                    "merger": func.coalesce(statement.excluded.merger, commits.c.merger),
+                    "recorded_at": statement.excluded.recorded_at,
+                },
+            )
         )
 
     def approval_facts(self, release: ReleaseRecord | None, revision: str, *, people: bool = True) -> ApprovalFacts:
