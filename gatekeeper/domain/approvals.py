@@ -78,14 +78,23 @@ def missing(policies: Sequence[Policy], facts: ApprovalFacts) -> tuple[tuple[Rea
         if len(have) >= want:
             continue
         given = f" (so far: {', '.join(sorted(have))})" if have else ""
-        eyes = ", four eyes" if rules.four_eyes else ""
         reasons.append(
             Reason(
                 "approval",
                 "approval_missing",
-                f"{len(have)} of {want} approvals by {rules.role}{eyes} given for policy {policy.name}{given}",
+                f"policy {policy.name} needs {want} distinct approvals by {rules.role}"
+                f"{_four_eyes_note(rules, facts)}, has {len(have)}{given}",
                 None,
             )
         )
         requires.append(f"approval:{rules.role}")
     return tuple(reasons), tuple(dict.fromkeys(requires))
+
+
+def _four_eyes_note(rules: ApprovalRules, facts: ApprovalFacts) -> str:
+    if not rules.four_eyes:
+        return ""
+    people = sorted({name for name in (facts.author, facts.merger) if name})
+    if not people:
+        return " (four eyes: author and merger unknown, so at least two people)"
+    return f" (four eyes: not {' or '.join(people)})"

@@ -67,7 +67,8 @@ def test_two_distinct_release_managers_are_needed_and_the_same_person_counts_onc
     assert latest(act(people, "manager", release_id, reason="looks good"))["status"] == "deferred"
     again = latest(act(people, "manager", release_id, reason="really"))
     assert again["status"] == "deferred"
-    assert "1 of 2" in again["reasons"][0]["message"]
+    assert "needs 2 distinct approvals" in again["reasons"][0]["message"]
+    assert "has 1 (so far: alice)" in again["reasons"][0]["message"]
     assert latest(act(people, "manager2", release_id))["status"] == "approved"
     assert gate(people, "n1")["verdict"] == "approve"
 
