@@ -73,13 +73,15 @@ class BodyLimit:
 
 
 def _json_content_type(scope: Scope) -> Scope:
-    """Every body this API takes is JSON: treat curl's default form content type as JSON."""
+    """Every body this API takes is JSON: read a body sent with curl's default form content type,
+    or with none at all, as JSON (otherwise FastAPI would not parse it and answer a puzzling 422)."""
+    original = scope.get("headers", ())
     headers = [
         (name, value)
-        for name, value in scope.get("headers", ())
+        for name, value in original
         if not (name == b"content-type" and value.startswith(b"application/x-www-form-urlencoded"))
     ]
-    if len(headers) == len(scope.get("headers", ())):
+    if len(headers) == len(original) and any(name == b"content-type" for name, _ in original):
         return scope
     return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 

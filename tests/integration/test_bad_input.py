@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.integration.conftest import Server
+from tests.integration.conftest import MutableClock, Server, make_settings, start_server
 
 
 @pytest.mark.parametrize(
@@ -66,6 +68,21 @@ def test_a_body_over_the_limit_is_refused_with_413(server: Server) -> None:
         response = client.post("/v1/gate", content=oversized)
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
+
+
+def test_max_body_bytes_sets_the_limit(tmp_path: Path, config_tree: tuple[Path, Path], tokens_file: Path) -> None:
+    settings = make_settings(f"sqlite:///{tmp_path / 'limit.db'}", *config_tree, tokens_file, MAX_BODY_BYTES=100)
+    running = start_server(settings, MutableClock())
+    try:
+        fits = b'{"target": "argocd:odoo-prod", "revision": "abc"}'
+        with running.client("hook") as client:
+            fitting = client.post("/v1/gate", content=fits)
+            assert fitting.status_code == 200, fitting.text
+            too_large = client.post("/v1/gate", content=fits[:-2] + b" " * 100 + b'"}')
+        assert too_large.status_code == 413
+        assert too_large.json()["message"] == "request body exceeds 100 bytes"
+    finally:
+        running.stop()
 
 
 def test_a_chunked_body_over_the_limit_is_refused_with_413(server: Server) -> None:

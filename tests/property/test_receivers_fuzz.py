@@ -75,8 +75,8 @@ def signed_headers(source: str, body: bytes, event: str) -> dict[str, str]:
 def feed(source: str, body: bytes, event: str) -> None:
     receiver = RECEIVERS[source]
     headers = signed_headers(source, body, event)
+    receiver.verify(headers, body, SECRET)  # the signature is valid: only what follows may refuse
     try:
-        receiver.verify(headers, body, SECRET)
         assert receiver.delivery_id(headers, body)
         assert isinstance(receiver.parse(headers, body), Inbound | Ignored)
     except ReceiverError as exc:
