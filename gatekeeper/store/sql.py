@@ -8,6 +8,7 @@ still open, write the decision, supersede older open releases of the target. The
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -235,11 +236,13 @@ class SqlReleaseStore:
             connection.execute(delete(notifications).where(notifications.c.key == key))
             connection.execute(insert(notifications).values(key=key, digest=digest, sent_at=now))
 
-    def chain_audit(self, batch: int = 1000) -> int:
+    def chain_audit(self, batch: int = 50) -> int:
         """Link every pending audit record into the hash chain; returns how many were chained.
 
         One chainer at a time: a PostgreSQL advisory lock (SQLite: the write lock). Records are
-        chained in the order their transactions became visible, each exactly once.
+        chained in the order their transactions became visible, each exactly once. Small batches
+        with a pause between them: hashing hundreds of records at once holds the GIL long enough
+        to show in the gate's tail latency (docs/benchmarks.md).
         """
         chained = 0
         while True:
@@ -250,6 +253,7 @@ class SqlReleaseStore:
             chained += done
             if done < batch:
                 return chained
+            time.sleep(0.002)
 
     def audit_records(self, *, after: int, limit: int | None) -> list[dict[str, Any]]:
         """Audit records with seq > ``after``, oldest first (pending records are chained first)."""
