@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.gate_app import bench_rows
 from bench.loadgen import Request, closed_loop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,12 +148,15 @@ def p99(values: list[float]) -> float:
 def run_backend(
     name: str, database_url: str, workdir: Path, seconds: float, concurrency: int
 ) -> dict[str, tuple[float, float, float, int]]:
+    engine = create_engine(database_url)
+    bench_rows.metadata.create_all(engine)
+    engine.dispose()
     process, url = start_server(database_url, workdir)
     port = int(url.rsplit(":", 1)[1])
     results: dict[str, tuple[float, float, float, int]] = {}
     try:
         asyncio.run(closed_loop(port, push_request("/webhooks/github"), 1.0, concurrency))  # warm-up
-        for route in ("/bench/empty", "/webhooks/github"):
+        for route in ("/bench/empty", "/bench/insert", "/webhooks/github"):
             result = asyncio.run(closed_loop(port, push_request(route), seconds, concurrency))
             latencies = result.latencies_ms
             results[route] = (result.rate, statistics.median(latencies), p99(latencies), result.errors)
@@ -193,6 +197,8 @@ def main() -> None:
                 ratio = results["/webhooks/github"][0] / results["/bench/empty"][0]
                 verdict = "PASS" if ratio >= 0.5 else "FAIL"
                 print(f"{name:<11} webhook/empty ratio {ratio:.2f} (target >= 0.5: {verdict})")
+                versus_insert = results["/webhooks/github"][0] / results["/bench/insert"][0]
+                print(f"{name:<11} webhook/one-INSERT ratio {versus_insert:.2f} (for comparison with bench/gate.py)")
         finally:
             with engine.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
