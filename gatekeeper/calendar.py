@@ -202,7 +202,7 @@ def status(
     look = index.look(moment)
     state, next_close = look.state, look.next_close
     limit = moment + lookahead
-    closes_soon = bool(look.close_codes) and next_close is not None and next_close <= limit
+    closes_soon = next_close is not None and next_close <= limit  # then close_codes is not empty
     return Status(
         target=target,
         at=at,

@@ -93,7 +93,6 @@ def _combined(indexes: tuple[WindowIndex, ...]) -> WindowIndex:
 
 
 @lru_cache(maxsize=8192)
-@lru_cache(maxsize=1024)
 def calendar_reason(index: WindowIndex, code: str, until: int | None) -> Reason:
     """A calendar reason naming the entries behind ``code`` and when it stops applying.
 

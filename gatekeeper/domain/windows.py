@@ -150,7 +150,10 @@ class WindowIndex:
         return bisect_right(self.bounds, at) - 1
 
     def state(self, at: int) -> GateState:
-        active = self.codes[self._segment(at)]
+        return self._state(self._segment(at), at)
+
+    def _state(self, segment: int, at: int) -> GateState:
+        active = self.codes[segment]
         return GateState(at=at, codes=active, until={code: self.until(code, at) for code in active})
 
     def until(self, code: str, at: int) -> int | None:
@@ -161,35 +164,28 @@ class WindowIndex:
 
     def next_open(self, at: int) -> int | None:
         """The first instant >= at at which no code is active (None: not before ``hi``)."""
-        segment = self.next_open_segment[self._segment(at)]
-        if segment == len(self.bounds):
-            return None
-        return max(at, self.bounds[segment])
+        return self._start(self.next_open_segment[self._segment(at)], at)
 
     def next_close(self, at: int) -> int | None:
         """The first instant >= at at which some code is active (None: not before ``hi``)."""
-        segment = self.next_closed_segment[self._segment(at)]
-        if segment == len(self.bounds):
-            return None
-        return max(at, self.bounds[segment])
+        return self._start(self.next_closed_segment[self._segment(at)], at)
+
+    def _start(self, segment: int, at: int) -> int | None:
+        """When ``segment`` (found from the one holding ``at``) starts, no earlier than ``at``."""
+        return None if segment == len(self.bounds) else max(at, self.bounds[segment])
 
     def codes_at(self, at: int) -> tuple[str, ...]:
         return self.codes[self._segment(at)]
 
     def look(self, at: int) -> Lookup:
-        """State, next open, next close and the codes starting then, from one binary search."""
+        """State, next open, next close and the codes active then, from one binary search."""
         segment = self._segment(at)
-        active = self.codes[segment]
-        count = len(self.bounds)
-        open_segment = self.next_open_segment[segment]
         closed_segment = self.next_closed_segment[segment]
-        next_open = None if open_segment == count else max(at, self.bounds[open_segment])
-        next_close = None if closed_segment == count else max(at, self.bounds[closed_segment])
         return Lookup(
-            state=GateState(at=at, codes=active, until={code: self.until(code, at) for code in active}),
-            next_open=next_open,
-            next_close=next_close,
-            close_codes=self.codes[closed_segment] if closed_segment < count else (),
+            state=self._state(segment, at),
+            next_open=self._start(self.next_open_segment[segment], at),
+            next_close=self._start(closed_segment, at),
+            close_codes=self.codes[closed_segment] if closed_segment < len(self.bounds) else (),
         )
 
     def closed_windows(self, start: int, end: int) -> list[ClosedWindow]:

@@ -332,11 +332,14 @@ def _short(exc: BaseException, limit: int = 200) -> str:
 __all__ = ["OperationalError", "SqlReleaseStore", "make_engine"]
 
 
+def _upsert_insert(connection: Connection, table: Any) -> Any:
+    """The connection's dialect INSERT, which knows ON CONFLICT."""
+    return pg_insert(table) if connection.dialect.name == "postgresql" else sqlite_insert(table)
+
+
 def _insert_ignore(connection: Connection, table: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING for the connection's dialect."""
-    if connection.dialect.name == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing()
-    return sqlite_insert(table).on_conflict_do_nothing()
+    return _upsert_insert(connection, table).on_conflict_do_nothing()
 
 
 @dataclass
@@ -556,9 +559,8 @@ class StoreSession:
     def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
         """Remember who wrote and merged a commit; later events fill in what earlier ones lacked
         (one upsert: concurrent events on one SHA cannot race)."""
-        dialect_insert = pg_insert if self.connection.dialect.name == "postgresql" else sqlite_insert
         people = {"author": author or None, "merger": merger or None}
-        statement = dialect_insert(commits).values(sha=sha, recorded_at=now, **people)
+        statement = _upsert_insert(self.connection, commits).values(sha=sha, recorded_at=now, **people)
         self.connection.execute(
             statement.on_conflict_do_update(
                 index_elements=[commits.c.sha],
