@@ -82,7 +82,7 @@ def missing(policies: Sequence[Policy], facts: ApprovalFacts) -> tuple[tuple[Rea
             Reason(
                 "approval",
                 "approval_missing",
-                f"policy {policy.name} needs {want} distinct approvals by {rules.role}"
+                f"policy {policy.name} needs {_approvals(want)} by {rules.role}"
                 f"{_four_eyes_note(rules, facts)}, has {len(have)}{given}",
                 None,
             )
@@ -98,3 +98,7 @@ def _four_eyes_note(rules: ApprovalRules, facts: ApprovalFacts) -> str:
     if not people:
         return " (four eyes: author and merger unknown, so at least two people)"
     return f" (four eyes: not {' or '.join(people)})"
+
+
+def _approvals(count: int) -> str:
+    return "1 approval" if count == 1 else f"{count} distinct approvals"
