@@ -1,12 +1,16 @@
 """The real app (settings from the environment) plus two bench-only baseline routes, for bench/gate.py:
-``/bench/empty`` (does nothing) and ``/bench/insert`` (one INSERT and COMMIT on the same database)."""
+``/bench/empty`` (does nothing) and ``/bench/insert`` (one INSERT and COMMIT on the same database,
+the way the gate reaches it: awaited on the app's async pool on PostgreSQL, SQLAlchemy in the
+thread pool on SQLite)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func, insert
+from starlette.concurrency import run_in_threadpool
 
 from gatekeeper.api.app import create_app
 from gatekeeper.settings import Settings
@@ -21,19 +25,49 @@ bench_rows = Table(
 )
 
 
+def one_insert(application: FastAPI, *, threaded: bool = False) -> Callable[[], Awaitable[None]]:
+    """One INSERT and COMMIT on the app's database, through the path its gate calls take
+    (``threaded``: SQLAlchemy in the thread pool, whatever the database)."""
+    service = application.state.service
+    if service.fast is not None and not threaded:
+        pool = service.fast.pool
+
+        async def awaited() -> None:
+            async with pool.connection() as connection:
+                await connection.execute("INSERT INTO bench_rows (note) VALUES ('bench')")
+
+        return awaited
+    engine = service.store.engine
+
+    def in_thread() -> None:
+        with engine.begin() as connection:
+            connection.execute(insert(bench_rows).values(note="bench"))
+
+    async def threaded() -> None:
+        await run_in_threadpool(in_thread)
+
+    return threaded
+
+
 def app() -> FastAPI:
     application = create_app(Settings())
-    engine = application.state.service.store.engine
-    rows.create_all(engine)
+    rows.create_all(application.state.service.store.engine)
+    insert_one = one_insert(application)
 
     @application.post("/bench/empty")
-    def empty() -> dict[str, Any]:
+    async def empty() -> dict[str, Any]:
         return {}
 
     @application.post("/bench/insert")
-    def one_insert() -> dict[str, Any]:
-        with engine.begin() as connection:
-            connection.execute(insert(bench_rows).values(note="bench"))
+    async def insert_route() -> dict[str, Any]:
+        await insert_one()
+        return {}
+
+    insert_threaded = one_insert(application, threaded=True)
+
+    @application.post("/bench/insert-threaded")
+    async def insert_threaded_route() -> dict[str, Any]:
+        await insert_threaded()
         return {}
 
     return application

@@ -199,6 +199,8 @@ def main() -> None:
                 print(f"{name:<11} webhook/empty ratio {ratio:.2f} (target >= 0.5: {verdict})")
                 versus_insert = results["/webhooks/github"][0] / results["/bench/insert"][0]
                 print(f"{name:<11} webhook/one-INSERT ratio {versus_insert:.2f} (for comparison with bench/gate.py)")
+                ceiling = results["/bench/insert"][0] / results["/bench/empty"][0]
+                print(f"{name:<11} one-INSERT/empty ratio {ceiling:.2f} (what one durable write per request leaves)")
         finally:
             with engine.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import anyio.to_thread
+
 from gatekeeper import calendar
 from gatekeeper.calendar import CompileError, Status, Windows
 from gatekeeper.domain.approvals import ApprovalFacts
@@ -20,6 +22,7 @@ from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, Verdict
 from gatekeeper.metrics import Metrics
 from gatekeeper.reload import ConfigHolder
+from gatekeeper.store.pg_async import AsyncGateStore
 from gatekeeper.store.records import GateRecord, ReleaseDetail, ReleaseRecord
 from gatekeeper.store.sql import SqlReleaseStore
 
@@ -45,6 +48,7 @@ class GateService:
     clock: Callable[[], datetime]
     options: DecideOptions
     metrics: Metrics | None = None
+    fast: AsyncGateStore | None = None  # PostgreSQL: gate calls on the event loop
 
     def gate(self, request: ReleaseRequest) -> GateRecord:
         """Decide a gate call (or return the stored decision of a release no longer open)."""
@@ -56,6 +60,27 @@ class GateService:
         record = self.store.gate(
             request.target, request.revision, request.trigger, dict(request.context), decide_now, now
         )
+        self._decided(request, record)
+        return record
+
+    async def gate_async(self, request: ReleaseRequest) -> GateRecord:
+        """``gate`` from the event loop: awaited on PostgreSQL, in a worker thread on SQLite."""
+        if self.fast is None:
+            return await anyio.to_thread.run_sync(self.gate, request)
+        now = self.clock()
+        record = await self.fast.gate(
+            request.target,
+            request.revision,
+            request.trigger,
+            dict(request.context),
+            lambda _release, approvals: self.decide(request, now, approvals),
+            now,
+            people=self.needs_people(request.target),
+        )
+        self._decided(request, record)
+        return record
+
+    def _decided(self, request: ReleaseRequest, record: GateRecord) -> None:
         if record.decided_now:
             self.count(record)
             logger.info(
@@ -65,13 +90,16 @@ class GateService:
                 record.decision.verdict,
                 extra={"target": request.target, "release_id": record.release.id},
             )
-        return record
 
     def approval_facts(self, target: str, load: Callable[[bool], ApprovalFacts]) -> ApprovalFacts:
         """Load approvals (and, only where four eyes needs them, the revision's author and merger)."""
+        return load(self.needs_people(target))
+
+    def needs_people(self, target: str) -> bool:
+        """Whether a policy governing ``target`` asks four eyes of its approvals."""
         configuration = self.config.state.configuration
         governing = configuration.governing(target) if configuration else []
-        return load(any(policy.approvals.required and policy.approvals.four_eyes for policy in governing))
+        return any(policy.approvals.required and policy.approvals.four_eyes for policy in governing)
 
     def decide(self, request: ReleaseRequest, now: datetime, approvals: ApprovalFacts | None = None) -> Decision:
         """The decision for ``request`` at ``now`` on the active configuration (no storing)."""

@@ -26,6 +26,7 @@ from gatekeeper.receivers.registry import registry
 from gatekeeper.reload import ConfigHolder, Housekeeper
 from gatekeeper.service import GateService, system_clock
 from gatekeeper.settings import Settings
+from gatekeeper.store.pg_async import AsyncGateStore
 from gatekeeper.store.sql import SqlReleaseStore
 from gatekeeper.tokens import TokenStore
 from gatekeeper.webhooks import WebhookService
@@ -45,7 +46,8 @@ def build_service(settings: Settings, clock: Callable[[], datetime], metrics: Me
     options = DecideOptions(
         ungoverned=Verdict(settings.UNGOVERNED), retry_delay=timedelta(seconds=settings.retry_delay_seconds)
     )
-    return GateService(store=store, config=holder, clock=clock, options=options, metrics=metrics)
+    fast = AsyncGateStore(settings.DATABASE_URL) if store.engine.dialect.name == "postgresql" else None
+    return GateService(store=store, config=holder, clock=clock, options=options, metrics=metrics, fast=fast)
 
 
 def build_webhooks(settings: Settings, service: GateService) -> WebhookService:
@@ -93,6 +95,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.THREADS
+        if service.fast is not None:
+            await service.fast.open()
         housekeeper.start()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, lambda *_: service.config.reload())
@@ -100,6 +104,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
         housekeeper.stop()
         app.state.webhooks.pool.shutdown(wait=True)
         service.store.engine.dispose()
+        if service.fast is not None:
+            await service.fast.close()
 
     app = FastAPI(
         title="gatekeeper",

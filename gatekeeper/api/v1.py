@@ -92,11 +92,11 @@ def release_body(detail: ReleaseDetail) -> dict[str, Any]:
 
 
 @router.post("/gate", summary="Decide whether a release may go now (Argo CD PreSync hook, pipelines)")
-def gate(
+async def gate(
     body: GateRequest, gatekeeper: Service, identity: Annotated[Identity, Depends(require("hook"))]
 ) -> dict[str, Any]:
     check_target(identity, body.target)
-    return gate_body(gatekeeper.gate(body.to_domain()))
+    return gate_body(await gatekeeper.gate_async(body.to_domain()))
 
 
 @router.get("/releases", summary="Releases, newest first")

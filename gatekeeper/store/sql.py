@@ -29,6 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -362,12 +363,14 @@ FIND_RELEASE = (
     .where(releases.c.target == bindparam("b_target"), releases.c.revision == bindparam("b_revision"))
     .with_for_update(of=releases)
 )
+# Our own constants, spelled out: the statement then compiles once for both drivers (GATE_SQL).
+OPEN_RELEASE = text("releases.status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")")
 SUPERSEDE = (
     update(releases)
     .where(
         releases.c.target == bindparam("b_target"),
         releases.c.id != bindparam("b_id"),
-        releases.c.status.in_(OPEN_STATUSES),
+        OPEN_RELEASE,
     )
     .values(status=ReleaseStatus.SUPERSEDED.value, updated_at=bindparam("b_now"))
 )
@@ -407,9 +410,53 @@ RECORD_DECISION_PG = text(
     bindparam("data", type_=audit_pending.c.data.type),
 )
 APPROVALS_OF = select(approvals).where(approvals.c.release_id == bindparam("b_id")).order_by(approvals.c.id)
-_INSERT_RELEASE: dict[str, Any] = {
-    "postgresql": pg_insert(releases).on_conflict_do_nothing().returning(*releases.c),
-    "sqlite": sqlite_insert(releases).on_conflict_do_nothing().returning(*releases.c),
+LATEST_DECISION = (
+    select(decisions).where(decisions.c.release_id == bindparam("b_id")).order_by(decisions.c.id.desc()).limit(1)
+)
+PEOPLE_OF = select(commits.c.author, commits.c.merger).where(commits.c.sha == bindparam("b_revision"))
+# New releases of one target are created one at a time (PostgreSQL): CREATE_RELEASE_PG, which
+# follows with a fresh snapshot, then sees a concurrent call's committed release and supersedes it.
+TARGET_LOCK = text("SELECT pg_advisory_xact_lock(:classid, hashtext(:b_target))").bindparams(classid=0x6761_7465)
+INSERT_RELEASE_SQLITE = sqlite_insert(releases).on_conflict_do_nothing().returning(*releases.c)
+# PostgreSQL creates a release and supersedes the target's other open ones in one statement
+# (after TARGET_LOCK, a statement of its own, so this one's snapshot sees every committed release).
+CREATE_RELEASE_PG = text(
+    """
+    WITH created AS (
+        INSERT INTO releases (target, revision, status, trigger, context, created_at, updated_at)
+        VALUES (:target, :revision, :status, :trigger, :context, :created_at, :updated_at)
+        ON CONFLICT DO NOTHING
+        RETURNING id, target, revision, status, trigger, created_at, updated_at
+    ), superseded AS (
+        UPDATE releases SET status = 'superseded', updated_at = :updated_at
+        WHERE target = :target AND revision <> :revision AND status = ANY(:open_statuses)
+    )
+    SELECT * FROM created
+    """
+).bindparams(
+    bindparam("open_statuses", list(OPEN_STATUSES)),
+    bindparam("context", type_=releases.c.context.type),
+    bindparam("created_at", type_=releases.c.created_at.type),
+    bindparam("updated_at", type_=releases.c.updated_at.type),
+)
+
+
+def _psycopg(statement: Any) -> tuple[str, dict[str, Any]]:
+    """``statement`` as psycopg SQL (for the async gate path) and the constants it binds."""
+    compiled = statement.compile(dialect=postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
+    constants = {compiled.bind_names[bind]: bind.value for bind in compiled.binds.values() if not bind.required}
+    return str(compiled), {key: value for key, value in constants.items() if value is not None}
+
+
+# The gate's statements as pyformat SQL: gatekeeper.store.pg_async runs exactly these.
+GATE_SQL: dict[str, tuple[str, dict[str, Any]]] = {
+    "find": _psycopg(FIND_RELEASE),
+    "latest_decision": _psycopg(LATEST_DECISION),
+    "people": _psycopg(PEOPLE_OF),
+    "approvals": _psycopg(APPROVALS_OF),
+    "lock_target": _psycopg(TARGET_LOCK),
+    "create_release": _psycopg(CREATE_RELEASE_PG),
+    "record_decision": _psycopg(RECORD_DECISION_PG),
 }
 
 
@@ -517,11 +564,16 @@ class StoreSession:
             "created_at": now,
             "updated_at": now,
         }
-        row = self.connection.execute(_INSERT_RELEASE[self.connection.dialect.name], values).first()
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(TARGET_LOCK, {"b_target": target})
+            row = self.connection.execute(CREATE_RELEASE_PG, values).first()
+        else:
+            row = self.connection.execute(INSERT_RELEASE_SQLITE, values).first()
+            if row is not None:
+                self.connection.execute(SUPERSEDE, {"b_target": target, "b_id": row.id, "b_now": now})
         release = _release(row) if row is not None else self.find(target, revision)
         if release is None:  # pragma: no cover - the row was just inserted or already existed
             raise StoreError(f"release {target}@{revision} vanished")
-        self.connection.execute(SUPERSEDE, {"b_target": target, "b_id": release.id, "b_now": now})
         return release
 
     def _set_status(self, release_id: int, status: ReleaseStatus, now: datetime) -> None:
@@ -551,9 +603,7 @@ class StoreSession:
         }
 
     def latest_decision(self, release_id: int) -> DecisionRecord | None:
-        row = self.connection.execute(
-            select(decisions).where(decisions.c.release_id == release_id).order_by(decisions.c.id.desc()).limit(1)
-        ).first()
+        row = self.connection.execute(LATEST_DECISION, {"b_id": release_id}).first()
         return _decision(row) if row is not None else None
 
     def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
@@ -577,9 +627,7 @@ class StoreSession:
         ``people``; otherwise as ``release`` carries them)."""
         found: Any = release
         if people:
-            found = self.connection.execute(
-                select(commits.c.author, commits.c.merger).where(commits.c.sha == revision)
-            ).first()
+            found = self.connection.execute(PEOPLE_OF, {"b_revision": revision}).first()
         given: tuple[Approval, ...] = ()
         if release is not None and release.has_approvals is not False:
             rows = self.connection.execute(APPROVALS_OF, {"b_id": release.id}).all()

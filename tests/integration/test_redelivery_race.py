@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, func, select
 
 from gatekeeper.store.tables import decisions, deliveries, releases
 from tests.integration import payloads as p
-from tests.integration.conftest import MutableClock, Server, make_settings, start_server
+from tests.integration.conftest import MutableClock, Server, make_settings, start_server, token_of
 from tests.integration.test_gate_api import OPEN
 
 SECRET = "race-secret"
@@ -50,3 +50,36 @@ def test_concurrent_redeliveries_decide_once(hooks: Server, pg_url: str) -> None
         assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 1
         assert connection.execute(select(func.count()).select_from(deliveries)).scalar_one() == 1
     engine.dispose()
+
+
+@pytest.fixture
+def gates(pg_url: str, config_tree: tuple[Path, Path], tokens_file: Path) -> Iterator[Server]:
+    running = start_server(make_settings(pg_url, *config_tree, tokens_file), MutableClock(OPEN))
+    yield running
+    running.stop()
+
+
+def test_concurrent_new_revisions_of_one_target_leave_one_open_release(gates: Server, pg_url: str) -> None:
+    """40 gate calls at once, each a new revision of one target (the async PostgreSQL path): each
+    supersedes the others it can see, and the per-target lock makes sure it sees every committed
+    one, so exactly one release stays open."""
+
+    async def burst() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {token_of('hook')}"}
+        async with httpx.AsyncClient(base_url=gates.url, timeout=30, headers=headers) as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": f"r{n}"})
+                    for n in range(40)
+                )
+            )
+
+    responses = asyncio.run(burst())
+    assert {response.status_code for response in responses} == {200}
+    engine = create_engine(pg_url)
+    with engine.connect() as connection:
+        statuses = [row.status for row in connection.execute(select(releases.c.status))]
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 40
+    engine.dispose()
+    assert len(statuses) == 40
+    assert sum(status != "superseded" for status in statuses) == 1, statuses

@@ -1,0 +1,202 @@
+"""The gate's hot path on PostgreSQL, on the event loop: psycopg's async driver, no threads.
+
+``SqlReleaseStore`` (SQLAlchemy, sync) runs everything else, and the gate on SQLite. A gate call
+there costs a hop to the thread pool and back, and on a busy process each hop waits for the GIL:
+measured, the hop cost more CPU than the statements (docs/benchmarks.md). This module runs the
+same transaction as ``StoreSession.gate`` with the same statements (``sql.GATE_SQL``), awaited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy.engine import make_url
+
+from gatekeeper.domain.approvals import Approval, ApprovalFacts
+from gatekeeper.domain.types import Decision
+from gatekeeper.store import StoreError
+from gatekeeper.store.records import REDECIDABLE, DecisionRecord, GateRecord, ReleaseRecord, ReleaseStatus
+from gatekeeper.store.sql import (
+    GATE_SQL,
+    STATUS_OF_VERDICT,
+    StoreSession,
+    _is_break_glass,
+    _short,
+    _utc,
+)
+
+JSON_FIELDS = ("reasons", "requires", "would_defer", "data", "context")
+
+
+def conninfo(database_url: str) -> str:
+    """psycopg's connection string for a SQLAlchemy ``postgresql+psycopg://`` URL."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _params(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: Json(value) if key in JSON_FIELDS and value is not None else value for key, value in values.items()}
+
+
+def _release(row: dict[str, Any]) -> ReleaseRecord:
+    return ReleaseRecord(
+        id=row["id"],
+        target=row["target"],
+        revision=row["revision"],
+        status=ReleaseStatus(row["status"]),
+        trigger=row["trigger"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        author=row.get("author"),
+        merger=row.get("merger"),
+        has_approvals=row.get("has_approvals"),
+    )
+
+
+def _decision(row: dict[str, Any]) -> DecisionRecord:
+    return DecisionRecord(**{**row, "not_before": _utc(row["not_before"]), "decided_at": _utc(row["decided_at"])})
+
+
+class AsyncGateStore:
+    """Gate calls on PostgreSQL: one transaction each, from a pool of async connections."""
+
+    def __init__(self, database_url: str, *, max_size: int = 16) -> None:
+        self.pool = AsyncConnectionPool(
+            conninfo(database_url),
+            min_size=2,
+            max_size=max_size,
+            timeout=10,
+            open=False,
+            kwargs={"row_factory": dict_row},
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def gate(
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, str],
+        decide: Callable[[ReleaseRecord | None, ApprovalFacts], Decision],
+        now: datetime,
+        *,
+        people: bool,
+    ) -> GateRecord:
+        """What ``StoreSession.gate`` does; ``people``: look up who wrote and merged a new revision."""
+        try:
+            async with self.pool.connection() as connection:  # commits, or rolls back on an error
+                return await self._gate(connection, target, revision, trigger, context, decide, now, people)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreError(f"database error: {_short(exc)}") from exc
+
+    async def _gate(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, str],
+        decide: Callable[[ReleaseRecord | None, ApprovalFacts], Decision],
+        now: datetime,
+        people: bool,
+    ) -> GateRecord:
+        release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, _release)
+        if release is not None and release.status not in REDECIDABLE:
+            latest = await _one(connection, "latest_decision", {"b_id": release.id}, _decision)
+            if latest is not None:
+                return GateRecord(release, latest, decided_now=False)
+        decision = decide(release, await self._facts(connection, release, revision, people))
+        status = STATUS_OF_VERDICT.get(decision.verdict.value, release.status if release else ReleaseStatus.PENDING)
+        if release is None:
+            release = await self._create(connection, target, revision, trigger, context, status, now)
+        values = StoreSession._decision_values(release.id, decision, trigger)
+        data = StoreSession._audit_data(release, values["verdict"], values["reasons"], values["policy_hash"])
+        recorded = {
+            **values,
+            "at": now,
+            "actor": trigger,
+            "subject": f"release/{release.id}",
+            "data": data,
+            "break_glass": _is_break_glass(values["reasons"]),
+            "status": status.value,
+        }
+        row = await (await _execute(connection, "record_decision", _params(recorded))).fetchone()
+        if row is None:  # pragma: no cover - the INSERT ... RETURNING always returns its row
+            raise StoreError("decision was not stored")
+        return GateRecord(
+            replace(release, status=status, updated_at=now), DecisionRecord(id=row["id"], **values), decided_now=True
+        )
+
+    async def _facts(
+        self, connection: psycopg.AsyncConnection[Any], release: ReleaseRecord | None, revision: str, people: bool
+    ) -> ApprovalFacts:
+        author, merger = (release.author, release.merger) if release else (None, None)
+        if release is None and people:
+            cursor = await _execute(connection, "people", {"b_revision": revision})
+            found = await cursor.fetchone()
+            author, merger = (found["author"], found["merger"]) if found else (None, None)
+        given: tuple[Approval, ...] = ()
+        if release is not None and release.has_approvals is not False:
+            cursor = await _execute(connection, "approvals", {"b_id": release.id})
+            given = tuple(
+                Approval(row["approver"], frozenset(row["roles"]), row["break_glass"], row["reason"], row["created_at"])
+                for row in await cursor.fetchall()
+            )
+        return ApprovalFacts(given, author, merger)
+
+    async def _create(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, str],
+        status: ReleaseStatus,
+        now: datetime,
+    ) -> ReleaseRecord:
+        await _execute(connection, "lock_target", {"b_target": target})
+        values = {
+            "target": target,
+            "revision": revision,
+            "status": status.value,
+            "trigger": trigger,
+            "context": context or None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        release: ReleaseRecord | None = await _one(connection, "create_release", _params(values), _release)
+        if release is None:  # a concurrent first call won: use its row
+            release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, _release)
+        if release is None:  # pragma: no cover - the row was just inserted or already existed
+            raise StoreError(f"release {target}@{revision} vanished")
+        return release
+
+
+def _sql(name: str) -> str:
+    return GATE_SQL[name][0]
+
+
+def _bound(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {**GATE_SQL[name][1], **params}
+
+
+async def _execute(connection: psycopg.AsyncConnection[Any], name: str, params: dict[str, Any]) -> Any:
+    return await connection.execute(_sql(name), _bound(name, params))
+
+
+async def _one(
+    connection: psycopg.AsyncConnection[Any], name: str, params: dict[str, Any], build: Callable[[Any], Any]
+) -> Any:
+    row = await (await _execute(connection, name, params)).fetchone()
+    return build(row) if row is not None else None
