@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import anyio.to_thread
+
 from gatekeeper.domain.lifecycle import applied_without_approval, unhealthy_after_apply
 from gatekeeper.domain.types import Decision
 from gatekeeper.notifiers import UpstreamError
@@ -62,12 +64,54 @@ class WebhookService:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="notify"))
 
     def receive(self, source: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        return self._store(source, *self._accept(source, headers, body))
+
+    async def receive_async(self, source: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """``receive`` from the event loop: awaited on PostgreSQL (except the rare controller
+        reports of applied or unhealthy, which run ``receive``'s path in a worker thread)."""
+        delivery_id, parsed = self._accept(source, headers, body)
+        fast = self.gate.fast
+        if fast is None or (isinstance(parsed, Inbound) and parsed.observed):
+            return await anyio.to_thread.run_sync(self._store, source, delivery_id, parsed)
+        now = self.gate.clock()
+        outbound: Outbound | None = None
+        async with fast.delivery(source, delivery_id, now) as claim:
+            if claim.stored is not None:
+                logger.info("redelivery %s/%s answered from the store", source, delivery_id)
+                return Answer(claim.stored[0], claim.stored[1])
+            answer = self._before_deciding(delivery_id, parsed)
+            if isinstance(parsed, Inbound):
+                for people in parsed.commits:
+                    await claim.record_commit(people.sha, people.author, people.merger, now)
+            if answer is None:
+                assert isinstance(parsed, Inbound) and parsed.request is not None  # noqa: S101 - by _before_deciding
+                request = parsed.request
+                record = await claim.gate(
+                    request.target,
+                    request.revision,
+                    request.trigger,
+                    dict(request.context) | {"source": source},
+                    lambda _release, approvals: self.gate.decide(request, now, approvals),
+                    now,
+                    people=self.gate.needs_people(request.target),
+                )
+                self.gate.count(record)
+                answer, outbound = self._decided(source, delivery_id, parsed, record.release, record.decision)
+            claim.answer = (answer.status, answer.body)
+        if outbound is not None:
+            self.pool.submit(self._notify, outbound)
+        return answer
+
+    def _accept(self, source: str, headers: Mapping[str, str], body: bytes) -> tuple[str, Inbound | Ignored]:
+        """Verify, parse and name the delivery (the receiver's errors propagate)."""
         receiver, secret = self.receivers.get(source), self.secrets.get(source)
         if receiver is None or not secret:
             raise SourceDisabledError(f"no webhook receiver for {source!r} is enabled")
         receiver.verify(headers, body, secret)
         parsed = receiver.parse(headers, body)
-        delivery_id = receiver.delivery_id(headers, body)
+        return receiver.delivery_id(headers, body), parsed
+
+    def _store(self, source: str, delivery_id: str, parsed: Inbound | Ignored) -> Answer:
         now = self.gate.clock()
         outbound: Outbound | None = None
         with self.gate.store.delivery(source, delivery_id, now) as claim:
@@ -80,19 +124,40 @@ class WebhookService:
             self.pool.submit(self._notify, outbound)
         return answer
 
+    def _before_deciding(self, delivery_id: str, parsed: Inbound | Ignored) -> Answer | None:
+        """The answer of a delivery that decides nothing (None: it asks for a decision)."""
+        if isinstance(parsed, Ignored):
+            return Answer(202, {"ignored": True, "reason": parsed.reason, "delivery_id": delivery_id})
+        if parsed.request is None:
+            return Answer(200, {"delivery_id": delivery_id, "release_id": None, "decision": None})
+        skipped = self._untouched(parsed)
+        if skipped:
+            return Answer(202, {"ignored": True, "reason": skipped, "delivery_id": delivery_id})
+        return None
+
+    def _decided(
+        self,
+        source: str,
+        delivery_id: str,
+        parsed: Inbound,
+        release: ReleaseRecord,
+        decision: DecisionRecord | None,
+    ) -> tuple[Answer, Outbound | None]:
+        body = {"delivery_id": delivery_id, "release_id": release.id, "decision": _decision_body(decision, release)}
+        outbound = Outbound(source, parsed.repo, parsed, release.id, decision) if decision else None
+        return Answer(200, body), outbound
+
     def _handle(
         self, session: StoreSession, source: str, delivery_id: str, parsed: Inbound | Ignored, now: datetime
     ) -> tuple[Answer, Outbound | None]:
-        if isinstance(parsed, Ignored):
-            return Answer(202, {"ignored": True, "reason": parsed.reason, "delivery_id": delivery_id}), None
-        for people in parsed.commits:
-            session.record_commit(people.sha, people.author, people.merger, now)
+        answer = self._before_deciding(delivery_id, parsed)
+        if isinstance(parsed, Inbound):
+            for people in parsed.commits:
+                session.record_commit(people.sha, people.author, people.merger, now)
+        if answer is not None:
+            return answer, None
+        assert isinstance(parsed, Inbound) and parsed.request is not None  # noqa: S101 - by _before_deciding
         request = parsed.request
-        if request is None:
-            return Answer(200, {"delivery_id": delivery_id, "release_id": None, "decision": None}), None
-        skipped = self._untouched(parsed)
-        if skipped:
-            return Answer(202, {"ignored": True, "reason": skipped, "delivery_id": delivery_id}), None
         context = dict(request.context) | {"source": source}
         existing = session.find(request.target, request.revision) if parsed.observed else None
         decision: DecisionRecord | None
@@ -111,9 +176,7 @@ class WebhookService:
             release, decision = existing, session.latest_decision(existing.id)
         if parsed.observed:
             release, decision = self._observe(session, parsed.observed, release, decision, now)
-        body = {"delivery_id": delivery_id, "release_id": release.id, "decision": _decision_body(decision, release)}
-        outbound = Outbound(source, parsed.repo, parsed, release.id, decision) if decision else None
-        return Answer(200, body), outbound
+        return self._decided(source, delivery_id, parsed, release, decision)
 
     def _untouched(self, parsed: Inbound) -> str | None:
         """The reason to ignore a push that touches no path a governing policy lists."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from gatekeeper.api.errors import error_body
 from gatekeeper.receivers import ReceiverError
@@ -19,7 +18,7 @@ async def webhook(source: str, request: Request) -> JSONResponse:
     headers = {name.lower(): value for name, value in request.headers.items()}
     service: WebhookService = request.app.state.webhooks
     try:
-        answer = await run_in_threadpool(service.receive, source, headers, body)
+        answer = await service.receive_async(source, headers, body)
     except SourceDisabledError as exc:
         return JSONResponse(error_body("not_found", str(exc)), 404)
     except ReceiverError as exc:

@@ -8,8 +8,9 @@ same transaction as ``StoreSession.gate`` with the same statements (``sql.GATE_S
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from gatekeeper.store.sql import (
     _utc,
 )
 
-JSON_FIELDS = ("reasons", "requires", "would_defer", "data", "context")
+JSON_FIELDS = ("reasons", "requires", "would_defer", "data", "context", "response")
 
 
 def conninfo(database_url: str) -> str:
@@ -97,6 +98,29 @@ class AsyncGateStore:
         try:
             async with self.pool.connection() as connection:  # commits, or rolls back on an error
                 return await self._gate(connection, target, revision, trigger, context, decide, now, people)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreError(f"database error: {_short(exc)}") from exc
+
+    @asynccontextmanager
+    async def delivery(self, source: str, delivery_id: str, now: datetime) -> AsyncIterator[AsyncDelivery]:
+        """What ``SqlReleaseStore.delivery`` does: claim the delivery in a transaction, or find a
+        redelivery's stored answer (the unique key makes a concurrent redelivery wait for it)."""
+        try:
+            async with self.pool.connection() as connection:
+                key = {"b_source": source, "b_delivery_id": delivery_id}
+                claimed = await _one(connection, "claim_delivery", _params({**key, "b_now": now, "response": {}}), dict)
+                if claimed is None:
+                    row = await _one(connection, "stored_answer", key, dict)
+                    if row is None:  # pragma: no cover - the conflicting row committed before we looked
+                        raise StoreError(f"delivery {source}/{delivery_id} vanished")
+                    yield AsyncDelivery(self, connection, (row["status_code"], row["response"]))
+                    return
+                claim = AsyncDelivery(self, connection, None)
+                yield claim
+                if claim.answer is None:
+                    raise StoreError("delivery claimed but never answered")
+                answer = {"b_id": claimed["id"], "b_status_code": claim.answer[0], "response": claim.answer[1]}
+                await _execute(connection, "answer_delivery", _params(answer))
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreError(f"database error: {_short(exc)}") from exc
 
@@ -200,3 +224,31 @@ async def _one(
 ) -> Any:
     row = await (await _execute(connection, name, params)).fetchone()
     return build(row) if row is not None else None
+
+
+@dataclass
+class AsyncDelivery:
+    """A claimed delivery (``stored`` None) to answer, or a redelivery with its stored answer."""
+
+    store: AsyncGateStore
+    connection: psycopg.AsyncConnection[Any]
+    stored: tuple[int, dict[str, Any]] | None
+    answer: tuple[int, dict[str, Any]] | None = None
+
+    async def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
+        params = {"b_sha": sha, "b_author": author or None, "b_merger": merger or None, "b_now": now}
+        await _execute(self.connection, "record_commit", params)
+
+    async def gate(
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, str],
+        decide: Callable[[ReleaseRecord | None, ApprovalFacts], Decision],
+        now: datetime,
+        *,
+        people: bool,
+    ) -> GateRecord:
+        """``AsyncGateStore.gate`` inside this delivery's transaction."""
+        return await self.store._gate(self.connection, target, revision, trigger, context, decide, now, people)

@@ -441,6 +441,44 @@ CREATE_RELEASE_PG = text(
 )
 
 
+# A webhook delivery on PostgreSQL's async path (what ``SqlReleaseStore.delivery`` and
+# ``StoreSession.record_commit`` build per call).
+CLAIM_DELIVERY_PG = (
+    pg_insert(deliveries)
+    .values(
+        source=bindparam("b_source"),
+        delivery_id=bindparam("b_delivery_id"),
+        status_code=0,
+        response=bindparam("response", type_=deliveries.c.response.type),
+        received_at=bindparam("b_now", type_=deliveries.c.received_at.type),
+    )
+    .on_conflict_do_nothing()
+    .returning(deliveries.c.id)
+)
+STORED_ANSWER = select(deliveries.c.status_code, deliveries.c.response).where(
+    deliveries.c.source == bindparam("b_source"), deliveries.c.delivery_id == bindparam("b_delivery_id")
+)
+ANSWER_DELIVERY = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(status_code=bindparam("b_status_code"), response=bindparam("response", type_=deliveries.c.response.type))
+)
+_COMMIT_PG = pg_insert(commits).values(
+    sha=bindparam("b_sha"),
+    author=bindparam("b_author"),
+    merger=bindparam("b_merger"),
+    recorded_at=bindparam("b_now", type_=commits.c.recorded_at.type),
+)
+RECORD_COMMIT_PG = _COMMIT_PG.on_conflict_do_update(
+    index_elements=[commits.c.sha],
+    set_={
+        "author": func.coalesce(_COMMIT_PG.excluded.author, commits.c.author),
+        "merger": func.coalesce(_COMMIT_PG.excluded.merger, commits.c.merger),
+        "recorded_at": _COMMIT_PG.excluded.recorded_at,
+    },
+)
+
+
 def _psycopg(statement: Any) -> tuple[str, dict[str, Any]]:
     """``statement`` as psycopg SQL (for the async gate path) and the constants it binds."""
     compiled = statement.compile(dialect=postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
@@ -457,6 +495,10 @@ GATE_SQL: dict[str, tuple[str, dict[str, Any]]] = {
     "lock_target": _psycopg(TARGET_LOCK),
     "create_release": _psycopg(CREATE_RELEASE_PG),
     "record_decision": _psycopg(RECORD_DECISION_PG),
+    "claim_delivery": _psycopg(CLAIM_DELIVERY_PG),
+    "stored_answer": _psycopg(STORED_ANSWER),
+    "answer_delivery": _psycopg(ANSWER_DELIVERY),
+    "record_commit": _psycopg(RECORD_COMMIT_PG),
 }
 
 
