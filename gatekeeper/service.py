@@ -22,6 +22,7 @@ from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, Verdict
 from gatekeeper.metrics import Metrics
 from gatekeeper.reload import ConfigHolder
+from gatekeeper.store import ConnectionLostError
 from gatekeeper.store.pg_async import AsyncGateStore
 from gatekeeper.store.records import GateRecord, ReleaseDetail, ReleaseRecord
 from gatekeeper.store.sql import SqlReleaseStore
@@ -67,8 +68,16 @@ class GateService:
         """``gate`` from the event loop: awaited on PostgreSQL, in a worker thread on SQLite."""
         if self.fast is None:
             return await anyio.to_thread.run_sync(self.gate, request)
+        try:
+            record = await self._gate_fast(self.fast, request)
+        except ConnectionLostError:  # the database restarted: once more, on a fresh connection
+            record = await self._gate_fast(self.fast, request)
+        self._decided(request, record)
+        return record
+
+    async def _gate_fast(self, fast: AsyncGateStore, request: ReleaseRequest) -> GateRecord:
         now = self.clock()
-        record = await self.fast.gate(
+        return await fast.gate(
             request.target,
             request.revision,
             request.trigger,
@@ -77,8 +86,6 @@ class GateService:
             now,
             people=self.needs_people(request.target),
         )
-        self._decided(request, record)
-        return record
 
     def _decided(self, request: ReleaseRequest, record: GateRecord) -> None:
         if record.decided_now:

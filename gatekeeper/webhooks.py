@@ -26,6 +26,8 @@ from gatekeeper.notifiers.gitlab import GitLabNotifier
 from gatekeeper.receivers import Ignored, Inbound, Receiver, ReceiverError
 from gatekeeper.schemas import decision_record_json
 from gatekeeper.service import GateService
+from gatekeeper.store import ConnectionLostError
+from gatekeeper.store.pg_async import AsyncGateStore
 from gatekeeper.store.records import DecisionRecord, ReleaseRecord, ReleaseStatus
 from gatekeeper.store.sql import StoreSession
 
@@ -73,6 +75,14 @@ class WebhookService:
         fast = self.gate.fast
         if fast is None or (isinstance(parsed, Inbound) and parsed.observed):
             return await anyio.to_thread.run_sync(self._store, source, delivery_id, parsed)
+        try:
+            return await self._store_async(fast, source, delivery_id, parsed)
+        except ConnectionLostError:  # the database restarted: once more, on a fresh connection
+            return await self._store_async(fast, source, delivery_id, parsed)
+
+    async def _store_async(
+        self, fast: AsyncGateStore, source: str, delivery_id: str, parsed: Inbound | Ignored
+    ) -> Answer:
         now = self.gate.clock()
         outbound: Outbound | None = None
         async with fast.delivery(source, delivery_id, now) as claim:

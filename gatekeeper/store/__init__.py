@@ -13,3 +13,8 @@ class StoreError(Exception):
 
 class NotMigratedError(StoreError):
     """The database schema is older than this version of gatekeeper."""
+
+
+class ConnectionLostError(StoreError):
+    """A pooled connection turned out dead (the database restarted): safe to try again once,
+    on a fresh connection (nothing was committed, or a redelivery finds what was)."""

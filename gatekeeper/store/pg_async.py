@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from gatekeeper.domain.approvals import Approval, ApprovalFacts
 from gatekeeper.domain.types import Decision
-from gatekeeper.store import StoreError
+from gatekeeper.store import ConnectionLostError, StoreError
 from gatekeeper.store.records import REDECIDABLE, DecisionRecord, GateRecord, ReleaseRecord, ReleaseStatus
 from gatekeeper.store.sql import (
     GATE_SQL,
@@ -98,8 +98,15 @@ class AsyncGateStore:
         try:
             async with self.pool.connection() as connection:  # commits, or rolls back on an error
                 return await self._gate(connection, target, revision, trigger, context, decide, now, people)
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreError(f"database error: {_short(exc)}") from exc
+        except psycopg.Error as exc:
+            raise await self._store_error(exc) from exc
+
+    async def _store_error(self, exc: psycopg.Error) -> StoreError:
+        """The StoreError for ``exc``; a lost connection also drops the pool's dead ones."""
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout):
+            await self.pool.check()  # after a database restart every idle connection is dead
+            return ConnectionLostError(f"database connection lost: {_short(exc)}")
+        return StoreError(f"database error: {_short(exc)}")
 
     @asynccontextmanager
     async def delivery(self, source: str, delivery_id: str, now: datetime) -> AsyncIterator[AsyncDelivery]:
@@ -121,8 +128,8 @@ class AsyncGateStore:
                     raise StoreError("delivery claimed but never answered")
                 answer = {"b_id": claimed["id"], "b_status_code": claim.answer[0], "response": claim.answer[1]}
                 await _execute(connection, "answer_delivery", _params(answer))
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreError(f"database error: {_short(exc)}") from exc
+        except psycopg.Error as exc:
+            raise await self._store_error(exc) from exc
 
     async def _gate(
         self,

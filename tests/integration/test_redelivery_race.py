@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 
 from gatekeeper.store.tables import decisions, deliveries, releases
 from tests.integration import payloads as p
@@ -68,10 +68,7 @@ def test_concurrent_new_revisions_of_one_target_leave_one_open_release(gates: Se
         headers = {"Authorization": f"Bearer {token_of('hook')}"}
         async with httpx.AsyncClient(base_url=gates.url, timeout=30, headers=headers) as client:
             return await asyncio.gather(
-                *(
-                    client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": f"r{n}"})
-                    for n in range(40)
-                )
+                *(client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": f"r{n}"}) for n in range(40))
             )
 
     responses = asyncio.run(burst())
@@ -83,3 +80,39 @@ def test_concurrent_new_revisions_of_one_target_leave_one_open_release(gates: Se
     engine.dispose()
     assert len(statuses) == 40
     assert sum(status != "superseded" for status in statuses) == 1, statuses
+
+
+def test_gate_and_webhooks_survive_a_database_restart(
+    pg_url: str, config_tree: tuple[Path, Path], tokens_file: Path
+) -> None:
+    """Every pooled connection of the server killed (what a PostgreSQL restart does): the next gate
+    call and the next webhook still answer 200, on fresh connections, and a redelivery still finds
+    its stored answer."""
+    engine = create_engine(pg_url)
+    with engine.connect() as connection:
+        started = connection.execute(text("SELECT clock_timestamp()")).scalar_one()
+    running = start_server(make_settings(pg_url, *config_tree, tokens_file, GITHUB_SECRET=SECRET), MutableClock(OPEN))
+    body = p.encode(p.github_push())
+    headers = p.github_headers(SECRET, "push", body, delivery="restart-1")
+    try:
+        with running.client("hook") as client:
+            assert client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": "r1"}).status_code == 200
+            first = client.post("/webhooks/github", content=body, headers=headers)
+            assert first.status_code == 200
+            with engine.connect() as connection:
+                killed = connection.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname ="
+                        " current_database() AND backend_start > :started AND pid <> pg_backend_pid()"
+                    ),
+                    {"started": started},
+                ).scalar_one()
+            assert killed >= 1
+            gated = client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": "r2"})
+            assert gated.status_code == 200, gated.text
+            again = client.post("/webhooks/github", content=body, headers=headers)
+            assert again.status_code == 200, again.text
+            assert again.json() == first.json()
+    finally:
+        running.stop()
+        engine.dispose()
