@@ -108,8 +108,7 @@ class WebhookService:
                 self.gate.count(record)
                 answer, outbound = self._decided(source, delivery_id, parsed, record.release, record.decision)
             claim.answer = (answer.status, answer.body)
-        if outbound is not None:
-            self.pool.submit(self._notify, outbound)
+        self._submit(outbound)
         return answer
 
     def _accept(self, source: str, headers: Mapping[str, str], body: bytes) -> tuple[str, Inbound | Ignored]:
@@ -130,8 +129,7 @@ class WebhookService:
                 return Answer(claim.stored[0], claim.stored[1])
             answer, outbound = self._handle(claim.session, source, delivery_id, parsed, now)
             claim.answer = (answer.status, answer.body)
-        if outbound is not None:
-            self.pool.submit(self._notify, outbound)
+        self._submit(outbound)
         return answer
 
     def _before_deciding(self, delivery_id: str, parsed: Inbound | Ignored) -> Answer | None:
@@ -224,6 +222,15 @@ class WebhookService:
             return release, decision
         return release, session.add_decision(release.id, verdict, f"observed-{observed}")
 
+    def _notifier(self, source: str) -> GitHubNotifier | GitLabNotifier | None:
+        return self.github if source == "github" else self.gitlab if source == "gitlab" else None
+
+    def _submit(self, outbound: Outbound | None) -> None:
+        """Send what must go out in the background (only where a notifier is configured: waking a
+        thread per delivery for nothing costs the event loop the GIL)."""
+        if outbound is not None and self._notifier(outbound.source) is not None:
+            self.pool.submit(self._notify, outbound)
+
     def _notify(self, outbound: Outbound) -> None:
         try:
             self._send(outbound)
@@ -236,7 +243,7 @@ class WebhookService:
         decision, request = outbound.decision, outbound.inbound.request
         assert request is not None  # noqa: S101 - outbound only exists for requests
         link = f"{self.public_url.rstrip('/')}/v1/releases/{outbound.release_id}"
-        notifier = self.github if outbound.source == "github" else self.gitlab if outbound.source == "gitlab" else None
+        notifier = self._notifier(outbound.source)
         if notifier is None or outbound.repo is None or not request.target.startswith("git:"):
             return
         callback = outbound.inbound.callback

@@ -3,7 +3,9 @@
 ``SqlReleaseStore`` (SQLAlchemy, sync) runs everything else, and the gate on SQLite. A gate call
 there costs a hop to the thread pool and back, and on a busy process each hop waits for the GIL:
 measured, the hop cost more CPU than the statements (docs/benchmarks.md). This module runs the
-same transaction as ``StoreSession.gate`` with the same statements (``sql.GATE_SQL``), awaited.
+same transaction as ``StoreSession.gate`` with the same statements (``sql.GATE_SQL``), awaited,
+with one change of order: a new release supersedes the target's others last, just before COMMIT,
+so the per-target lock is held briefly (many deliveries for one target at once queue on it).
 """
 
 from __future__ import annotations
@@ -97,7 +99,10 @@ class AsyncGateStore:
         """What ``StoreSession.gate`` does; ``people``: look up who wrote and merged a new revision."""
         try:
             async with self.pool.connection() as connection:  # commits, or rolls back on an error
-                return await self._gate(connection, target, revision, trigger, context, decide, now, people)
+                record = await self._gate(connection, target, revision, trigger, context, decide, now, people)
+                if record.created:
+                    await _supersede(connection, record.release, now)
+                return record
         except psycopg.Error as exc:
             raise await self._store_error(exc) from exc
 
@@ -128,6 +133,8 @@ class AsyncGateStore:
                     raise StoreError("delivery claimed but never answered")
                 answer = {"b_id": claimed["id"], "b_status_code": claim.answer[0], "response": claim.answer[1]}
                 await _execute(connection, "answer_delivery", _params(answer))
+                if claim.created is not None:
+                    await _supersede(connection, claim.created, now)
         except psycopg.Error as exc:
             raise await self._store_error(exc) from exc
 
@@ -149,6 +156,7 @@ class AsyncGateStore:
                 return GateRecord(release, latest, decided_now=False)
         decision = decide(release, await self._facts(connection, release, revision, people))
         status = STATUS_OF_VERDICT.get(decision.verdict.value, release.status if release else ReleaseStatus.PENDING)
+        created = release is None
         if release is None:
             release = await self._create(connection, target, revision, trigger, context, status, now)
         values = StoreSession._decision_values(release.id, decision, trigger)
@@ -166,7 +174,10 @@ class AsyncGateStore:
         if row is None:  # pragma: no cover - the INSERT ... RETURNING always returns its row
             raise StoreError("decision was not stored")
         return GateRecord(
-            replace(release, status=status, updated_at=now), DecisionRecord(id=row["id"], **values), decided_now=True
+            replace(release, status=status, updated_at=now),
+            DecisionRecord(id=row["id"], **values),
+            decided_now=True,
+            created=created,
         )
 
     async def _facts(
@@ -196,7 +207,6 @@ class AsyncGateStore:
         status: ReleaseStatus,
         now: datetime,
     ) -> ReleaseRecord:
-        await _execute(connection, "lock_target", {"b_target": target})
         values = {
             "target": target,
             "revision": revision,
@@ -206,12 +216,21 @@ class AsyncGateStore:
             "created_at": now,
             "updated_at": now,
         }
-        release: ReleaseRecord | None = await _one(connection, "create_release", _params(values), _release)
+        release: ReleaseRecord | None = await _one(connection, "insert_release", _params(values), _release)
         if release is None:  # a concurrent first call won: use its row
             release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, _release)
         if release is None:  # pragma: no cover - the row was just inserted or already existed
             raise StoreError(f"release {target}@{revision} vanished")
         return release
+
+
+async def _supersede(connection: psycopg.AsyncConnection[Any], release: ReleaseRecord, now: datetime) -> None:
+    """Close the target's other open releases, last before COMMIT: the per-target lock is held
+    for two statements and the COMMIT, not for the whole delivery. The UPDATE runs after the
+    lock is granted, so its snapshot sees every release committed before; a concurrent newer
+    one, still uncommitted, supersedes this one in its own turn."""
+    await _execute(connection, "lock_target", {"b_target": release.target})
+    await _execute(connection, "supersede", {"b_target": release.target, "b_id": release.id, "b_now": now})
 
 
 def _sql(name: str) -> str:
@@ -241,6 +260,7 @@ class AsyncDelivery:
     connection: psycopg.AsyncConnection[Any]
     stored: tuple[int, dict[str, Any]] | None
     answer: tuple[int, dict[str, Any]] | None = None
+    created: ReleaseRecord | None = None  # a new release, to supersede the others with before COMMIT
 
     async def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
         params = {"b_sha": sha, "b_author": author or None, "b_merger": merger or None, "b_now": now}
@@ -258,4 +278,7 @@ class AsyncDelivery:
         people: bool,
     ) -> GateRecord:
         """``AsyncGateStore.gate`` inside this delivery's transaction."""
-        return await self.store._gate(self.connection, target, revision, trigger, context, decide, now, people)
+        record = await self.store._gate(self.connection, target, revision, trigger, context, decide, now, people)
+        if record.created:
+            self.created = record.release
+        return record

@@ -75,3 +75,4 @@ class GateRecord:
     release: ReleaseRecord
     decision: DecisionRecord
     decided_now: bool
+    created: bool = False  # this call created the release

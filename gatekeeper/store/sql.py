@@ -418,6 +418,17 @@ PEOPLE_OF = select(commits.c.author, commits.c.merger).where(commits.c.sha == bi
 # follows with a fresh snapshot, then sees a concurrent call's committed release and supersedes it.
 TARGET_LOCK = text("SELECT pg_advisory_xact_lock(:classid, hashtext(:b_target))").bindparams(classid=0x6761_7465)
 INSERT_RELEASE_SQLITE = sqlite_insert(releases).on_conflict_do_nothing().returning(*releases.c)
+INSERT_RELEASE_PG = (
+    pg_insert(releases)
+    .values(
+        {
+            name: bindparam(name, type_=releases.c[name].type)
+            for name in ("target", "revision", "status", "trigger", "context", "created_at", "updated_at")
+        }
+    )
+    .on_conflict_do_nothing()
+    .returning(*releases.c)
+)
 # PostgreSQL creates a release and supersedes the target's other open ones in one statement
 # (after TARGET_LOCK, a statement of its own, so this one's snapshot sees every committed release).
 CREATE_RELEASE_PG = text(
@@ -493,7 +504,8 @@ GATE_SQL: dict[str, tuple[str, dict[str, Any]]] = {
     "people": _psycopg(PEOPLE_OF),
     "approvals": _psycopg(APPROVALS_OF),
     "lock_target": _psycopg(TARGET_LOCK),
-    "create_release": _psycopg(CREATE_RELEASE_PG),
+    "insert_release": _psycopg(INSERT_RELEASE_PG),
+    "supersede": _psycopg(SUPERSEDE),
     "record_decision": _psycopg(RECORD_DECISION_PG),
     "claim_delivery": _psycopg(CLAIM_DELIVERY_PG),
     "stored_answer": _psycopg(STORED_ANSWER),
