@@ -29,10 +29,12 @@ from gatekeeper.store.records import REDECIDABLE, DecisionRecord, GateRecord, Re
 from gatekeeper.store.sql import (
     GATE_SQL,
     STATUS_OF_VERDICT,
-    StoreSession,
-    _is_break_glass,
     _short,
-    _utc,
+    approval_of,
+    decision_record,
+    record_decision_params,
+    release_record,
+    release_values,
 )
 
 JSON_FIELDS = ("reasons", "requires", "would_defer", "data", "context", "response")
@@ -45,25 +47,6 @@ def conninfo(database_url: str) -> str:
 
 def _params(values: dict[str, Any]) -> dict[str, Any]:
     return {key: Json(value) if key in JSON_FIELDS and value is not None else value for key, value in values.items()}
-
-
-def _release(row: dict[str, Any]) -> ReleaseRecord:
-    return ReleaseRecord(
-        id=row["id"],
-        target=row["target"],
-        revision=row["revision"],
-        status=ReleaseStatus(row["status"]),
-        trigger=row["trigger"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        author=row.get("author"),
-        merger=row.get("merger"),
-        has_approvals=row.get("has_approvals"),
-    )
-
-
-def _decision(row: dict[str, Any]) -> DecisionRecord:
-    return DecisionRecord(**{**row, "not_before": _utc(row["not_before"]), "decided_at": _utc(row["decided_at"])})
 
 
 class AsyncGateStore:
@@ -149,9 +132,9 @@ class AsyncGateStore:
         now: datetime,
         people: bool,
     ) -> GateRecord:
-        release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, _release)
+        release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, release_record)
         if release is not None and release.status not in REDECIDABLE:
-            latest = await _one(connection, "latest_decision", {"b_id": release.id}, _decision)
+            latest = await _one(connection, "latest_decision", {"b_id": release.id}, decision_record)
             if latest is not None:
                 return GateRecord(release, latest, decided_now=False)
         decision = decide(release, await self._facts(connection, release, revision, people))
@@ -159,17 +142,7 @@ class AsyncGateStore:
         created = release is None
         if release is None:
             release = await self._create(connection, target, revision, trigger, context, status, now)
-        values = StoreSession._decision_values(release.id, decision, trigger)
-        data = StoreSession._audit_data(release, values["verdict"], values["reasons"], values["policy_hash"])
-        recorded = {
-            **values,
-            "at": now,
-            "actor": trigger,
-            "subject": f"release/{release.id}",
-            "data": data,
-            "break_glass": _is_break_glass(values["reasons"]),
-            "status": status.value,
-        }
+        values, recorded = record_decision_params(release, decision, status, trigger, now)
         row = await (await _execute(connection, "record_decision", _params(recorded))).fetchone()
         if row is None:  # pragma: no cover - the INSERT ... RETURNING always returns its row
             raise StoreError("decision was not stored")
@@ -191,10 +164,7 @@ class AsyncGateStore:
         given: tuple[Approval, ...] = ()
         if release is not None and release.has_approvals is not False:
             cursor = await _execute(connection, "approvals", {"b_id": release.id})
-            given = tuple(
-                Approval(row["approver"], frozenset(row["roles"]), row["break_glass"], row["reason"], row["created_at"])
-                for row in await cursor.fetchall()
-            )
+            given = tuple(approval_of(row) for row in await cursor.fetchall())
         return ApprovalFacts(given, author, merger)
 
     async def _create(
@@ -207,18 +177,10 @@ class AsyncGateStore:
         status: ReleaseStatus,
         now: datetime,
     ) -> ReleaseRecord:
-        values = {
-            "target": target,
-            "revision": revision,
-            "status": status.value,
-            "trigger": trigger,
-            "context": context or None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        release: ReleaseRecord | None = await _one(connection, "insert_release", _params(values), _release)
+        values = release_values(target, revision, trigger, context, status, now)
+        release: ReleaseRecord | None = await _one(connection, "insert_release", _params(values), release_record)
         if release is None:  # a concurrent first call won: use its row
-            release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, _release)
+            release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, release_record)
         if release is None:  # pragma: no cover - the row was just inserted or already existed
             raise StoreError(f"release {target}@{revision} vanished")
         return release

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -282,7 +282,11 @@ class SqlReleaseStore:
 
 
 def _release(row: Row[Any]) -> ReleaseRecord:
-    mapping = row._mapping
+    return release_record(row._mapping)
+
+
+def release_record(mapping: Mapping[Any, Any]) -> ReleaseRecord:
+    """A release from a row's columns (a SQLAlchemy row's mapping or a psycopg dict row)."""
     return ReleaseRecord(
         id=mapping["id"],
         target=mapping["target"],
@@ -298,7 +302,10 @@ def _release(row: Row[Any]) -> ReleaseRecord:
 
 
 def _decision(row: Row[Any]) -> DecisionRecord:
-    m = row._mapping
+    return decision_record(row._mapping)
+
+
+def decision_record(m: Mapping[Any, Any]) -> DecisionRecord:
     return DecisionRecord(
         id=m["id"],
         release_id=m["release_id"],
@@ -571,20 +578,8 @@ class StoreSession:
     ) -> DecisionRecord:
         """Decision, audit record and status in one round trip (what add_decision, audit_decision
         and _set_status do one statement each)."""
-        values = self._decision_values(release.id, decision, trigger)
-        data = self._audit_data(release, values["verdict"], values["reasons"], values["policy_hash"])
-        decision_id = self.connection.execute(
-            RECORD_DECISION_PG,
-            {
-                **values,
-                "at": now,
-                "actor": trigger,
-                "subject": f"release/{release.id}",
-                "data": data,
-                "break_glass": _is_break_glass(values["reasons"]),
-                "status": status.value,
-            },
-        ).scalar_one()
+        values, params = record_decision_params(release, decision, status, trigger, now)
+        decision_id = self.connection.execute(RECORD_DECISION_PG, params).scalar_one()
         return DecisionRecord(id=decision_id, **values)
 
     def audit_decision(self, release: ReleaseRecord, record: DecisionRecord, actor: str, now: datetime) -> None:
@@ -609,15 +604,7 @@ class StoreSession:
     ) -> ReleaseRecord:
         """Insert the release (a concurrent first call may have won: then use its row) and
         supersede the target's other open releases."""
-        values = {
-            "target": target,
-            "revision": revision,
-            "status": status.value,
-            "trigger": trigger,
-            "context": context or None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = release_values(target, revision, trigger, context, status, now)
         if self.connection.dialect.name == "postgresql":
             self.connection.execute(TARGET_LOCK, {"b_target": target})
             row = self.connection.execute(CREATE_RELEASE_PG, values).first()
@@ -685,10 +672,7 @@ class StoreSession:
         given: tuple[Approval, ...] = ()
         if release is not None and release.has_approvals is not False:
             rows = self.connection.execute(APPROVALS_OF, {"b_id": release.id}).all()
-            given = tuple(
-                Approval(row.approver, frozenset(row.roles), row.break_glass, row.reason, _utc(row.created_at))
-                for row in rows
-            )
+            given = tuple(approval_of(row._mapping) for row in rows)
         return ApprovalFacts(given, found.author if found else None, found.merger if found else None)
 
     def add_approval(self, release_id: int, approval: Approval, now: datetime) -> None:
@@ -742,6 +726,45 @@ class StoreSession:
         self.connection.execute(insert(audit), rows)
         self.connection.execute(delete(audit_pending).where(audit_pending.c.id.in_([entry.id for entry in pending])))
         return len(rows)
+
+
+def approval_of(m: Mapping[Any, Any]) -> Approval:
+    """An approval row as the fact ``decide`` counts."""
+    return Approval(m["approver"], frozenset(m["roles"]), m["break_glass"], m["reason"], _utc(m["created_at"]))
+
+
+def release_values(
+    target: str, revision: str, trigger: str, context: dict[str, str], status: ReleaseStatus, now: datetime
+) -> dict[str, Any]:
+    """The columns of a new release."""
+    return {
+        "target": target,
+        "revision": revision,
+        "status": status.value,
+        "trigger": trigger,
+        "context": context or None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def record_decision_params(
+    release: ReleaseRecord, decision: Decision, status: ReleaseStatus, trigger: str, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The decision's columns, and the parameters of RECORD_DECISION_PG that store it with its
+    audit record and the release's new status."""
+    values = StoreSession._decision_values(release.id, decision, trigger)
+    data = StoreSession._audit_data(release, values["verdict"], values["reasons"], values["policy_hash"])
+    params = {
+        **values,
+        "at": now,
+        "actor": trigger,
+        "subject": f"release/{release.id}",
+        "data": data,
+        "break_glass": _is_break_glass(values["reasons"]),
+        "status": status.value,
+    }
+    return values, params
 
 
 def _is_break_glass(reasons: list[dict[str, Any]]) -> bool:
