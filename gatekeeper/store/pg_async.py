@@ -2,17 +2,23 @@
 
 ``SqlReleaseStore`` (SQLAlchemy, sync) runs everything else, and the gate on SQLite. A gate call
 there costs a hop to the thread pool and back, and on a busy process each hop waits for the GIL:
-measured, the hop cost more CPU than the statements (docs/benchmarks.md). This module runs the
-same transaction as ``StoreSession.gate`` with the same statements (``sql.GATE_SQL``), awaited,
-with one change of order: a new release supersedes the target's others last, just before COMMIT,
-so the per-target lock is held briefly (many deliveries for one target at once queue on it).
+measured, the hop cost more CPU than the statements (docs/benchmarks.md). This module decides
+as ``StoreSession.gate`` does with the same statements (``sql.GATE_SQL``), awaited, with two
+changes:
+- Re-deciding an open release, the common call (a hook polling), takes no lock and no
+  transaction: one read, then one statement that stores the decision only if the release row is
+  still the version that was read, else read and decide again (``_gate_optimistic``). Two round
+  trips instead of four (BEGIN, a locked read, the write, COMMIT).
+- A new release takes the per-target lock before it is inserted and supersedes the target's
+  others last, just before COMMIT (many deliveries for one target at once queue on the lock).
+Connections are in autocommit mode; every transaction here is an explicit ``transaction()``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,11 +38,13 @@ from gatekeeper.store.sql import (
     _short,
     approval_of,
     decision_record,
+    moved,
     record_decision_params,
     release_record,
     release_values,
 )
 
+OPTIMISTIC_TRIES = 3  # reads and decisions before a gate call takes the lock instead
 JSON_FIELDS = ("reasons", "requires", "would_defer", "data", "context", "response")
 
 
@@ -59,7 +67,7 @@ class AsyncGateStore:
             max_size=max_size,
             timeout=10,
             open=False,
-            kwargs={"row_factory": dict_row},
+            kwargs={"row_factory": dict_row, "autocommit": True},  # transactions are explicit
         )
 
     async def open(self) -> None:
@@ -81,11 +89,17 @@ class AsyncGateStore:
     ) -> GateRecord:
         """What ``StoreSession.gate`` does; ``people``: look up who wrote and merged a new revision."""
         try:
-            async with self.pool.connection() as connection:  # commits, or rolls back on an error
-                record = await self._gate(connection, target, revision, trigger, context, decide, now, people)
-                if record.created:
-                    await _supersede(connection, record.release, now)
-                return record
+            async with self.pool.connection() as connection:
+                found, record = await self._gate_optimistic(connection, target, revision, trigger, decide, now, people)
+                if record is not None:
+                    return record
+                async with connection.transaction():  # commits, or rolls back on an error
+                    record = await self._gate(
+                        connection, target, revision, trigger, context, decide, now, people, find=found
+                    )
+                    if record.created:
+                        await _supersede(connection, record.release, now)
+                    return record
         except psycopg.Error as exc:
             raise await self._store_error(exc) from exc
 
@@ -101,7 +115,7 @@ class AsyncGateStore:
         """What ``SqlReleaseStore.delivery`` does: claim the delivery in a transaction, or find a
         redelivery's stored answer (the unique key makes a concurrent redelivery wait for it)."""
         try:
-            async with self.pool.connection() as connection:
+            async with self.pool.connection() as connection, connection.transaction():
                 key = {"b_source": source, "b_delivery_id": delivery_id}
                 claimed = await _one(connection, "claim_delivery", _params({**key, "b_now": now, "response": {}}), dict)
                 if claimed is None:
@@ -121,6 +135,40 @@ class AsyncGateStore:
         except psycopg.Error as exc:
             raise await self._store_error(exc) from exc
 
+    async def _gate_optimistic(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        target: str,
+        revision: str,
+        trigger: str,
+        decide: Callable[[ReleaseRecord | None, ApprovalFacts], Decision],
+        now: datetime,
+        people: bool,
+    ) -> tuple[bool, GateRecord | None]:
+        """The common gate call without a transaction or a lock: two round trips, a read and one
+        statement that stores the decision only if the release did not change since the read
+        (``RECORD_DECISION_IF_UNCHANGED_PG``). Returns whether the release exists, and the
+        record; no record when there is no release yet or it changed under every try: then the
+        locked transaction (``_gate``) decides."""
+        for _ in range(OPTIMISTIC_TRIES):
+            row = await _one(connection, "find_versioned", {"b_target": target, "b_revision": revision}, dict)
+            if row is None:
+                return False, None
+            release = release_record(row)
+            if release.status not in REDECIDABLE:
+                latest = await _one(connection, "latest_decision", {"b_id": release.id}, decision_record)
+                return True, GateRecord(release, latest, decided_now=False) if latest is not None else None
+            decision = decide(release, await self._facts(connection, release, revision, people))
+            status = STATUS_OF_VERDICT.get(decision.verdict.value, release.status)
+            values, recorded = record_decision_params(release, decision, status, trigger, now)
+            params = _params({**recorded, "version": row["version"]})
+            stored = await _one(connection, "record_decision_if_unchanged", params, dict)
+            if stored is not None:
+                return True, GateRecord(
+                    moved(release, status, now), DecisionRecord(id=stored["id"], **values), decided_now=True
+                )
+        return True, None
+
     async def _gate(
         self,
         connection: psycopg.AsyncConnection[Any],
@@ -131,8 +179,13 @@ class AsyncGateStore:
         decide: Callable[[ReleaseRecord | None, ApprovalFacts], Decision],
         now: datetime,
         people: bool,
+        *,
+        find: bool = True,
     ) -> GateRecord:
-        release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, release_record)
+        """In the caller's transaction; ``find`` False: the release is known not to exist (yet)."""
+        release = None
+        if find:
+            release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, release_record)
         if release is not None and release.status not in REDECIDABLE:
             latest = await _one(connection, "latest_decision", {"b_id": release.id}, decision_record)
             if latest is not None:
@@ -147,7 +200,7 @@ class AsyncGateStore:
         if row is None:  # pragma: no cover - the INSERT ... RETURNING always returns its row
             raise StoreError("decision was not stored")
         return GateRecord(
-            replace(release, status=status, updated_at=now),
+            moved(release, status, now),
             DecisionRecord(id=row["id"], **values),
             decided_now=True,
             created=created,
@@ -178,6 +231,10 @@ class AsyncGateStore:
         now: datetime,
     ) -> ReleaseRecord:
         values = release_values(target, revision, trigger, context, status, now)
+        # The target's lock first, before any row lock: every path that holds the lock then
+        # waits only for row locks, and no path waits for the lock while it holds a row lock
+        # (a re-decide holds one row, briefly, and waits for nothing else), so no deadlock.
+        await _execute(connection, "lock_target", {"b_target": target})
         release: ReleaseRecord | None = await _one(connection, "insert_release", _params(values), release_record)
         if release is None:  # a concurrent first call won: use its row
             release = await _one(connection, "find", {"b_target": target, "b_revision": revision}, release_record)
@@ -187,11 +244,10 @@ class AsyncGateStore:
 
 
 async def _supersede(connection: psycopg.AsyncConnection[Any], release: ReleaseRecord, now: datetime) -> None:
-    """Close the target's other open releases, last before COMMIT: the per-target lock is held
-    for two statements and the COMMIT, not for the whole delivery. The UPDATE runs after the
-    lock is granted, so its snapshot sees every release committed before; a concurrent newer
-    one, still uncommitted, supersedes this one in its own turn."""
-    await _execute(connection, "lock_target", {"b_target": release.target})
+    """Close the target's other open releases, last before COMMIT, under the per-target lock
+    that ``_create`` took. The UPDATE runs after the lock was granted, so its snapshot sees every
+    release committed before; a concurrent newer one, still uncommitted, waits for the lock and
+    supersedes this one in its own turn."""
     await _execute(connection, "supersede", {"b_target": release.target, "b_id": release.id, "b_now": now})
 
 

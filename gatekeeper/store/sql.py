@@ -7,6 +7,7 @@ still open, write the decision, supersede older open releases of the target. The
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +26,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal_column,
     select,
     text,
     update,
@@ -365,11 +367,18 @@ HAS_APPROVALS = select(approvals.c.id).where(approvals.c.release_id == releases.
 # Who wrote and merged the revision comes with the locked row: one round trip less per gate call.
 AUTHOR_OF = select(commits.c.author).where(commits.c.sha == releases.c.revision).scalar_subquery().label("author")
 MERGER_OF = select(commits.c.merger).where(commits.c.sha == releases.c.revision).scalar_subquery().label("merger")
+# No HAS_APPROVALS here: a locked read that waited for the row (an approval in flight) re-reads
+# the row but evaluates subqueries on its old snapshot, so it would miss that approval. The
+# approvals are read by a statement of their own, after the lock.
 FIND_RELEASE = (
-    select(releases, HAS_APPROVALS, AUTHOR_OF, MERGER_OF)
+    select(releases, AUTHOR_OF, MERGER_OF)
     .where(releases.c.target == bindparam("b_target"), releases.c.revision == bindparam("b_revision"))
     .with_for_update(of=releases)
 )
+# Unlocked, with the row's version for RECORD_DECISION_IF_UNCHANGED_PG (PostgreSQL only).
+FIND_RELEASE_VERSIONED = select(
+    releases, HAS_APPROVALS, AUTHOR_OF, MERGER_OF, literal_column("CAST(releases.xmin AS TEXT)").label("version")
+).where(releases.c.target == bindparam("b_target"), releases.c.revision == bindparam("b_revision"))
 # Our own constants, spelled out: the statement then compiles once for both drivers (GATE_SQL).
 OPEN_RELEASE = text("releases.status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")")
 SUPERSEDE = (
@@ -388,6 +397,16 @@ SET_STATUS = (
 )
 INSERT_DECISION = insert(decisions).returning(decisions.c.id)
 INSERT_AUDIT_PENDING = insert(audit_pending)
+DECISION_TYPES = (
+    bindparam("reasons", type_=decisions.c.reasons.type),
+    bindparam("requires", type_=decisions.c.requires.type),
+    bindparam("would_defer", type_=decisions.c.would_defer.type),
+    bindparam("not_before", type_=decisions.c.not_before.type),
+    bindparam("decided_at", type_=decisions.c.decided_at.type),
+    bindparam("at", type_=audit_pending.c.at.type),
+    bindparam("data", type_=audit_pending.c.data.type),
+)
+STAMP_IF_MOVED = "CASE WHEN releases.status <> CAST(:status AS VARCHAR) THEN :at ELSE releases.updated_at END"
 # PostgreSQL writes a gate call's decision, its audit record and the release's new status in one
 # statement (data-modifying CTEs); SQLite, in process, runs the three statements.
 RECORD_DECISION_PG = text(
@@ -402,20 +421,38 @@ RECORD_DECISION_PG = text(
         INSERT INTO audit_pending (at, kind, actor, subject, data, break_glass)
         VALUES (:at, 'decision', :actor, :subject, :data, :break_glass)
     ), moved AS (
-        UPDATE releases SET status = :status, updated_at = :at
-        WHERE id = :release_id AND status <> :status
+        UPDATE releases SET status = :status, updated_at = {stamp}
+        WHERE id = :release_id
     )
     SELECT id FROM decision
+    """.replace("{stamp}", STAMP_IF_MOVED)
+).bindparams(*DECISION_TYPES)
+# The optimistic form (PostgreSQL's async path, outside a transaction): the decision is stored
+# only if the release row is still the version that was read (``xmin``, the id of the
+# transaction that wrote it). Every write of a decision rewrites the release row (``moved``
+# above, even when the status stays), and an approval always comes with a decision, so a
+# concurrent approval, rejection or decision changes the version and this stores nothing: the
+# caller reads again and decides again. Under READ COMMITTED the UPDATE re-checks its WHERE on
+# the newest committed row version, so the check is not a check-then-write race.
+RECORD_DECISION_IF_UNCHANGED_PG = text(
     """
-).bindparams(
-    bindparam("reasons", type_=decisions.c.reasons.type),
-    bindparam("requires", type_=decisions.c.requires.type),
-    bindparam("would_defer", type_=decisions.c.would_defer.type),
-    bindparam("not_before", type_=decisions.c.not_before.type),
-    bindparam("decided_at", type_=decisions.c.decided_at.type),
-    bindparam("at", type_=audit_pending.c.at.type),
-    bindparam("data", type_=audit_pending.c.data.type),
-)
+    WITH moved AS (
+        UPDATE releases SET status = :status, updated_at = {stamp}
+        WHERE id = :release_id AND xmin = CAST(:version AS xid)
+        RETURNING id
+    ), decision AS (
+        INSERT INTO decisions (release_id, verdict, reasons, not_before, requires, policy_hash,
+                               would_defer, trigger, decided_at)
+        SELECT id, :verdict, :reasons, :not_before, :requires, :policy_hash,
+               :would_defer, :trigger, :decided_at FROM moved
+        RETURNING id
+    ), audited AS (
+        INSERT INTO audit_pending (at, kind, actor, subject, data, break_glass)
+        SELECT :at, 'decision', :actor, :subject, :data, :break_glass FROM moved
+    )
+    SELECT id FROM decision
+    """.replace("{stamp}", STAMP_IF_MOVED)
+).bindparams(*DECISION_TYPES)
 APPROVALS_OF = select(approvals).where(approvals.c.release_id == bindparam("b_id")).order_by(approvals.c.id)
 LATEST_DECISION = (
     select(decisions).where(decisions.c.release_id == bindparam("b_id")).order_by(decisions.c.id.desc()).limit(1)
@@ -507,6 +544,7 @@ def _psycopg(statement: Any) -> tuple[str, dict[str, Any]]:
 # The gate's statements as pyformat SQL: gatekeeper.store.pg_async runs exactly these.
 GATE_SQL: dict[str, tuple[str, dict[str, Any]]] = {
     "find": _psycopg(FIND_RELEASE),
+    "find_versioned": _psycopg(FIND_RELEASE_VERSIONED),
     "latest_decision": _psycopg(LATEST_DECISION),
     "people": _psycopg(PEOPLE_OF),
     "approvals": _psycopg(APPROVALS_OF),
@@ -514,6 +552,7 @@ GATE_SQL: dict[str, tuple[str, dict[str, Any]]] = {
     "insert_release": _psycopg(INSERT_RELEASE_PG),
     "supersede": _psycopg(SUPERSEDE),
     "record_decision": _psycopg(RECORD_DECISION_PG),
+    "record_decision_if_unchanged": _psycopg(RECORD_DECISION_IF_UNCHANGED_PG),
     "claim_delivery": _psycopg(CLAIM_DELIVERY_PG),
     "stored_answer": _psycopg(STORED_ANSWER),
     "answer_delivery": _psycopg(ANSWER_DELIVERY),
@@ -571,7 +610,7 @@ class StoreSession:
                 self._set_status(release.id, status, now)
             record = self.add_decision(release.id, decision, trigger)
             self.audit_decision(release, record, trigger, now)
-        return GateRecord(replace(release, status=status, updated_at=now), record, decided_now=True)
+        return GateRecord(moved(release, status, now), record, decided_now=True)
 
     def _record_decision_pg(
         self, release: ReleaseRecord, decision: Decision, status: ReleaseStatus, trigger: str, now: datetime
@@ -701,6 +740,14 @@ class StoreSession:
         values = {"at": now, "kind": kind, "actor": actor, "subject": subject, "data": data, "break_glass": break_glass}
         self.connection.execute(INSERT_AUDIT_PENDING, values)
 
+    def _copy_into_chain(self, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: append the batch with one COPY (an INSERT per row, as executemany sends
+        them, costs more CPU than hashing the records; docs/benchmarks.md)."""
+        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(CHAIN_COPY) as copy:
+            for row in rows:
+                copy.write_row([row[name] if name != "data" else json.dumps(row["data"]) for name in CHAIN_COLUMNS])
+
     def chain_pending(self, limit: int) -> int:
         """Move committed pending records into the chain, oldest first (caller holds the chain lock)."""
         pending = self.connection.execute(select(audit_pending).order_by(audit_pending.c.id).limit(limit)).all()
@@ -723,14 +770,28 @@ class StoreSession:
             digest = chain_hash(previous, record)
             rows.append({**record, "at": entry.at, "prev_hash": previous, "hash": digest})
             previous = digest
-        self.connection.execute(insert(audit), rows)
-        self.connection.execute(delete(audit_pending).where(audit_pending.c.id.in_([entry.id for entry in pending])))
+        ids = [entry.id for entry in pending]
+        if self.connection.dialect.name == "postgresql":
+            self._copy_into_chain(rows)
+            self.connection.execute(delete(audit_pending).where(audit_pending.c.id.in_(ids)))
+        else:
+            self.connection.execute(insert(audit), rows)
+            self.connection.execute(delete(audit_pending).where(audit_pending.c.id.in_(ids)))
         return len(rows)
+
+
+CHAIN_COPY = "COPY audit (seq, at, kind, actor, subject, data, prev_hash, hash, break_glass) FROM STDIN"
+CHAIN_COLUMNS = ("seq", "at", "kind", "actor", "subject", "data", "prev_hash", "hash", "break_glass")
 
 
 def approval_of(m: Mapping[Any, Any]) -> Approval:
     """An approval row as the fact ``decide`` counts."""
     return Approval(m["approver"], frozenset(m["roles"]), m["break_glass"], m["reason"], _utc(m["created_at"]))
+
+
+def moved(release: ReleaseRecord, status: ReleaseStatus, now: datetime) -> ReleaseRecord:
+    """``release`` after a decision: its status, and ``updated_at`` now if the status changed."""
+    return replace(release, status=status, updated_at=now if status is not release.status else release.updated_at)
 
 
 def release_values(

@@ -116,3 +116,42 @@ def test_gate_and_webhooks_survive_a_database_restart(
     finally:
         running.stop()
         engine.dispose()
+
+
+def test_an_approval_racing_gate_calls_is_never_overwritten_by_a_stale_decision(gates: Server, pg_url: str) -> None:
+    """Gate calls re-decide without a lock and store their decision only if the release did not
+    change since they read it. An approval given while 30 gate calls for the release are in flight
+    must not be followed by a decision that did not see it: afterwards the release is approved,
+    and so is every decision stored after the approval's."""
+    hook = {"Authorization": f"Bearer {token_of('hook')}"}
+    manager = {"Authorization": f"Bearer {token_of('manager')}"}
+
+    async def race(revision: str) -> int:
+        async with httpx.AsyncClient(base_url=gates.url, timeout=30) as client:
+            body = {"target": "argocd:odoo-wms", "revision": revision}
+            first = await client.post("/v1/gate", json=body, headers=hook)
+            assert first.json()["verdict"] == "defer"
+            release_id = int(first.json()["release_id"])
+            calls = [client.post("/v1/gate", json=body, headers=hook) for _ in range(30)]
+            calls.insert(10, client.post(f"/v1/releases/{release_id}/approve", json={}, headers=manager))
+            answers = await asyncio.gather(*calls)
+            assert {answer.status_code for answer in answers} == {200}
+            return release_id
+
+    engine = create_engine(pg_url)
+    for attempt in range(4):
+        release_id = asyncio.run(race(f"wms-{attempt}"))
+        with engine.connect() as connection:
+            status = connection.execute(select(releases.c.status).where(releases.c.id == release_id)).scalar_one()
+            verdicts = [
+                (row.trigger, row.verdict)
+                for row in connection.execute(
+                    select(decisions.c.trigger, decisions.c.verdict)
+                    .where(decisions.c.release_id == release_id)
+                    .order_by(decisions.c.id)
+                )
+            ]
+        assert status == "approved", verdicts
+        after = verdicts[[trigger for trigger, _ in verdicts].index("approval:alice") :]
+        assert {verdict for _, verdict in after} == {"approve"}, after
+    engine.dispose()
