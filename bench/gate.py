@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument(
         "--pg-workers", type=int, default=2, help="server processes on PostgreSQL (GATEKEEPER_WORKERS); SQLite runs one"
     )
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -165,7 +166,8 @@ def main() -> None:
         print(f"{'backend':<11} {'route':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         try:
             for name, url in backends.items():
-                run_backend(name, url, workdir, args)
+                if name in args.backends.split(","):
+                    run_backend(name, url, workdir, args)
         finally:
             with engine.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
@@ -183,8 +185,8 @@ def run_backend(name: str, database_url: str, workdir: Path, args: argparse.Name
     try:
         asyncio.run(closed_loop(port, bodies.request("/v1/gate"), 1.0, args.concurrency))  # warm-up
         routes = ["/bench/empty", "/bench/insert", "/v1/gate"]
-        if name == "postgresql":
-            routes.insert(2, "/bench/insert-threaded")  # reference: the pre-async path (SQLAlchemy, thread pool)
+        if name == "postgresql":  # for reference: the INSERT alone (autocommit), and the pre-async path
+            routes[2:2] = ["/bench/insert-autocommit", "/bench/insert-threaded"]
         ratios: list[float] = []
         for _ in range(args.rounds):  # interleaved rounds: the ratio of each round, then their median
             rates: dict[str, float] = {}
@@ -197,7 +199,10 @@ def run_backend(name: str, database_url: str, workdir: Path, args: argparse.Name
                 )
             ratios.append(rates["/v1/gate"] / rates["/bench/insert"])
             if "/bench/insert-threaded" in rates:
-                print(f"{name:<11} (gate / threaded one-INSERT: {rates['/v1/gate'] / rates['/bench/insert-threaded']:.2f})")
+                print(
+                    f"{name:<11} (gate / autocommit one-INSERT: {rates['/v1/gate'] / rates['/bench/insert-autocommit']:.2f};"
+                    f" gate / threaded one-INSERT: {rates['/v1/gate'] / rates['/bench/insert-threaded']:.2f})"
+                )
         ratio = statistics.median(ratios)
         steady = asyncio.run(open_loop(port, bodies.request("/v1/gate"), args.rate, args.steady_seconds))
         tail = p99(steady.latencies_ms)

@@ -25,18 +25,24 @@ bench_rows = Table(
 )
 
 
-def one_insert(application: FastAPI, *, threaded: bool = False) -> Callable[[], Awaitable[None]]:
-    """One INSERT and COMMIT on the app's database, through the path its gate calls take
-    (``threaded``: SQLAlchemy in the thread pool, whatever the database)."""
+def one_insert(application: FastAPI, *, threaded: bool = False, bare: bool = False) -> Callable[[], Awaitable[None]]:
+    """One INSERT and COMMIT on the app's database, through the path its gate calls take: a
+    transaction (BEGIN, INSERT, COMMIT), as every run of this bench has measured it
+    (``threaded``: SQLAlchemy in the thread pool, whatever the database; ``bare``: PostgreSQL,
+    the INSERT alone on the autocommit connection, its own transaction: one round trip)."""
     service = application.state.service
     if service.fast is not None and not threaded:
         pool = service.fast.pool
 
         async def awaited() -> None:
+            async with pool.connection() as connection, connection.transaction():
+                await connection.execute("INSERT INTO bench_rows (note) VALUES ('bench')")
+
+        async def autocommit() -> None:
             async with pool.connection() as connection:
                 await connection.execute("INSERT INTO bench_rows (note) VALUES ('bench')")
 
-        return awaited
+        return autocommit if bare else awaited
     engine = service.store.engine
 
     def in_thread() -> None:
@@ -62,6 +68,14 @@ def app() -> FastAPI:
     async def insert_route() -> dict[str, Any]:
         await insert_one()
         return {}
+
+    if application.state.service.fast is not None:
+        insert_bare = one_insert(application, bare=True)
+
+        @application.post("/bench/insert-autocommit")
+        async def insert_autocommit_route() -> dict[str, Any]:
+            await insert_bare()
+            return {}
 
     insert_threaded = one_insert(application, threaded=True)
 
