@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.sql.elements import Label
 
 from gatekeeper.audit import GENESIS, chain_hash
 from gatekeeper.domain.approvals import Approval, ApprovalFacts
@@ -370,15 +371,11 @@ MERGER_OF = select(commits.c.merger).where(commits.c.sha == releases.c.revision)
 # No HAS_APPROVALS here: a locked read that waited for the row (an approval in flight) re-reads
 # the row but evaluates subqueries on its old snapshot, so it would miss that approval. The
 # approvals are read by a statement of their own, after the lock.
-FIND_RELEASE = (
-    select(releases, AUTHOR_OF, MERGER_OF)
-    .where(releases.c.target == bindparam("b_target"), releases.c.revision == bindparam("b_revision"))
-    .with_for_update(of=releases)
-)
+RELEASE_KEY = (releases.c.target == bindparam("b_target"), releases.c.revision == bindparam("b_revision"))
+FIND_RELEASE = select(releases, AUTHOR_OF, MERGER_OF).where(*RELEASE_KEY).with_for_update(of=releases)
 # Unlocked, with the row's version for RECORD_DECISION_IF_UNCHANGED_PG (PostgreSQL only).
-FIND_RELEASE_VERSIONED = select(
-    releases, HAS_APPROVALS, AUTHOR_OF, MERGER_OF, literal_column("CAST(releases.xmin AS TEXT)").label("version")
-).where(releases.c.target == bindparam("b_target"), releases.c.revision == bindparam("b_revision"))
+ROW_VERSION: Label[str] = literal_column("CAST(releases.xmin AS TEXT)").label("version")
+FIND_RELEASE_VERSIONED = select(releases, HAS_APPROVALS, AUTHOR_OF, MERGER_OF, ROW_VERSION).where(*RELEASE_KEY)
 # Our own constants, spelled out: the statement then compiles once for both drivers (GATE_SQL).
 OPEN_RELEASE = text("releases.status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")")
 SUPERSEDE = (
@@ -406,7 +403,6 @@ DECISION_TYPES = (
     bindparam("at", type_=audit_pending.c.at.type),
     bindparam("data", type_=audit_pending.c.data.type),
 )
-STAMP_IF_MOVED = "CASE WHEN releases.status <> CAST(:status AS VARCHAR) THEN :at ELSE releases.updated_at END"
 # PostgreSQL writes a gate call's decision, its audit record and the release's new status in one
 # statement (data-modifying CTEs); SQLite, in process, runs the three statements.
 RECORD_DECISION_PG = text(
@@ -421,11 +417,12 @@ RECORD_DECISION_PG = text(
         INSERT INTO audit_pending (at, kind, actor, subject, data, break_glass)
         VALUES (:at, 'decision', :actor, :subject, :data, :break_glass)
     ), moved AS (
-        UPDATE releases SET status = :status, updated_at = {stamp}
+        UPDATE releases SET status = :status,
+               updated_at = CASE WHEN releases.status <> CAST(:status AS VARCHAR) THEN :at ELSE releases.updated_at END
         WHERE id = :release_id
     )
     SELECT id FROM decision
-    """.replace("{stamp}", STAMP_IF_MOVED)
+    """
 ).bindparams(*DECISION_TYPES)
 # The optimistic form (PostgreSQL's async path, outside a transaction): the decision is stored
 # only if the release row is still the version that was read (``xmin``, the id of the
@@ -437,7 +434,8 @@ RECORD_DECISION_PG = text(
 RECORD_DECISION_IF_UNCHANGED_PG = text(
     """
     WITH moved AS (
-        UPDATE releases SET status = :status, updated_at = {stamp}
+        UPDATE releases SET status = :status,
+               updated_at = CASE WHEN releases.status <> CAST(:status AS VARCHAR) THEN :at ELSE releases.updated_at END
         WHERE id = :release_id AND xmin = CAST(:version AS xid)
         RETURNING id
     ), decision AS (
@@ -451,7 +449,7 @@ RECORD_DECISION_IF_UNCHANGED_PG = text(
         SELECT :at, 'decision', :actor, :subject, :data, :break_glass FROM moved
     )
     SELECT id FROM decision
-    """.replace("{stamp}", STAMP_IF_MOVED)
+    """
 ).bindparams(*DECISION_TYPES)
 APPROVALS_OF = select(approvals).where(approvals.c.release_id == bindparam("b_id")).order_by(approvals.c.id)
 LATEST_DECISION = (
@@ -773,15 +771,14 @@ class StoreSession:
         ids = [entry.id for entry in pending]
         if self.connection.dialect.name == "postgresql":
             self._copy_into_chain(rows)
-            self.connection.execute(delete(audit_pending).where(audit_pending.c.id.in_(ids)))
         else:
             self.connection.execute(insert(audit), rows)
-            self.connection.execute(delete(audit_pending).where(audit_pending.c.id.in_(ids)))
+        self.connection.execute(delete(audit_pending).where(audit_pending.c.id.in_(ids)))
         return len(rows)
 
 
-CHAIN_COPY = "COPY audit (seq, at, kind, actor, subject, data, prev_hash, hash, break_glass) FROM STDIN"
 CHAIN_COLUMNS = ("seq", "at", "kind", "actor", "subject", "data", "prev_hash", "hash", "break_glass")
+CHAIN_COPY = f"COPY audit ({', '.join(CHAIN_COLUMNS)}) FROM STDIN"
 
 
 def approval_of(m: Mapping[Any, Any]) -> Approval:
