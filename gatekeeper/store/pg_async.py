@@ -16,6 +16,7 @@ Connections are in autocommit mode; every transaction here is an explicit ``tran
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sqlalchemy.engine import make_url
 from gatekeeper.domain.approvals import Approval, ApprovalFacts
 from gatekeeper.domain.types import Decision
 from gatekeeper.store import ConnectionLostError, StoreError
+from gatekeeper.store.batching import Batcher
 from gatekeeper.store.records import REDECIDABLE, DecisionRecord, GateRecord, ReleaseRecord, ReleaseStatus
 from gatekeeper.store.sql import (
     GATE_SQL,
@@ -45,6 +47,8 @@ from gatekeeper.store.sql import (
 )
 
 OPTIMISTIC_TRIES = 3  # reads and decisions before a gate call takes the lock instead
+BATCH_FLIGHTS = 2  # batches of one kind in flight at once, per process
+BATCH_LIMIT = 64  # gate calls per batch
 JSON_FIELDS = ("reasons", "requires", "would_defer", "data", "context", "response")
 
 
@@ -69,6 +73,8 @@ class AsyncGateStore:
             open=False,
             kwargs={"row_factory": dict_row, "autocommit": True},  # transactions are explicit
         )
+        self.find_many = Batcher(self._find_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
+        self.record_many = Batcher(self._record_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -89,22 +95,23 @@ class AsyncGateStore:
     ) -> GateRecord:
         """What ``StoreSession.gate`` does; ``people``: look up who wrote and merged a new revision."""
         try:
-            async with self.pool.connection() as connection:
-                found, record = await self._gate_optimistic(connection, target, revision, trigger, decide, now, people)
-                if record is not None:
-                    return record
-                async with connection.transaction():  # commits, or rolls back on an error
-                    record = await self._gate(
-                        connection, target, revision, trigger, context, decide, now, people, find=found
-                    )
-                    if record.created:
-                        await _supersede(connection, record.release, now)
-                    return record
+            found, record = await self._gate_optimistic(target, revision, trigger, decide, now)
+            if record is not None:
+                return record
+            async with self.pool.connection() as connection, connection.transaction():  # commits or rolls back
+                record = await self._gate(
+                    connection, target, revision, trigger, context, decide, now, people, find=found
+                )
+                if record.created:
+                    await _supersede(connection, record.release, now)
+                return record
         except psycopg.Error as exc:
             raise await self._store_error(exc) from exc
 
-    async def _store_error(self, exc: psycopg.Error) -> StoreError:
+    async def _store_error(self, exc: Exception) -> Exception:
         """The StoreError for ``exc``; a lost connection also drops the pool's dead ones."""
+        if not isinstance(exc, psycopg.Error):
+            return exc
         if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout):
             await self.pool.check()  # after a database restart every idle connection is dead
             return ConnectionLostError(f"database connection lost: {_short(exc)}")
@@ -137,37 +144,74 @@ class AsyncGateStore:
 
     async def _gate_optimistic(
         self,
-        connection: psycopg.AsyncConnection[Any],
         target: str,
         revision: str,
         trigger: str,
         decide: Callable[[ReleaseRecord | None, ApprovalFacts], Decision],
         now: datetime,
-        people: bool,
     ) -> tuple[bool, GateRecord | None]:
-        """The common gate call without a transaction or a lock: two round trips, a read and one
-        statement that stores the decision only if the release did not change since the read
-        (``RECORD_DECISION_IF_UNCHANGED_PG``). Returns whether the release exists, and the
-        record; no record when there is no release yet or it changed under every try: then the
-        locked transaction (``_gate``) decides."""
+        """The common gate call without a transaction or a lock: a read, and one statement that
+        stores the decision only if the release did not change since the read
+        (``RECORD_DECISIONS_IF_UNCHANGED_PG``); both are batched with concurrent calls' (group
+        commit). Returns whether the release exists, and the record; no record when there is no
+        release yet or it changed under every try: then the locked transaction (``_gate``) decides."""
         for _ in range(OPTIMISTIC_TRIES):
-            row = await _one(connection, "find_versioned", {"b_target": target, "b_revision": revision}, dict)
+            row = await self.find_many((target, revision))
             if row is None:
                 return False, None
             release = release_record(row)
             if release.status not in REDECIDABLE:
-                latest = await _one(connection, "latest_decision", {"b_id": release.id}, decision_record)
+                latest = await self._read_one("latest_decision", {"b_id": release.id}, decision_record)
                 return True, GateRecord(release, latest, decided_now=False) if latest is not None else None
-            decision = decide(release, await self._facts(connection, release, revision, people))
+            given = await self._approvals(release)
+            decision = decide(release, ApprovalFacts(given, release.author, release.merger))
             status = STATUS_OF_VERDICT.get(decision.verdict.value, release.status)
             values, recorded = record_decision_params(release, decision, status, trigger, now)
-            params = _params({**recorded, "version": row["version"]})
-            stored = await _one(connection, "record_decision_if_unchanged", params, dict)
-            if stored is not None:
-                return True, GateRecord(
-                    moved(release, status, now), DecisionRecord(id=stored["id"], **values), decided_now=True
-                )
+            decision_id = await self.record_many({**recorded, "version": row["version"]})
+            if decision_id is not None:
+                stored = DecisionRecord(id=decision_id, **values)
+                return True, GateRecord(moved(release, status, now), stored, decided_now=True)
         return True, None
+
+    async def _find_batch(self, keys: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
+        """The releases (with row versions) of many gate calls' keys, in one statement."""
+        distinct = list(dict.fromkeys(keys))
+        targets, revisions = [target for target, _ in distinct], [revision for _, revision in distinct]
+        params = {"b_targets": targets, "b_revisions": revisions}
+        async with self.pool.connection() as connection:
+            cursor = await _execute(connection, "find_many_versioned", params)
+            found = {(row["target"], row["revision"]): row for row in await cursor.fetchall()}
+        return [found.get(key) for key in keys]
+
+    async def _record_batch(self, calls: list[dict[str, Any]]) -> list[int | None]:
+        """Many gate calls' decisions in one statement, each stored only if its release is still
+        the version its call read: the stored decision's id per call, None where the release
+        changed. Of two calls on one release in a batch, the first goes and the second reads
+        and decides again, as if it had lost the race to a concurrent call."""
+        first: dict[int, int] = {}
+        for index, call in enumerate(calls):
+            first.setdefault(call["release_id"], index)
+        rows = json.dumps([calls[index] for index in first.values()], default=_json_instant)
+        async with self.pool.connection() as connection:
+            try:
+                cursor = await _execute(connection, "record_decisions_if_unchanged", {"rows": rows})
+                stored = {row["release_id"]: row["id"] for row in await cursor.fetchall()}
+            except psycopg.errors.DeadlockDetected:  # pragma: no cover - rows are locked in id order
+                stored = {}  # nothing was written: every call reads and decides again
+        goes = [first[call["release_id"]] == index for index, call in enumerate(calls)]
+        return [stored.get(call["release_id"]) if go else None for call, go in zip(calls, goes, strict=True)]
+
+    async def _read_one(self, name: str, params: dict[str, Any], build: Callable[[Any], Any]) -> Any:
+        async with self.pool.connection() as connection:
+            return await _one(connection, name, params, build)
+
+    async def _approvals(self, release: ReleaseRecord) -> tuple[Approval, ...]:
+        """The approvals given on ``release`` (no round trip when its read found none)."""
+        if release.has_approvals is False:
+            return ()
+        async with self.pool.connection() as connection:
+            cursor = await _execute(connection, "approvals", {"b_id": release.id})
+            return tuple(approval_of(row) for row in await cursor.fetchall())
 
     async def _gate(
         self,
@@ -249,6 +293,12 @@ async def _supersede(connection: psycopg.AsyncConnection[Any], release: ReleaseR
     release committed before; a concurrent newer one, still uncommitted, waits for the lock and
     supersedes this one in its own turn."""
     await _execute(connection, "supersede", {"b_target": release.target, "b_id": release.id, "b_now": now})
+
+
+def _json_instant(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _sql(name: str) -> str:

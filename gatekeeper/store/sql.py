@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Text,
     bindparam,
     create_engine,
     delete,
@@ -376,15 +377,31 @@ FIND_RELEASE = select(releases, AUTHOR_OF, MERGER_OF).where(*RELEASE_KEY).with_f
 # Unlocked, with the row's version for RECORD_DECISION_IF_UNCHANGED_PG (PostgreSQL only).
 ROW_VERSION: Label[str] = literal_column("CAST(releases.xmin AS TEXT)").label("version")
 FIND_RELEASE_VERSIONED = select(releases, HAS_APPROVALS, AUTHOR_OF, MERGER_OF, ROW_VERSION).where(*RELEASE_KEY)
+# Its batched form (group commit, gatekeeper.store.batching): the releases of many (target,
+# revision) keys in one statement; a key with no release has no row.
+TEXTS = postgresql.ARRAY(Text)
+RELEASE_KEYS = (
+    func.unnest(bindparam("b_targets", type_=TEXTS), bindparam("b_revisions", type_=TEXTS))
+    .table_valued("target", "revision")
+    .render_derived(name="keys")
+)
+FIND_RELEASES_VERSIONED = select(releases, HAS_APPROVALS, AUTHOR_OF, MERGER_OF, ROW_VERSION).join_from(
+    RELEASE_KEYS,
+    releases,
+    (releases.c.target == RELEASE_KEYS.c.target) & (releases.c.revision == RELEASE_KEYS.c.revision),
+)
 # Our own constants, spelled out: the statement then compiles once for both drivers (GATE_SQL).
 OPEN_RELEASE = text("releases.status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")")
+# The rows are locked in id order before they are written (see RECORD_DECISIONS_IF_UNCHANGED_PG).
+SUPERSEDED = (
+    select(releases.c.id)
+    .where(releases.c.target == bindparam("b_target"), releases.c.id != bindparam("b_id"), OPEN_RELEASE)
+    .order_by(releases.c.id)
+    .with_for_update()
+)
 SUPERSEDE = (
     update(releases)
-    .where(
-        releases.c.target == bindparam("b_target"),
-        releases.c.id != bindparam("b_id"),
-        OPEN_RELEASE,
-    )
+    .where(releases.c.id.in_(SUPERSEDED.scalar_subquery()))
     .values(status=ReleaseStatus.SUPERSEDED.value, updated_at=bindparam("b_now"))
 )
 SET_STATUS = (
@@ -451,6 +468,46 @@ RECORD_DECISION_IF_UNCHANGED_PG = text(
     SELECT id FROM decision
     """
 ).bindparams(*DECISION_TYPES)
+# The batched form of RECORD_DECISION_IF_UNCHANGED_PG: many gate calls' decisions in one
+# statement, one JSON row per call (distinct releases). The rows to write are locked in id
+# order first: two batches that share releases then never hold one each while waiting for the
+# other's (every statement that locks several releases locks them in id order: SUPERSEDE too).
+# Returns the stored decisions' ids by release; a release missing there changed since its read.
+RECORD_DECISIONS_IF_UNCHANGED_PG = text(
+    """
+    WITH input AS (
+        SELECT * FROM json_to_recordset(CAST(:rows AS JSON)) AS input(
+            release_id BIGINT, version TEXT, status VARCHAR, verdict VARCHAR, reasons JSON,
+            not_before TIMESTAMPTZ, requires JSON, policy_hash VARCHAR, would_defer JSON,
+            trigger VARCHAR, decided_at TIMESTAMPTZ, at TIMESTAMPTZ, actor VARCHAR, subject VARCHAR,
+            data JSON, break_glass BOOLEAN)
+    ), locked AS (
+        SELECT releases.id FROM releases JOIN input ON releases.id = input.release_id
+        WHERE releases.xmin = CAST(input.version AS xid)
+        ORDER BY releases.id
+        FOR UPDATE OF releases
+    ), moved AS (
+        UPDATE releases SET status = input.status,
+               updated_at = CASE WHEN releases.status <> input.status THEN input.at ELSE releases.updated_at END
+        FROM input
+        WHERE releases.id = input.release_id AND releases.id IN (SELECT id FROM locked)
+        RETURNING releases.id
+    ), decision AS (
+        INSERT INTO decisions (release_id, verdict, reasons, not_before, requires, policy_hash,
+                               would_defer, trigger, decided_at)
+        SELECT input.release_id, input.verdict, input.reasons, input.not_before, input.requires,
+               input.policy_hash, input.would_defer, input.trigger, input.decided_at
+        FROM input JOIN moved ON moved.id = input.release_id
+        RETURNING id, release_id
+    ), audited AS (
+        INSERT INTO audit_pending (at, kind, actor, subject, data, break_glass)
+        SELECT input.at, 'decision', input.actor, input.subject, input.data, input.break_glass
+        FROM input JOIN moved ON moved.id = input.release_id
+        ORDER BY input.release_id
+    )
+    SELECT id, release_id FROM decision
+    """
+)
 APPROVALS_OF = select(approvals).where(approvals.c.release_id == bindparam("b_id")).order_by(approvals.c.id)
 LATEST_DECISION = (
     select(decisions).where(decisions.c.release_id == bindparam("b_id")).order_by(decisions.c.id.desc()).limit(1)
@@ -482,7 +539,9 @@ CREATE_RELEASE_PG = text(
         RETURNING id, target, revision, status, trigger, created_at, updated_at
     ), superseded AS (
         UPDATE releases SET status = 'superseded', updated_at = :updated_at
-        WHERE target = :target AND revision <> :revision AND status = ANY(:open_statuses)
+        WHERE id IN (SELECT id FROM releases
+                     WHERE target = :target AND revision <> :revision AND status = ANY(:open_statuses)
+                     ORDER BY id FOR UPDATE)
     )
     SELECT * FROM created
     """
@@ -551,6 +610,8 @@ GATE_SQL: dict[str, tuple[str, dict[str, Any]]] = {
     "supersede": _psycopg(SUPERSEDE),
     "record_decision": _psycopg(RECORD_DECISION_PG),
     "record_decision_if_unchanged": _psycopg(RECORD_DECISION_IF_UNCHANGED_PG),
+    "find_many_versioned": _psycopg(FIND_RELEASES_VERSIONED),
+    "record_decisions_if_unchanged": _psycopg(RECORD_DECISIONS_IF_UNCHANGED_PG),
     "claim_delivery": _psycopg(CLAIM_DELIVERY_PG),
     "stored_answer": _psycopg(STORED_ANSWER),
     "answer_delivery": _psycopg(ANSWER_DELIVERY),

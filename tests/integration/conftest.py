@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 
 from gatekeeper.api.app import create_app
@@ -186,6 +187,7 @@ class Server:
     settings: Settings
     server: uvicorn.Server
     thread: threading.Thread
+    app: FastAPI
 
     def client(self, role: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token_of(role)}"} if role else {}
@@ -208,7 +210,7 @@ def start_server(settings: Settings, clock: MutableClock) -> Server:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
-    return Server(f"http://127.0.0.1:{port}", clock, settings, server, thread)
+    return Server(f"http://127.0.0.1:{port}", clock, settings, server, thread, app)
 
 
 def make_settings(database_url: str, policies: Path, calendars: Path, tokens: Path, **extra: object) -> Settings:

@@ -155,3 +155,37 @@ def test_an_approval_racing_gate_calls_is_never_overwritten_by_a_stale_decision(
         after = verdicts[[trigger for trigger, _ in verdicts].index("approval:alice") :]
         assert {verdict for _, verdict in after} == {"approve"}, after
     engine.dispose()
+
+
+def test_concurrent_gate_calls_are_batched_and_each_stores_its_decision(gates: Server, pg_url: str) -> None:
+    """80 re-decides of 8 open releases at once go as batches (group commit): fewer statements
+    than calls. Two calls on one release in one batch: the first is stored, the second reads and
+    decides again. Every call still stores exactly one decision and one audit record."""
+    hook = {"Authorization": f"Bearer {token_of('hook')}"}
+    bodies = [{"target": f"argocd:odoo-batch-{n}", "revision": "r1"} for n in range(8)]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gates.url, timeout=30, headers=hook) as client:
+            for body in bodies:  # create the releases one by one
+                assert (await client.post("/v1/gate", json=body)).status_code == 200
+            return await asyncio.gather(*(client.post("/v1/gate", json=bodies[n % 8]) for n in range(80)))
+
+    fast = gates.app.state.service.fast
+    fast.record_many.sizes.clear()
+    responses = asyncio.run(burst())
+    assert {response.status_code for response in responses} == {200}
+    assert max(fast.record_many.sizes) > 1, fast.record_many.sizes
+    engine = create_engine(pg_url)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 88
+        audited = connection.execute(text("SELECT (SELECT count(*) FROM audit) + (SELECT count(*) FROM audit_pending)"))
+        assert audited.scalar_one() == 88
+        # The batch's JSON rows land as the one-call statement stores them: SQL NULL, not JSON null.
+        shapes = text(
+            "SELECT json_typeof(reasons), would_defer IS NULL, json_typeof(would_defer), count(*)"
+            " FROM decisions GROUP BY 1, 2, 3"
+        )
+        assert {tuple(row) for row in connection.execute(shapes)} == {("array", True, None, 88)}
+        ids = [response.json()["release_id"] for response in responses]
+        assert len(set(ids)) == 8
+    engine.dispose()
