@@ -75,4 +75,3 @@ class GateRecord:
     release: ReleaseRecord
     decision: DecisionRecord
     decided_now: bool
-    created: bool = False  # this call created the release

@@ -374,21 +374,30 @@ MERGER_OF = select(commits.c.merger).where(commits.c.sha == releases.c.revision)
 # approvals are read by a statement of their own, after the lock.
 RELEASE_KEY = (releases.c.target == bindparam("b_target"), releases.c.revision == bindparam("b_revision"))
 FIND_RELEASE = select(releases, AUTHOR_OF, MERGER_OF).where(*RELEASE_KEY).with_for_update(of=releases)
-# Unlocked, with the row's version for RECORD_DECISION_IF_UNCHANGED_PG (PostgreSQL only).
+# PostgreSQL's async path reads many gate calls' releases at once (group commit,
+# gatekeeper.store.batching), unlocked, each with its row version for
+# RECORD_DECISIONS_IF_UNCHANGED_PG.
 ROW_VERSION: Label[str] = literal_column("CAST(releases.xmin AS TEXT)").label("version")
-FIND_RELEASE_VERSIONED = select(releases, HAS_APPROVALS, AUTHOR_OF, MERGER_OF, ROW_VERSION).where(*RELEASE_KEY)
-# Its batched form (group commit, gatekeeper.store.batching): the releases of many (target,
-# revision) keys in one statement; a key with no release has no row.
 TEXTS = postgresql.ARRAY(Text)
 RELEASE_KEYS = (
     func.unnest(bindparam("b_targets", type_=TEXTS), bindparam("b_revisions", type_=TEXTS))
     .table_valued("target", "revision")
     .render_derived(name="keys")
 )
-FIND_RELEASES_VERSIONED = select(releases, HAS_APPROVALS, AUTHOR_OF, MERGER_OF, ROW_VERSION).join_from(
-    RELEASE_KEYS,
+# A key with no release yet gets a row too, with an id of NULL and who wrote and merged the
+# revision: what the new release's first decision needs (four eyes), without a query of its own.
+FIND_RELEASES_VERSIONED = select(
     releases,
-    (releases.c.target == RELEASE_KEYS.c.target) & (releases.c.revision == RELEASE_KEYS.c.revision),
+    HAS_APPROVALS,
+    select(commits.c.author).where(commits.c.sha == RELEASE_KEYS.c.revision).scalar_subquery().label("author"),
+    select(commits.c.merger).where(commits.c.sha == RELEASE_KEYS.c.revision).scalar_subquery().label("merger"),
+    ROW_VERSION,
+    RELEASE_KEYS.c.target.label("key_target"),
+    RELEASE_KEYS.c.revision.label("key_revision"),
+).select_from(
+    RELEASE_KEYS.outerjoin(
+        releases, (releases.c.target == RELEASE_KEYS.c.target) & (releases.c.revision == RELEASE_KEYS.c.revision)
+    )
 )
 # Our own constants, spelled out: the statement then compiles once for both drivers (GATE_SQL).
 OPEN_RELEASE = text("releases.status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")")
@@ -441,38 +450,17 @@ RECORD_DECISION_PG = text(
     SELECT id FROM decision
     """
 ).bindparams(*DECISION_TYPES)
-# The optimistic form (PostgreSQL's async path, outside a transaction): the decision is stored
-# only if the release row is still the version that was read (``xmin``, the id of the
-# transaction that wrote it). Every write of a decision rewrites the release row (``moved``
-# above, even when the status stays), and an approval always comes with a decision, so a
-# concurrent approval, rejection or decision changes the version and this stores nothing: the
-# caller reads again and decides again. Under READ COMMITTED the UPDATE re-checks its WHERE on
-# the newest committed row version, so the check is not a check-then-write race.
-RECORD_DECISION_IF_UNCHANGED_PG = text(
-    """
-    WITH moved AS (
-        UPDATE releases SET status = :status,
-               updated_at = CASE WHEN releases.status <> CAST(:status AS VARCHAR) THEN :at ELSE releases.updated_at END
-        WHERE id = :release_id AND xmin = CAST(:version AS xid)
-        RETURNING id
-    ), decision AS (
-        INSERT INTO decisions (release_id, verdict, reasons, not_before, requires, policy_hash,
-                               would_defer, trigger, decided_at)
-        SELECT id, :verdict, :reasons, :not_before, :requires, :policy_hash,
-               :would_defer, :trigger, :decided_at FROM moved
-        RETURNING id
-    ), audited AS (
-        INSERT INTO audit_pending (at, kind, actor, subject, data, break_glass)
-        SELECT :at, 'decision', :actor, :subject, :data, :break_glass FROM moved
-    )
-    SELECT id FROM decision
-    """
-).bindparams(*DECISION_TYPES)
-# The batched form of RECORD_DECISION_IF_UNCHANGED_PG: many gate calls' decisions in one
-# statement, one JSON row per call (distinct releases). The rows to write are locked in id
-# order first: two batches that share releases then never hold one each while waiting for the
-# other's (every statement that locks several releases locks them in id order: SUPERSEDE too).
-# Returns the stored decisions' ids by release; a release missing there changed since its read.
+# The optimistic write (PostgreSQL's async path, outside a transaction), for many gate calls at
+# once, one JSON row per call (distinct releases): a decision is stored only if its release row
+# is still the version that was read (``xmin``, the id of the transaction that wrote it). Every
+# write of a decision rewrites the release row (``moved`` above, even when the status stays),
+# and an approval always comes with a decision, so a concurrent approval, rejection or decision
+# changes the version and this stores nothing for that release: its caller reads again and
+# decides again. Under READ COMMITTED the row lock re-checks the version on the newest committed
+# row, so the check is not a check-then-write race. The rows are locked in id order: two batches
+# that share releases never hold one each while waiting for the other's (every statement that
+# locks several releases locks them in id order, SUPERSEDE too). Returns the stored decisions'
+# ids by release; a release missing there changed since its read.
 RECORD_DECISIONS_IF_UNCHANGED_PG = text(
     """
     WITH input AS (
@@ -517,17 +505,6 @@ PEOPLE_OF = select(commits.c.author, commits.c.merger).where(commits.c.sha == bi
 # follows with a fresh snapshot, then sees a concurrent call's committed release and supersedes it.
 TARGET_LOCK = text("SELECT pg_advisory_xact_lock(:classid, hashtext(:b_target))").bindparams(classid=0x6761_7465)
 INSERT_RELEASE_SQLITE = sqlite_insert(releases).on_conflict_do_nothing().returning(*releases.c)
-INSERT_RELEASE_PG = (
-    pg_insert(releases)
-    .values(
-        {
-            name: bindparam(name, type_=releases.c[name].type)
-            for name in ("target", "revision", "status", "trigger", "context", "created_at", "updated_at")
-        }
-    )
-    .on_conflict_do_nothing()
-    .returning(*releases.c)
-)
 # PostgreSQL creates a release and supersedes the target's other open ones in one statement
 # (after TARGET_LOCK, a statement of its own, so this one's snapshot sees every committed release).
 CREATE_RELEASE_PG = text(
@@ -551,6 +528,58 @@ CREATE_RELEASE_PG = text(
     bindparam("created_at", type_=releases.c.created_at.type),
     bindparam("updated_at", type_=releases.c.updated_at.type),
 )
+
+
+# PostgreSQL's async path creates releases, each with its first decision and audit record, and
+# supersedes their targets' other open releases (locked in id order), one statement for many
+# gate calls (one JSON row each, distinct targets), after TARGET_LOCKS (a statement of its own,
+# so this one's snapshot sees every release committed before the locks were granted).
+# A release that exists already (a concurrent first call committed it) returns no row.
+TARGET_LOCKS = text(
+    """
+    SELECT pg_advisory_xact_lock(:classid, key)
+    FROM (SELECT DISTINCT hashtext(target) AS key FROM unnest(CAST(:b_targets AS TEXT[])) AS target
+          ORDER BY key OFFSET 0) AS keys
+    """
+).bindparams(classid=0x6761_7465)  # in key order: two batches never wait for each other's
+CREATE_RELEASES_DECIDED_PG = text(
+    """
+    WITH input AS (
+        SELECT * FROM json_to_recordset(CAST(:rows AS JSON)) AS input(
+            target VARCHAR, revision VARCHAR, status VARCHAR, trigger VARCHAR, context JSON,
+            created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, verdict VARCHAR, reasons JSON,
+            not_before TIMESTAMPTZ, requires JSON, policy_hash VARCHAR, would_defer JSON,
+            decided_at TIMESTAMPTZ, at TIMESTAMPTZ, actor VARCHAR, data JSON, break_glass BOOLEAN)
+    ), created AS (
+        INSERT INTO releases (target, revision, status, trigger, context, created_at, updated_at)
+        SELECT target, revision, status, trigger, context, created_at, updated_at FROM input ORDER BY target
+        ON CONFLICT DO NOTHING
+        RETURNING id, target, revision, status, trigger, created_at, updated_at
+    ), decision AS (
+        INSERT INTO decisions (release_id, verdict, reasons, not_before, requires, policy_hash,
+                               would_defer, trigger, decided_at)
+        SELECT created.id, input.verdict, input.reasons, input.not_before, input.requires,
+               input.policy_hash, input.would_defer, input.trigger, input.decided_at
+        FROM created JOIN input ON input.target = created.target
+        RETURNING id, release_id
+    ), audited AS (
+        INSERT INTO audit_pending (at, kind, actor, subject, data, break_glass)
+        SELECT input.at, 'decision', input.actor, 'release/' || created.id, input.data, input.break_glass
+        FROM created JOIN input ON input.target = created.target
+        ORDER BY created.id
+    ), superseded AS (
+        UPDATE releases SET status = 'superseded', updated_at = input.updated_at
+        FROM input
+        WHERE releases.target = input.target
+          AND releases.id IN (SELECT older.id FROM releases AS older
+                              JOIN input ON older.target = input.target AND older.revision <> input.revision
+                              WHERE older.status = ANY(:open_statuses)
+                                AND input.target IN (SELECT target FROM created)
+                              ORDER BY older.id FOR UPDATE OF older)
+    )
+    SELECT created.*, decision.id AS decision_id FROM created JOIN decision ON decision.release_id = created.id
+    """
+).bindparams(bindparam("open_statuses", list(OPEN_STATUSES)))
 
 
 # A webhook delivery on PostgreSQL's async path (what ``SqlReleaseStore.delivery`` and
@@ -601,15 +630,13 @@ def _psycopg(statement: Any) -> tuple[str, dict[str, Any]]:
 # The gate's statements as pyformat SQL: gatekeeper.store.pg_async runs exactly these.
 GATE_SQL: dict[str, tuple[str, dict[str, Any]]] = {
     "find": _psycopg(FIND_RELEASE),
-    "find_versioned": _psycopg(FIND_RELEASE_VERSIONED),
     "latest_decision": _psycopg(LATEST_DECISION),
     "people": _psycopg(PEOPLE_OF),
     "approvals": _psycopg(APPROVALS_OF),
     "lock_target": _psycopg(TARGET_LOCK),
-    "insert_release": _psycopg(INSERT_RELEASE_PG),
-    "supersede": _psycopg(SUPERSEDE),
+    "lock_targets": _psycopg(TARGET_LOCKS),
+    "create_releases_decided": _psycopg(CREATE_RELEASES_DECIDED_PG),
     "record_decision": _psycopg(RECORD_DECISION_PG),
-    "record_decision_if_unchanged": _psycopg(RECORD_DECISION_IF_UNCHANGED_PG),
     "find_many_versioned": _psycopg(FIND_RELEASES_VERSIONED),
     "record_decisions_if_unchanged": _psycopg(RECORD_DECISIONS_IF_UNCHANGED_PG),
     "claim_delivery": _psycopg(CLAIM_DELIVERY_PG),
@@ -884,6 +911,18 @@ def record_decision_params(
         "status": status.value,
     }
     return values, params
+
+
+def created_decision_params(
+    target: str, revision: str, trigger: str, context: dict[str, str], decision: Decision, status: ReleaseStatus,
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The first decision's columns but its release id, and the JSON row of
+    CREATE_RELEASES_DECIDED_PG (which fills in the id the database gives the new release)."""
+    release = ReleaseRecord(0, target, revision, status, trigger, now, now)
+    values, recorded = record_decision_params(release, decision, status, trigger, now)
+    del recorded["release_id"], recorded["subject"]
+    return values, {**release_values(target, revision, trigger, context, status, now), **recorded}
 
 
 def _is_break_glass(reasons: list[dict[str, Any]]) -> bool:

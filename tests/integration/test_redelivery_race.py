@@ -189,3 +189,40 @@ def test_concurrent_gate_calls_are_batched_and_each_stores_its_decision(gates: S
         ids = [response.json()["release_id"] for response in responses]
         assert len(set(ids)) == 8
     engine.dispose()
+
+
+def test_concurrent_new_releases_of_many_targets_are_created_in_batches(gates: Server, pg_url: str) -> None:
+    """60 first gate calls at once: 12 targets, 5 new revisions each. New releases of distinct
+    targets are created in batches (one transaction for many); a second revision of a target
+    in a batch goes the locked way after it. Every target ends with exactly one open release,
+    every call stored one decision and one audit record."""
+    hook = {"Authorization": f"Bearer {token_of('hook')}"}
+    bodies = [{"target": f"argocd:odoo-new-{n % 12}", "revision": f"r{n // 12}"} for n in range(60)]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gates.url, timeout=30, headers=hook) as client:
+            return await asyncio.gather(*(client.post("/v1/gate", json=body) for body in bodies))
+
+    fast = gates.app.state.service.fast
+    fast.create_many.sizes.clear()
+    responses = asyncio.run(burst())
+    assert {response.status_code for response in responses} == {200}
+    assert max(fast.create_many.sizes) > 1, fast.create_many.sizes
+    engine = create_engine(pg_url)
+    with engine.connect() as connection:
+        open_per_target = text(
+            "SELECT target, count(*) FILTER (WHERE status <> 'superseded'), count(*) FROM releases GROUP BY target"
+        )
+        assert {tuple(row) for row in connection.execute(open_per_target)} == {
+            (f"argocd:odoo-new-{n}", 1, 5) for n in range(12)
+        }
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 60
+        audited = connection.execute(text("SELECT (SELECT count(*) FROM audit) + (SELECT count(*) FROM audit_pending)"))
+        assert audited.scalar_one() == 60
+        subjects = text(
+            "SELECT count(*) FROM audit_pending JOIN releases ON audit_pending.subject = 'release/' || releases.id"
+            " WHERE audit_pending.data ->> 'revision' = releases.revision"
+        )
+        pending = connection.execute(text("SELECT count(*) FROM audit_pending")).scalar_one()
+        assert connection.execute(subjects).scalar_one() == pending  # each record names its own release
+    engine.dispose()
