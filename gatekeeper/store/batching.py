@@ -10,6 +10,7 @@ of paying N (docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -33,7 +34,7 @@ class Batcher(Generic[Item, Result]):
         self.limit = limit
         self.queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self.flying: set[asyncio.Task[None]] = set()
-        self.sizes: list[int] = []  # batch sizes, for tests and the bench; cleared by whoever reads it
+        self.sizes: deque[int] = deque(maxlen=10_000)  # the latest batches' sizes, for tests and the bench
 
     async def __call__(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -49,8 +50,7 @@ class Batcher(Generic[Item, Result]):
     async def _fly(self) -> None:
         while self.queue:
             batch, self.queue = self.queue[: self.limit], self.queue[self.limit :]
-            if len(self.sizes) < 100_000:
-                self.sizes.append(len(batch))
+            self.sizes.append(len(batch))
             try:
                 results = await self.run([item for item, _ in batch])
             except Exception as exc:  # handed to every caller, which raises it

@@ -56,6 +56,10 @@ class Missing:
     author: str | None
     merger: str | None
 
+    def facts(self, people: bool) -> ApprovalFacts:
+        """What the new release's first decision knows: no approvals; the people if asked for."""
+        return ApprovalFacts((), self.author, self.merger) if people else ApprovalFacts((), None, None)
+
 
 OPTIMISTIC_TRIES = 3  # reads and decisions before a gate call takes the lock instead
 BATCH_FLIGHTS = 2  # batches of one kind in flight at once, per process
@@ -198,7 +202,7 @@ class AsyncGateStore:
         changed. Of two calls on one release in a batch, the first goes and the second reads
         and decides again, as if it had lost the race to a concurrent call."""
         goes = _first_per(calls, "release_id")
-        rows = json.dumps([call for call, go in zip(calls, goes, strict=True) if go], default=_json_instant)
+        rows = _json_rows([call for call, go in zip(calls, goes, strict=True) if go])
         async with self.pool.connection() as connection:
             try:
                 cursor = await _execute(connection, "record_decisions_if_unchanged", {"rows": rows})
@@ -221,7 +225,7 @@ class AsyncGateStore:
         """A new release and its first decision, created in a batch with concurrent calls' new
         releases; None when it was not created there (it exists by now, or another call of the
         batch creates a release of the same target): then the locked transaction decides."""
-        decision = decide(None, ApprovalFacts((), *((missing.author, missing.merger) if people else (None, None))))
+        decision = decide(None, missing.facts(people))
         status = STATUS_OF_VERDICT.get(decision.verdict.value, ReleaseStatus.PENDING)
         values, row = created_decision_params(target, revision, trigger, context, decision, status, now)
         created = await self.create_many(row)
@@ -310,8 +314,7 @@ async def _create_releases(
     # re-decide holds its rows briefly, locks them in id order and waits for no target lock), so
     # no deadlock. New revisions of one target are created one at a time.
     await _execute(connection, "lock_targets", {"b_targets": [row["target"] for row in rows]})
-    rows_json = json.dumps(rows, default=_json_instant)
-    cursor = await _execute(connection, "create_releases_decided", {"rows": rows_json})
+    cursor = await _execute(connection, "create_releases_decided", {"rows": _json_rows(rows)})
     return {(row["target"], row["revision"]): row for row in await cursor.fetchall()}
 
 
@@ -330,6 +333,11 @@ def _created(row: dict[str, Any], values: dict[str, Any]) -> GateRecord:
     release = release_record(row)
     stored = DecisionRecord(id=row["decision_id"], **{**values, "release_id": release.id})
     return GateRecord(release, stored, decided_now=True)
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    """A batch's calls as the JSON array that ``json_to_recordset`` reads (instants in ISO 8601)."""
+    return json.dumps(rows, default=_json_instant)
 
 
 def _json_instant(value: Any) -> str:

@@ -16,6 +16,8 @@ from tests.integration.conftest import MutableClock, Server, make_settings, star
 from tests.integration.test_gate_api import OPEN
 
 SECRET = "race-secret"
+# Audit records stored, chained or still pending.
+AUDITED = text("SELECT (SELECT count(*) FROM audit) + (SELECT count(*) FROM audit_pending)")
 
 
 @pytest.fixture
@@ -178,8 +180,7 @@ def test_concurrent_gate_calls_are_batched_and_each_stores_its_decision(gates: S
     engine = create_engine(pg_url)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 88
-        audited = connection.execute(text("SELECT (SELECT count(*) FROM audit) + (SELECT count(*) FROM audit_pending)"))
-        assert audited.scalar_one() == 88
+        assert connection.execute(AUDITED).scalar_one() == 88
         # The batch's JSON rows land as the one-call statement stores them: SQL NULL, not JSON null.
         shapes = text(
             "SELECT json_typeof(reasons), would_defer IS NULL, json_typeof(would_defer), count(*)"
@@ -217,8 +218,7 @@ def test_concurrent_new_releases_of_many_targets_are_created_in_batches(gates: S
             (f"argocd:odoo-new-{n}", 1, 5) for n in range(12)
         }
         assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 60
-        audited = connection.execute(text("SELECT (SELECT count(*) FROM audit) + (SELECT count(*) FROM audit_pending)"))
-        assert audited.scalar_one() == 60
+        assert connection.execute(AUDITED).scalar_one() == 60
         subjects = text(
             "SELECT count(*) FROM audit_pending JOIN releases ON audit_pending.subject = 'release/' || releases.id"
             " WHERE audit_pending.data ->> 'revision' = releases.revision"
