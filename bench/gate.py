@@ -12,7 +12,7 @@ httpx, another process) drives, closed-loop with N concurrent clients:
                  pool, the path the gate took before it went async (for reference);
   /v1/gate       the real gate: 50 Argo CD targets, rolling revisions, so calls both re-decide open
                  releases and create new ones that supersede (each stores a decision and an audit record);
-in --rounds interleaved rounds (the ratio is the median of the rounds' ratios); then an open-loop phase sends /v1/gate at a steady 200 requests/s and reports p50/p99.
+in --rounds interleaved rounds (the ratio is the median of the rounds' ratios); then an open-loop phase sends /v1/gate at a steady 200 requests/s and reports p50/p99, and the CPU each call cost the server, PostgreSQL and the load generator.
 Targets: gate throughput >= 0.5x the one-INSERT route on PostgreSQL; p99 < 25 ms at 200 req/s.
 """
 
@@ -128,6 +128,32 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
+def cpu_seconds(server: int) -> dict[str, float]:
+    """CPU seconds used so far (user + system, from /proc) by the server's processes, by PostgreSQL's
+    (every backend on this machine) and by this load generator: where a steady run's CPU goes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited while we looked
+            continue
+        command, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        pid, parent = int(entry.name), int(fields[1])
+        if pid == server or parent == server:
+            group = "server"
+        elif command.startswith("postgres"):
+            group = "postgresql"
+        elif pid == os.getpid():
+            group = "load generator"
+        else:
+            continue
+        groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return groups
+
+
 def prepare(workdir: Path) -> None:
     shutil.copytree(ROOT / "policies", workdir / "policies")
     shutil.copytree(ROOT / "calendars", workdir / "calendars")
@@ -204,11 +230,19 @@ def run_backend(name: str, database_url: str, workdir: Path, args: argparse.Name
                     f" gate / threaded one-INSERT: {rates['/v1/gate'] / rates['/bench/insert-threaded']:.2f})"
                 )
         ratio = statistics.median(ratios)
+        before = cpu_seconds(process.pid)
         steady = asyncio.run(open_loop(port, bodies.request("/v1/gate"), args.rate, args.steady_seconds))
+        spent = {group: seconds - before.get(group, 0.0) for group, seconds in cpu_seconds(process.pid).items()}
         tail = p99(steady.latencies_ms)
         print(
             f"{name:<11} {'steady gate':<14} {steady.rate:8.0f} {statistics.median(steady.latencies_ms):8.1f} "
             f"{tail:8.1f} {steady.errors:7d}"
+        )
+        calls = len(steady.latencies_ms)
+        print(
+            f"{name:<11} (steady CPU per call: "
+            + ", ".join(f"{group} {1e6 * seconds / calls:,.0f} µs" for group, seconds in sorted(spent.items()))
+            + f"; {sum(spent.values()) / steady.seconds / (os.cpu_count() or 1):.0%} of all cores)"
         )
         target = " (target >= 0.5)" if name == "postgresql" else ""
         print(

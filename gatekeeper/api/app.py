@@ -82,12 +82,15 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
     def prune() -> None:
         service.prune(retention)
 
+    def chain_audit() -> None:
+        service.store.chain_audit(wait=False)  # another worker chaining: leave it the records
+
     housekeeper = Housekeeper(
         [
             (service.config.poll, settings.RELOAD_INTERVAL),
             (tokens.refresh, settings.RELOAD_INTERVAL),
             (prune, 3600.0),
-            (service.store.chain_audit, 0.25),  # often, so each run is short
+            (chain_audit, 0.25),  # often, so each run is short
         ],
         tick=min(settings.RELOAD_INTERVAL, 0.25),
     )

@@ -241,19 +241,22 @@ class SqlReleaseStore:
             connection.execute(delete(notifications).where(notifications.c.key == key))
             connection.execute(insert(notifications).values(key=key, digest=digest, sent_at=now))
 
-    def chain_audit(self, batch: int = 50) -> int:
+    def chain_audit(self, batch: int = 50, *, wait: bool = True) -> int:
         """Link every pending audit record into the hash chain; returns how many were chained.
 
         One chainer at a time: a PostgreSQL advisory lock (SQLite: the write lock). Records are
         chained in the order their transactions became visible, each exactly once. Small batches
         with a pause between them: hashing hundreds of records at once holds the GIL long enough
-        to show in the gate's tail latency (docs/benchmarks.md).
+        to show in the gate's tail latency (docs/benchmarks.md). ``wait=False`` (the periodic
+        chainer): when another process holds the lock, leave the records to it and return.
         """
         chained = 0
         while True:
             with self._transaction() as connection:
                 if connection.dialect.name == "postgresql":
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK})
+                    lock = LOCK_AUDIT if wait else TRY_LOCK_AUDIT  # the try returns false when taken
+                    if connection.execute(lock, {"key": AUDIT_LOCK}).scalar() is False:
+                        return chained
                 done = StoreSession(connection).chain_pending(batch)
             chained += done
             if done < batch:
@@ -930,6 +933,8 @@ def _is_break_glass(reasons: list[dict[str, Any]]) -> bool:
 
 
 AUDIT_LOCK = 0x6761_7465  # "gate": the one advisory lock that orders audit appends
+LOCK_AUDIT = text("SELECT pg_advisory_xact_lock(:key)")
+TRY_LOCK_AUDIT = text("SELECT pg_try_advisory_xact_lock(:key)")
 
 
 def audit_instant(value: datetime) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
+from gatekeeper.store.sql import AUDIT_LOCK
 from gatekeeper.store.tables import decisions, deliveries, releases
 from tests.integration import payloads as p
 from tests.integration.conftest import MutableClock, Server, make_settings, start_server, token_of
@@ -225,3 +227,24 @@ def test_concurrent_new_releases_of_many_targets_are_created_in_batches(gates: S
             " WHERE record.data ->> 'revision' = releases.revision"
         )
         assert connection.execute(subjects).scalar_one() == 60
+
+
+def test_the_periodic_chainer_leaves_the_records_to_whoever_holds_the_chain_lock(gates: Server, db: Engine) -> None:
+    """With several server processes, one chains and the others skip (they do not queue on the lock)."""
+    store = gates.app.state.service.store
+    with db.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": AUDIT_LOCK})  # another chainer at work
+        with gates.client("hook") as client:
+            for revision in ("c1", "c2", "c3"):
+                assert client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": revision}).status_code == 200
+        started = time.monotonic()
+        assert store.chain_audit(wait=False) == 0
+        assert time.monotonic() - started < 1  # did not wait for the lock
+        with db.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM audit_pending")).scalar_one() == 3
+        holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": AUDIT_LOCK})
+        holder.commit()
+    store.chain_audit()  # waits for the lock, chains what is left
+    with db.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM audit_pending")).scalar_one() == 0
+        assert connection.execute(text("SELECT count(*) FROM audit")).scalar_one() == 3
