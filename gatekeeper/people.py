@@ -47,14 +47,21 @@ class ReleaseManager:
         with self.service.store.session() as session:
             release = self._open_release(session, release_id, who)
             facts = session.approval_facts(release, release.revision)
-            if not break_glass:
-                self._check_four_eyes(release, who, facts)
-            approval = Approval(who.name, who.roles, break_glass, (reason or "").strip() or None, now)
-            session.add_approval(release.id, approval, now)
-            kind = "break_glass" if break_glass else "approval"
-            data = {"target": release.target, "revision": release.revision, "reason": approval.reason}
-            session.append_audit(kind, who.name, f"release/{release.id}", data, now, break_glass=break_glass)
-            self._redecide(session, release, f"{kind}:{who.name}")
+            # Approving twice is approving once (a double click, a retried request): nothing is
+            # stored or decided again, and the answer is the release as it stands.
+            repeat = any(given.approver == who.name and given.break_glass == break_glass for given in facts.approvals)
+            if not repeat:
+                if not break_glass:
+                    self._check_four_eyes(release, who, facts)
+                approval = Approval(who.name, who.roles, break_glass, (reason or "").strip() or None, now)
+                session.add_approval(release.id, approval, now)
+                kind = "break_glass" if break_glass else "approval"
+                data = {"target": release.target, "revision": release.revision, "reason": approval.reason}
+                session.append_audit(kind, who.name, f"release/{release.id}", data, now, break_glass=break_glass)
+                self._redecide(session, release, f"{kind}:{who.name}")
+        if repeat:
+            logger.info("release %s: %s approved it already", release_id, who.name, extra={"release_id": release_id})
+            return self._detail(release_id)
         if break_glass and self.service.metrics is not None:
             self.service.metrics.break_glass.inc()
         logger.info("%s of release %s by %s", kind, release_id, who.name, extra={"release_id": release_id})

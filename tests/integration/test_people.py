@@ -65,10 +65,13 @@ def test_two_distinct_release_managers_are_needed_and_the_same_person_counts_onc
     assert first["not_before"] is None
     release_id = first["release_id"]
     assert latest(act(people, "manager", release_id, reason="looks good"))["status"] == "deferred"
-    again = latest(act(people, "manager", release_id, reason="really"))
+    repeated = act(people, "manager", release_id, reason="really")  # stored once, not decided again
+    again = latest(repeated)
     assert again["status"] == "deferred"
     assert "needs 2 distinct approvals" in again["reasons"][0]["message"]
     assert "has 1 (so far: alice)" in again["reasons"][0]["message"]
+    assert [(a["approver"], a["reason"]) for a in repeated.json()["approvals"]] == [("alice", "looks good")]
+    assert [d["trigger"] for d in repeated.json()["decisions"]] == ["presync", "approval:alice"]
     assert latest(act(people, "manager2", release_id))["status"] == "approved"
     assert gate(people, "n1")["verdict"] == "approve"
 
