@@ -43,6 +43,7 @@ class ReleaseManager:
             raise ActionRefusedError(403, "forbidden", f"token {who.name!r} lacks the role break-glass")
         if break_glass and not (reason or "").strip():
             raise ActionRefusedError(422, "invalid_request", "reason: a break-glass approval needs a reason", "reason")
+        kind = "break_glass" if break_glass else "approval"
         now = self.service.clock()
         with self.service.store.session() as session:
             release = self._open_release(session, release_id, who)
@@ -55,16 +56,15 @@ class ReleaseManager:
                     self._check_four_eyes(release, who, facts)
                 approval = Approval(who.name, who.roles, break_glass, (reason or "").strip() or None, now)
                 session.add_approval(release.id, approval, now)
-                kind = "break_glass" if break_glass else "approval"
                 data = {"target": release.target, "revision": release.revision, "reason": approval.reason}
                 session.append_audit(kind, who.name, f"release/{release.id}", data, now, break_glass=break_glass)
                 self._redecide(session, release, f"{kind}:{who.name}")
         if repeat:
             logger.info("release %s: %s approved it already", release_id, who.name, extra={"release_id": release_id})
-            return self._detail(release_id)
-        if break_glass and self.service.metrics is not None:
-            self.service.metrics.break_glass.inc()
-        logger.info("%s of release %s by %s", kind, release_id, who.name, extra={"release_id": release_id})
+        else:
+            if break_glass and self.service.metrics is not None:
+                self.service.metrics.break_glass.inc()
+            logger.info("%s of release %s by %s", kind, release_id, who.name, extra={"release_id": release_id})
         return self._detail(release_id)
 
     def reject(self, release_id: int, who: Identity, reason: str | None) -> ReleaseDetail:
