@@ -33,36 +33,65 @@ class Batcher(Generic[Item, Result]):
         self.flights = flights
         self.limit = limit
         self.queue: list[tuple[Item, asyncio.Future[Result]]] = []
-        self.flying: set[asyncio.Task[None]] = set()
+        # Flights in the air, counted by the flights themselves: a flight that finds the queue
+        # empty lands in the same step. A task's done callbacks run a step later, so counting
+        # tasks would let a call made in between wait for a flight that has already landed.
+        self.flying = 0
+        self.tasks: set[asyncio.Task[None]] = set()  # the flights' tasks, kept from the collector
         self.sizes: deque[int] = deque(maxlen=10_000)  # the latest batches' sizes, for tests and the bench
 
     async def __call__(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self.queue.append((item, future))
-        if len(self.flying) < self.flights:
+        if self.flying < self.flights:
             # A task of its own: a caller that is cancelled (its client went away) does not
             # cancel the statement the other callers wait for.
+            self.flying += 1
             task = asyncio.create_task(self._fly())
-            self.flying.add(task)
-            task.add_done_callback(self.flying.discard)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return await future
 
     async def _fly(self) -> None:
-        while self.queue:
-            batch, self.queue = self.queue[: self.limit], self.queue[self.limit :]
-            self.sizes.append(len(batch))
+        try:
+            while self.queue:
+                batch, self.queue = self.queue[: self.limit], self.queue[self.limit :]
+                self.sizes.append(len(batch))
+                await self._settle(batch)
+        except BaseException:  # cancelled (shutdown): nobody waits for ever
+            for _, future in self.queue if self.flying == 1 else ():  # no other flight takes them
+                future.cancel()
+            raise
+        finally:
+            self.flying -= 1  # in the step that found the queue empty
+
+    async def _settle(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        """Runs one batch and hands each caller its result or an error of its own."""
+        try:
+            results = await self.run([item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} calls returned {len(results)} results")
+        except Exception as exc:  # handed to every caller, which raises it
             try:
-                results = await self.run([item for item, _ in batch])
-            except Exception as exc:  # handed to every caller, which raises it
                 error = await self.error_of(exc)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(type(error)(*error.args))
-                continue
-            except BaseException:  # cancelled (shutdown): nobody waits for ever
-                for _, future in batch:
-                    future.cancel()
-                raise
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # a cancelled caller's future is done already
-                    future.set_result(result)
+            except Exception as failure:  # e.g. the pool's check after a lost connection failed
+                error = failure
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(_copy(error))
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # a cancelled caller's future is done already
+                future.set_result(result)
+
+
+def _copy(error: Exception) -> Exception:
+    """An instance of ``error`` for one caller (its traceback grows in that caller only)."""
+    try:
+        return type(error)(*error.args)
+    except Exception:  # an exception type whose constructor takes other arguments
+        return RuntimeError(str(error))

@@ -63,7 +63,7 @@ def test_a_failed_batch_raises_a_store_error_in_each_of_its_callers_only() -> No
     assert first == 2
     assert all(isinstance(error, StoreError) and "negative" in str(error) for error in rest)
     assert len({id(error) for error in rest}) == 3  # an instance each, not one shared
-    assert batcher.queue == [] and not batcher.flying
+    assert batcher.queue == [] and batcher.flying == 0
 
 
 def test_a_cancelled_caller_does_not_cancel_the_batch_the_others_wait_for() -> None:
@@ -79,3 +79,46 @@ def test_a_cancelled_caller_does_not_cancel_the_batch_the_others_wait_for() -> N
         return [await call for n, call in enumerate(calls) if n != 2]
 
     assert asyncio.run(burst()) == [0, 2, 6, 8]
+
+
+def test_a_call_made_as_the_last_flight_lands_still_goes() -> None:
+    """A flight that finds the queue empty ends; a call made in the same event loop step, after
+    the flight's task has ended but before its done callbacks have run, must still start a
+    flight rather than wait for one that has ended (it waited for ever: a gate call timed out
+    in CI)."""
+
+    async def at_once(items: list[int]) -> list[int]:  # no await: a flight runs in one step
+        return [item * 2 for item in items]
+
+    batcher = Batcher(at_once, as_store_error, flights=1, limit=64)
+
+    async def late_call() -> int:
+        first = asyncio.ensure_future(batcher(1))
+        for _ in range(10):  # step until the flight has ended, its done callbacks still queued
+            await asyncio.sleep(0)
+            if batcher.tasks and all(task.done() for task in batcher.tasks):
+                break
+        assert batcher.tasks and all(task.done() for task in batcher.tasks)
+        async with asyncio.timeout(1):
+            second = await batcher(2)  # in this very step
+        return await first + second
+
+    assert asyncio.run(late_call()) == 6
+
+
+def test_callers_get_an_error_even_when_translating_the_error_fails() -> None:
+    async def broken(items: list[int]) -> list[int]:
+        raise ValueError("statement failed")
+
+    async def failing_lookup(exc: Exception) -> Exception:
+        raise OSError("pool check failed")
+
+    batcher = Batcher(broken, failing_lookup, flights=1, limit=64)
+
+    async def call() -> None:
+        async with asyncio.timeout(1):
+            await batcher(1)
+
+    with pytest.raises(OSError, match="pool check failed"):
+        asyncio.run(call())
+    assert batcher.flying == 0
