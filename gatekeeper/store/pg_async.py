@@ -114,7 +114,9 @@ class AsyncGateStore:
             outcome = await self._gate_optimistic(target, revision, trigger, decide, now)
             if isinstance(outcome, Missing):
                 outcome = await self._create_batched(target, revision, trigger, context, decide, now, people, outcome)
-            if outcome is not None:
+                if outcome is None:  # most often a concurrent call of this revision created it: re-decide
+                    outcome = await self._gate_optimistic(target, revision, trigger, decide, now)
+            if outcome is not None and not isinstance(outcome, Missing):
                 return outcome
             async with self.pool.connection() as connection, connection.transaction():  # commits or rolls back
                 return await self._gate(connection, target, revision, trigger, context, decide, now, people)
@@ -188,9 +190,8 @@ class AsyncGateStore:
     async def _find_batch(self, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """The releases (with row versions) of many gate calls' keys, in one statement: a row
         per key, whose id is None where the key has no release yet."""
-        distinct = list(dict.fromkeys(keys))
-        targets, revisions = [target for target, _ in distinct], [revision for _, revision in distinct]
-        params = {"b_targets": targets, "b_revisions": revisions}
+        distinct = [{"target": target, "revision": revision} for target, revision in dict.fromkeys(keys)]
+        params = {"b_keys": json.dumps(distinct)}
         async with self.pool.connection() as connection:
             cursor = await _execute(connection, "find_many_versioned", params)
             found = {(row["key_target"], row["key_revision"]): row for row in await cursor.fetchall()}

@@ -17,11 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Engine,
     Row,
     Text,
     bindparam,
+    cast,
+    column,
     create_engine,
     delete,
     event,
@@ -30,6 +33,7 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -381,27 +385,32 @@ FIND_RELEASE = select(releases, AUTHOR_OF, MERGER_OF).where(*RELEASE_KEY).with_f
 # gatekeeper.store.batching), unlocked, each with its row version for
 # RECORD_DECISIONS_IF_UNCHANGED_PG.
 ROW_VERSION: Label[str] = literal_column("CAST(releases.xmin AS TEXT)").label("version")
-TEXTS = postgresql.ARRAY(Text)
+# The keys come as JSON rows, as the other batched statements' input does: PostgreSQL then plans
+# the prepared statement once (a generic plan). ``unnest`` of arrays was re-planned on every
+# execution, which cost twice what running it did (pg_stat_statements; docs/benchmarks.md).
 RELEASE_KEYS = (
-    func.unnest(bindparam("b_targets", type_=TEXTS), bindparam("b_revisions", type_=TEXTS))
-    .table_valued("target", "revision")
-    .render_derived(name="keys")
+    func.json_to_recordset(cast(bindparam("b_keys"), JSON))
+    .table_valued(column("target", Text), column("revision", Text))
+    .render_derived(name="keys", with_types=True)
+)
+# Each key is looked up on its own (a LATERAL subquery with LIMIT 1 on the unique key, which the
+# planner does not flatten into a join): an index lookup per key whatever the batch's estimated
+# size. A join planned for the generic plan's estimate of 100 keys scanned the whole table.
+KEYED_RELEASE = (
+    select(releases, HAS_APPROVALS, ROW_VERSION)
+    .where(releases.c.target == RELEASE_KEYS.c.target, releases.c.revision == RELEASE_KEYS.c.revision)
+    .limit(1)
+    .lateral("found")
 )
 # A key with no release yet gets a row too, with an id of NULL and who wrote and merged the
 # revision: what the new release's first decision needs (four eyes), without a query of its own.
 FIND_RELEASES_VERSIONED = select(
-    releases,
-    HAS_APPROVALS,
+    KEYED_RELEASE,
     select(commits.c.author).where(commits.c.sha == RELEASE_KEYS.c.revision).scalar_subquery().label("author"),
     select(commits.c.merger).where(commits.c.sha == RELEASE_KEYS.c.revision).scalar_subquery().label("merger"),
-    ROW_VERSION,
     RELEASE_KEYS.c.target.label("key_target"),
     RELEASE_KEYS.c.revision.label("key_revision"),
-).select_from(
-    RELEASE_KEYS.outerjoin(
-        releases, (releases.c.target == RELEASE_KEYS.c.target) & (releases.c.revision == RELEASE_KEYS.c.revision)
-    )
-)
+).select_from(RELEASE_KEYS.outerjoin(KEYED_RELEASE, true()))
 # Our own constants, spelled out: the statement then compiles once for both drivers (GATE_SQL).
 OPEN_RELEASE = text("releases.status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")")
 # The rows are locked in id order before they are written (see RECORD_DECISIONS_IF_UNCHANGED_PG).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
-from gatekeeper.store.sql import AUDIT_LOCK
+from gatekeeper.store.sql import AUDIT_LOCK, GATE_SQL
 from gatekeeper.store.tables import decisions, deliveries, releases
 from tests.integration import payloads as p
 from tests.integration.conftest import MutableClock, Server, make_settings, start_server, token_of
@@ -89,6 +90,52 @@ def test_concurrent_new_revisions_of_one_target_leave_one_open_release(gates: Se
         assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 40
     assert len(statuses) == 40
     assert sum(status != "superseded" for status in statuses) == 1, statuses
+
+
+def test_concurrent_first_calls_of_one_revision_create_one_release(gates: Server, db: Engine) -> None:
+    """30 hook calls at once for a revision nobody has asked about yet (several Argo CD
+    applications sharing a PreSync check, a retried hook): one release, created once; every other
+    call re-decides it and stores a decision of its own."""
+    body = {"target": "argocd:odoo-prod", "revision": "fresh"}
+
+    async def burst() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {token_of('hook')}"}
+        async with httpx.AsyncClient(base_url=gates.url, timeout=30, headers=headers) as client:
+            return await asyncio.gather(*(client.post("/v1/gate", json=body) for _ in range(30)))
+
+    responses = asyncio.run(burst())
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.json()["release_id"] for response in responses}) == 1
+    with db.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(releases)).scalar_one() == 1
+        assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 30
+        assert connection.execute(AUDITED).scalar_one() == 30
+
+
+def test_the_batched_read_looks_each_key_up_by_index_in_its_generic_plan(gates: Server, db: Engine) -> None:
+    """The batched read runs as a prepared statement on a cached generic plan, which knows nothing
+    of how many keys a batch has: it must still be an index lookup per key, never a scan of every
+    release (a join planned for 100 keys was a hash join over the whole table)."""
+    sql, constants = GATE_SQL["find_many_versioned"]
+    for name, value in constants.items():
+        sql = sql.replace(f"%({name})s", str(int(value)))
+    sql = sql.replace("%(b_keys)s", "$1")
+    keys = json.dumps([{"target": "argocd:odoo-prod-7", "revision": "rev-7"}, {"target": "t", "revision": "r"}])
+    with db.connect() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO releases (target, revision, status, trigger, created_at, updated_at)"
+                " SELECT 'argocd:odoo-prod-' || (n % 50), 'rev-' || n, 'deferred', 'presync', now(), now()"
+                " FROM generate_series(1, 5000) AS n"
+            )
+        )
+        connection.execute(text("ANALYZE releases"))
+        connection.execute(text("SET plan_cache_mode = force_generic_plan"))
+        connection.exec_driver_sql(f"PREPARE batched_read(json) AS {sql}")
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN EXECUTE batched_read('{keys}')"))
+        connection.rollback()
+    assert "Index Scan using uq_releases_target_revision on releases" in plan, plan
+    assert "Seq Scan on releases" not in plan, plan
 
 
 def test_gate_and_webhooks_survive_a_database_restart(
