@@ -231,3 +231,18 @@ def server(database_url: str, config_tree: tuple[Path, Path], tokens_file: Path)
     running = start_server(make_settings(database_url, *config_tree, tokens_file), clock)
     yield running
     running.stop()
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Waits for a condition another thread or process brings about (a loaded CI machine is slow)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def decisions_of(server: Server, target: str, revision: str) -> int:
+    """How many decisions the release of ``target`` at ``revision`` has (0: no release yet)."""
+    with server.client("viewer") as client:
+        items = client.get("/v1/releases", params={"target": target}).json()["items"]
+    return sum(len(item["decisions"]) for item in items if item["revision"] == revision)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Server, free_port, token_of
+from tests.integration.conftest import Server, decisions_of, eventually, free_port, token_of
 from tests.integration.test_gate_api import CUTOFF, OPEN, gate
 
 GATEKEEPER = str(Path(sys.executable).with_name("gatekeeper"))
@@ -53,7 +52,7 @@ def test_gate_exits_0_at_once_when_approved(server: Server) -> None:
 def test_gate_waits_through_a_deferral_and_exits_0_when_the_window_opens(server: Server) -> None:
     server.clock.set(CUTOFF)
     process = run_gate(server.url, "--target", "argocd:odoo-prod", "--revision", "g2", wait="60s")
-    time.sleep(1.5)  # the client has polled at least once and is deferred
+    eventually(lambda: decisions_of(server, "argocd:odoo-prod", "g2") >= 1)  # it polled and was deferred
     assert process.poll() is None
     server.clock.set(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
     out, _ = process.communicate(timeout=30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,15 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.integration import payloads as p
-from tests.integration.conftest import MutableClock, Server, make_settings, start_server, token_of
+from tests.integration.conftest import (
+    MutableClock,
+    Server,
+    decisions_of,
+    eventually,
+    make_settings,
+    start_server,
+    token_of,
+)
 from tests.integration.test_gate_api import CUTOFF, OPEN
 
 GATEKEEPER = str(Path(sys.executable).with_name("gatekeeper"))
@@ -135,7 +142,7 @@ def test_a_waiting_gate_call_exits_0_once_the_approvals_are_given(people: Server
         "1s",
     ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    eventually(lambda: decisions_of(people, FINANCE, "w1") >= 2)  # it polled once and was deferred
     assert process.poll() is None
     act(people, "manager", release_id)
     act(people, "manager2", release_id)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration import payloads as p
-from tests.integration.conftest import MutableClock, Server, make_settings, start_server
+from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server
 from tests.integration.fakes import GITHUB_TOKEN, GITLAB_TOKEN, FakeApi, start_fake
 from tests.integration.test_gate_api import CUTOFF, OPEN
 
@@ -64,13 +64,6 @@ def post(server: Server, source: str, body: bytes, headers: dict[str, str]) -> h
 def release(server: Server, release_id: int) -> dict[str, Any]:
     with server.client("viewer") as client:
         return client.get(f"/v1/releases/{release_id}").json()
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def github(server: Server, event: str, payload: Any, delivery: str | None = None) -> httpx.Response:
