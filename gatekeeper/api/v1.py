@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gatekeeper.api.auth import check_target, require
 from gatekeeper.api.errors import ApiError
 from gatekeeper.api.feed import closed_windows_feed
-from gatekeeper.domain.types import InvalidTargetError, format_instant, parse_target
+from gatekeeper.domain.types import InvalidTargetError, format_instant, parse_target, utc_epoch
 from gatekeeper.people import ReleaseManager
 from gatekeeper.schemas import (
     GateRequest,
@@ -28,7 +29,15 @@ from gatekeeper.tokens import Identity
 
 router = APIRouter(prefix="/v1")
 PAGE = 50
-FEED_DAYS = 120
+FEED_DAYS = 120  # the calendar feed: from 7 days back (UTC midnight) to 120 days ahead
+FEED_PAST_DAYS = 7
+FEED_MARGIN_DAYS = 62
+
+
+def feed_range(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar feed's span at ``now``: whole UTC days, the same all day long."""
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=FEED_PAST_DAYS), today + timedelta(days=FEED_DAYS + 1)
 _SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
 
 
@@ -231,8 +240,15 @@ def calendar_feed(
 ) -> Response:
     key = target_param(target)
     now = gatekeeper.clock().replace(microsecond=0)
-    windows = gatekeeper.windows(key, now - timedelta(days=7), now + timedelta(days=FEED_DAYS))
-    body = closed_windows_feed(windows, stamp=now, host=request.url.hostname or "gatekeeper")
+    start, end = feed_range(now)
+    # Windows that reach past the feed's edges are computed whole (up to a margin), so every event
+    # keeps its real start and end, and its UID: a calendar client that refreshes the feed sees the
+    # same events, not a new first and last one on every fetch.
+    margin = timedelta(days=FEED_MARGIN_DAYS)
+    windows = gatekeeper.windows(key, start - margin, end + margin)
+    lo, hi = utc_epoch(start), utc_epoch(end)
+    shown = replace(windows, closed=tuple(w for w in windows.closed if w.end > lo and w.start < hi))
+    body = closed_windows_feed(shown, stamp=now, host=request.url.hostname or "gatekeeper")
     return Response(body, media_type="text/calendar; charset=utf-8")
 
 

@@ -140,3 +140,27 @@ def test_the_calendar_feed_is_icalendar_and_accepts_a_query_token(server: Server
     events = list(feed.walk("VEVENT"))
     assert events
     assert all("Releases closed" in str(event["SUMMARY"]) for event in events)
+
+
+def test_the_calendar_feed_shows_the_same_events_all_day(server: Server) -> None:
+    """A subscribed calendar refreshes the feed every few hours: the events (UID, start, end) must
+    not change with the instant it is fetched, also those at the feed's edges."""
+    import icalendar
+
+    def events_at(instant: datetime) -> set[tuple[str, str, str]]:
+        server.clock.set(instant)
+        with server.client("viewer") as client:
+            response = client.get("/v1/calendar.ics", params={"target": "argocd:odoo-prod"})
+        assert response.status_code == 200
+        feed = icalendar.Calendar.from_ical(response.content)
+        return {(str(e["UID"]), e["DTSTART"].dt.isoformat(), e["DTEND"].dt.isoformat()) for e in feed.walk("VEVENT")}
+
+    morning = events_at(datetime(2026, 11, 24, 0, 0, 1, tzinfo=UTC))
+    assert morning
+    assert events_at(datetime(2026, 11, 24, 9, 17, 42, tzinfo=UTC)) == morning
+    assert events_at(datetime(2026, 11, 24, 23, 59, 59, tzinfo=UTC)) == morning
+    # The next day the feed moves on by a day; the events both days show are the same events.
+    next_day = events_at(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    both = {uid for uid, _, _ in morning} & {uid for uid, _, _ in next_day}
+    assert len(both) >= len(morning) - 3
+    assert {e for e in morning if e[0] in both} == {e for e in next_day if e[0] in both}
