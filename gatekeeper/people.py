@@ -74,6 +74,15 @@ class ReleaseManager:
             session.mark(release, ReleaseStatus.REJECTED, now)
             data = {"target": release.target, "revision": release.revision, "reason": reason}
             session.append_audit("rejection", who.name, f"release/{release.id}", data, now)
+            # The rejection is the release's last decision: every later gate call answers with it,
+            # so the hook and the CLI say who rejected the release and why.
+            text = f"rejected by {who.name}" + (f": {reason}" if reason else "")
+            decision = Decision(
+                Verdict.DEFER, (Reason("approval", "rejected", text, None),), None, (), self._policy_hash(), now
+            )
+            record = session.add_decision(release.id, decision, f"rejection:{who.name}")
+            session.audit_decision(release, record, who.name, now)
+        logger.info("rejection of release %s by %s", release_id, who.name, extra={"release_id": release_id})
         return self._detail(release_id)
 
     def rollback(self, release_id: int, who: Identity, reason: str | None) -> ReleaseDetail:

@@ -134,7 +134,7 @@ def releases_reject(
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reject a waiting release (its hook stops waiting with exit 3)."""
+    """Reject a release that has not gone out: pending, deferred or approved (its hook stops with exit 3)."""
     body = {"reason": reason}
     _print_release(call(server, token_file, "POST", f"/v1/releases/{release_id}/reject", json=body), as_json)
 

@@ -154,7 +154,11 @@ def test_a_waiting_gate_call_exits_0_once_the_approvals_are_given(people: Server
 def test_a_rejected_release_stops_its_gate_with_exit_3(people: Server) -> None:
     release_id = gate(people, "r1")["release_id"]
     assert act(people, "manager", release_id, "reject", reason="wrong image").json()["status"] == "rejected"
-    assert gate(people, "r1")["status"] == "rejected"
+    answer = gate(people, "r1")
+    assert answer["status"] == "rejected"
+    # The gate answers with the rejection, not with the decision before it.
+    assert (answer["verdict"], answer["requires"], answer["not_before"]) == ("defer", [], None)
+    assert [(r["code"], r["message"]) for r in answer["reasons"]] == [("rejected", "rejected by alice: wrong image")]
     env = {**os.environ, "GATEKEEPER_TOKEN": token_of("hook")}
     done = subprocess.run(
         [GATEKEEPER, "gate", "--server", people.url, "--target", FINANCE, "--revision", "r1"],
@@ -164,6 +168,7 @@ def test_a_rejected_release_stops_its_gate_with_exit_3(people: Server) -> None:
         timeout=30,
     )
     assert done.returncode == 3
+    assert "rejected by alice: wrong image" in done.stdout
     assert act(people, "manager", release_id).status_code == 409
 
 
