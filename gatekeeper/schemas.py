@@ -38,7 +38,9 @@ class GateRequest(BaseModel):
 
     target: str = Field(min_length=1, max_length=512)
     revision: str = Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")
-    trigger: str = Field("presync", max_length=64)
+    # A label of what called (presync, sync-wave, pipeline...). No ":", which marks the decisions
+    # gatekeeper itself makes ("approval:alice", "rejection:bob"): a caller cannot pass as one.
+    trigger: str = Field("presync", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     context: GateContext | None = None
 
     @field_validator("target")

@@ -58,7 +58,9 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0]
     field = _field(first.get("loc", ()))
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "missing":
+    if field is None:  # the body as a whole: empty, or not JSON (another Content-Type)
+        message = "a JSON object is required (Content-Type: application/json)"
+    elif first.get("type") == "missing":
         message = "field required"
     elif first.get("type") == "extra_forbidden":
         message = "unknown field"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from gatekeeper.api.auth import check_target, require
 from gatekeeper.api.errors import ApiError
@@ -140,7 +140,7 @@ class ApproveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(None, max_length=2000)
-    break_glass: bool = False
+    break_glass: StrictBool = False  # true or false, never "yes" or 1: it overrides the calendar
 
 
 class ReasonBody(BaseModel):

@@ -46,6 +46,14 @@ from tests.integration.conftest import MutableClock, Server, make_settings, star
             id="nested-wrong-type",
         ),
         pytest.param(b"[]", 422, "invalid_request", None, id="not-an-object"),
+        pytest.param(b"", 422, "invalid_request", None, id="empty"),
+        pytest.param(
+            b'{"target": "argocd:odoo-prod", "revision": "a", "trigger": "approval:alice"}',
+            422,
+            "invalid_request",
+            "trigger",
+            id="trigger-posing-as-an-approval",
+        ),
     ],
 )
 def test_bad_gate_bodies_get_a_clear_error_naming_the_field(
@@ -60,6 +68,23 @@ def test_bad_gate_bodies_get_a_clear_error_naming_the_field(
     assert "Traceback" not in response.text
     if field:
         assert field in payload["message"]
+
+
+def test_a_body_that_is_not_json_says_a_json_object_is_required(server: Server) -> None:
+    with server.client("hook") as client:
+        body = b'{"target": "argocd:odoo-prod", "revision": "a"}'
+        response = client.post("/v1/gate", content=body, headers={"Content-Type": "text/plain"})
+    assert response.status_code == 422
+    assert response.json()["message"] == "body: a JSON object is required (Content-Type: application/json)"
+
+
+def test_break_glass_must_be_a_boolean_not_a_truthy_string(server: Server) -> None:
+    with server.client("hook") as client:
+        release_id = client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": "bg"}).json()["release_id"]
+    with server.client("breakglass") as client:
+        response = client.post(f"/v1/releases/{release_id}/approve", json={"reason": "x", "break_glass": "yes"})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "break_glass"
 
 
 def test_a_body_over_the_limit_is_refused_with_413(server: Server) -> None:
