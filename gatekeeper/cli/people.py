@@ -200,10 +200,15 @@ def _records(server: str | None, token_file: Path | None) -> list[dict[str, Any]
                 return records
             after = int(page["next"])
     from gatekeeper.store import StoreError
-    from gatekeeper.store.sql import SqlReleaseStore
+    from gatekeeper.store.sql import SqlReleaseStore, missing_sqlite_file
 
-    store = SqlReleaseStore.from_url(settings_or_exit().DATABASE_URL)
+    url = settings_or_exit().DATABASE_URL
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        fail(f"gatekeeper: no database at {missing}: run this where the service keeps it, or set GATEKEEPER_DATABASE_URL")
+    store = SqlReleaseStore.from_url(url)
     try:
+        store.check_migrated()
         return store.audit_records(after=0, limit=None)
     except StoreError as exc:
         fail(f"gatekeeper: {exc}")

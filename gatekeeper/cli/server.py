@@ -86,13 +86,17 @@ def db_upgrade() -> None:
     settings = settings_or_exit()
     store = SqlReleaseStore.from_url(settings.DATABASE_URL)
     try:
+        before, head = store.schema_revisions()
         store.upgrade()
         store.check_migrated()
     except StoreError as exc:
         fail(f"gatekeeper: {exc}")
     finally:
         store.engine.dispose()
-    typer.echo("database is at the newest schema")
+    if before == head:
+        typer.echo(f"database was at the newest schema already ({head})")
+    else:
+        typer.echo(f"database migrated from {before or 'an empty database'} to {head}")
 
 
 def read_token(token_file: Path | None) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -39,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.sql.elements import Label
 
@@ -71,6 +73,16 @@ logger = logging.getLogger(__name__)
 
 OPEN_STATUSES = tuple(status.value for status in REDECIDABLE)
 STATUS_OF_VERDICT = {"approve": ReleaseStatus.APPROVED, "defer": ReleaseStatus.DEFERRED}
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist (None for other databases): a command
+    that only reads must say so, not create an empty database wherever it was started."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path.resolve()
 
 
 def make_engine(url: str) -> Engine:
@@ -131,12 +143,16 @@ class SqlReleaseStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {_short(exc)}") from exc
 
-    def check_migrated(self) -> None:
-        """Raise NotMigratedError unless the schema is at the newest revision."""
+    def schema_revisions(self) -> tuple[str | None, str]:
+        """The schema revision the database is at (None: none) and the newest one."""
         try:
-            current, head = schema_migrations.pending(self.engine)
+            return schema_migrations.pending(self.engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"database unreachable: {_short(exc)}") from exc
+
+    def check_migrated(self) -> None:
+        """Raise NotMigratedError unless the schema is at the newest revision."""
+        current, head = self.schema_revisions()
         if current != head:
             raise NotMigratedError(
                 f"database schema is at {current or 'nothing'} but gatekeeper needs {head}: "

@@ -30,10 +30,28 @@ def test_db_upgrade_migrates_to_the_newest_schema_and_is_repeatable(
     backend: str, tmp_path: Path, pg_schema_url: Callable[[], str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite" else pg_schema_url()
-    for _ in range(2):
-        done = run("db", "upgrade", env={"GATEKEEPER_DATABASE_URL": url})
-        assert done.returncode == 0, done.stderr
-        assert "newest schema" in done.stdout
+    first = run("db", "upgrade", env={"GATEKEEPER_DATABASE_URL": url})
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("database migrated from an empty database to "), first.stdout
+    again = run("db", "upgrade", env={"GATEKEEPER_DATABASE_URL": url})
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("database was at the newest schema already"), again.stdout
+
+
+def test_audit_verify_on_a_missing_sqlite_file_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "nowhere" / "gatekeeper.db"
+    done = run("audit", "verify", env={"GATEKEEPER_DATABASE_URL": f"sqlite:///{database}"})
+    assert done.returncode == 2, done.stderr
+    assert f"no database at {database}" in done.stderr
+    assert not database.exists() and not database.parent.exists()
+
+
+def test_audit_verify_on_an_unmigrated_database_says_to_migrate(tmp_path: Path) -> None:
+    database = tmp_path / "empty.db"
+    database.touch()
+    done = run("audit", "verify", env={"GATEKEEPER_DATABASE_URL": f"sqlite:///{database}"})
+    assert done.returncode == 2, done.stderr
+    assert "run `gatekeeper db upgrade`" in done.stderr
 
 
 def test_replicas_migrating_one_postgresql_database_at_once_all_succeed(pg_schema_url: Callable[[], str]) -> None:
