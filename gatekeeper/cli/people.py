@@ -205,7 +205,8 @@ def _records(server: str | None, token_file: Path | None) -> list[dict[str, Any]
     url = settings_or_exit().DATABASE_URL
     missing = missing_sqlite_file(url)
     if missing is not None:
-        fail(f"gatekeeper: no database at {missing}: run this where the service keeps it, or set GATEKEEPER_DATABASE_URL")
+        where = "run this where the service keeps it, or set GATEKEEPER_DATABASE_URL"
+        fail(f"gatekeeper: no database at {missing}: {where}")
     store = SqlReleaseStore.from_url(url)
     try:
         store.check_migrated()

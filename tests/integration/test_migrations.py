@@ -42,7 +42,7 @@ def test_audit_verify_on_a_missing_sqlite_file_says_so_and_creates_nothing(tmp_p
     database = tmp_path / "nowhere" / "gatekeeper.db"
     done = run("audit", "verify", env={"GATEKEEPER_DATABASE_URL": f"sqlite:///{database}"})
     assert done.returncode == 2, done.stderr
-    assert f"no database at {database}" in done.stderr
+    assert f"no database at {database}: run this where" in done.stderr
     assert not database.exists() and not database.parent.exists()
 
 
