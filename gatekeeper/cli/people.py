@@ -56,6 +56,9 @@ def call(server: str, token_file: Path | None, method: str, path: str, **kwargs:
     return body
 
 
+SHOWN_DECISIONS = 3  # a hook polling for hours decides many times; the table shows the latest
+
+
 def _row(release: dict[str, Any]) -> str:
     latest = release["decisions"][-1] if release["decisions"] else {}
     codes = ",".join(reason["code"] for reason in latest.get("reasons", [])) or "-"
@@ -74,10 +77,22 @@ def _print_release(release: dict[str, Any], as_json: bool) -> None:
         f"{'ID':>6}  {'STATUS':<11} {'TARGET':<34} {'REVISION':<12} {'NOT BEFORE':<20} {'REASONS':<28} APPROVALS"
     )
     typer.echo(_row(release))
-    for decision in release["decisions"][-3:]:
-        typer.echo(f"  {decision['decided_at']} {decision['verdict']} ({decision['trigger']})")
+    if release["approvals"]:
+        typer.echo("  approvals:")
+    for given in release["approvals"]:
+        kind = "break-glass" if given["break_glass"] else "approval"
+        why = f": {given['reason']}" if given["reason"] else ""
+        typer.echo(f"    {given['created_at']} {given['approver']} ({kind}){why}")
+    decisions = release["decisions"]
+    shown = decisions[-SHOWN_DECISIONS:]
+    if len(shown) < len(decisions):
+        typer.echo(f"  decisions (the last {len(shown)} of {len(decisions)}; --json shows all):")
+    elif decisions:
+        typer.echo("  decisions:")
+    for decision in shown:
+        typer.echo(f"    {decision['decided_at']} {decision['verdict']} ({decision['trigger']})")
         for reason in decision["reasons"]:
-            typer.echo(f"    - {reason['code']}: {reason['message']}")
+            typer.echo(f"      - {reason['code']}: {reason['message']}")
 
 
 @releases_app.command("list")

@@ -214,6 +214,11 @@ def test_the_releases_cli_lists_shows_and_approves(people: Server, tmp_path: Pat
     assert cli("releases", "show", str(release_id), "--json").returncode == 0
     approved = cli("releases", "approve", str(release_id), "--reason", "ok")
     assert approved.returncode == 0
-    assert "alice" in approved.stdout
+    assert "alice (approval): ok" in approved.stdout
+    for _ in range(3):  # a hook polling
+        gate(people, "cli1")
+    shown = cli("releases", "show", str(release_id))
+    assert shown.returncode == 0, shown.stderr
+    assert "decisions (the last 3 of 5; --json shows all):" in shown.stdout
     token.write_text(token_of("viewer"))
     assert cli("releases", "approve", str(release_id)).returncode == 4
