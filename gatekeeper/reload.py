@@ -81,6 +81,8 @@ class ConfigHolder:
                     len(configuration.policies),
                     configuration.policy_hash[:12],
                 )
+                for notice in configuration.notices:
+                    logger.warning("not enforced: %s", notice)
             state = self._state
         for listener in self._listeners:
             listener(state)

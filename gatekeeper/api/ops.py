@@ -26,6 +26,8 @@ def readyz(request: Request) -> JSONResponse:
             "status": state.status,
             "errors": list(state.errors),
             "policy_hash": state.configuration.policy_hash if state.configuration else None,
+            # What the active files set but this version does not enforce (FILE:LINE: message).
+            "not_enforced": [str(notice) for notice in state.configuration.notices] if state.configuration else [],
         },
     }
     ready = database == "ok" and state.configuration is not None

@@ -29,7 +29,7 @@ from gatekeeper.cli.common import (
 from gatekeeper.configuration.loader import (
     Configuration,
     ConfigurationError,
-    lint,
+    lint_report,
     load_configuration,
 )
 from gatekeeper.domain.decision import DecideOptions, Facts, decide
@@ -194,16 +194,19 @@ def policy_lint(
 ) -> None:
     """Validate every policy and calendar file. Exit 0 clean, 2 with FILE:LINE: message lines."""
     settings = settings_or_exit()
-    errors = lint(
+    errors, notices = lint_report(
         policies or settings.POLICIES_DIR,
         calendars or settings.CALENDARS_DIR,
         now=datetime.now(UTC),
     )
     if as_json:
-        print_json([error.as_json() for error in errors])
+        print_json([error.as_json() for error in errors])  # the errors only, as always
     else:
         for error in errors:
             typer.echo(str(error))
+        for notice in notices:  # not errors: the files are valid, the exit code stays 0
+            where = f"{notice.file}:{notice.line}" if notice.line is not None else notice.file
+            typer.echo(f"{where}: warning: {notice.message}")
         if not errors:
             typer.echo("ok")
     raise typer.Exit(EXIT_BAD_INPUT if errors else EXIT_OK)

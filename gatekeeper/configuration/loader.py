@@ -20,7 +20,7 @@ from gatekeeper.calendar_sources import SourceError, public_holidays
 from gatekeeper.calendar_sources.ics import IcsCalendar
 from gatekeeper.configuration.schema import ReleasePolicyDocument
 from gatekeeper.configuration.yamldoc import Document, YamlError, load_documents
-from gatekeeper.domain.policy import BusinessDaysEntry, HolidaysEntry, IcsEntry, Policy
+from gatekeeper.domain.policy import BusinessDaysEntry, DriftMode, HolidaysEntry, IcsEntry, Policy
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 
@@ -55,6 +55,8 @@ class Configuration:
     calendars: Calendars = field(compare=False)
     policy_hash: str
     files: tuple[str, ...]
+    # Rules the files set that this version reads and validates but does not enforce yet.
+    notices: tuple[LoadError, ...] = ()
 
     def governing(self, target: str) -> list[Policy]:
         return [policy for policy in self.policies if policy.governs(target)]
@@ -86,16 +88,45 @@ def load_configuration(
             calendars.warm(now)
         except CompileError as exc:
             raise ConfigurationError([_compile_error(exc, policies, ics_files)]) from exc
-    return Configuration(domain_policies, calendars, digest.hexdigest(), tuple(policy_files + ics_files))
+    notices = tuple(notice for policy, document in policies for notice in _not_enforced(policy, document))
+    return Configuration(domain_policies, calendars, digest.hexdigest(), tuple(policy_files + ics_files), notices)
 
 
 def lint(policies_dir: Path | str, calendars_dir: Path | str, *, now: datetime) -> list[LoadError]:
     """Every problem in the files (empty when they load and compile)."""
+    return lint_report(policies_dir, calendars_dir, now=now)[0]
+
+
+def lint_report(
+    policies_dir: Path | str, calendars_dir: Path | str, *, now: datetime
+) -> tuple[list[LoadError], list[LoadError]]:
+    """The problems in the files, and (when they load) the rules they set that are not enforced."""
     try:
-        load_configuration(policies_dir, calendars_dir, now=now)
+        configuration = load_configuration(policies_dir, calendars_dir, now=now)
     except ConfigurationError as exc:
-        return list(exc.errors)
-    return []
+        return list(exc.errors), []
+    return [], list(configuration.notices)
+
+
+def _not_enforced(policy: Policy, document: Document) -> list[LoadError]:
+    """The drift, provenance and verification rules a policy sets: read and validated, not yet
+    checked or acted on by this version (README, "Still to come"). Said at every load, so that
+    nobody takes a policy file's word for a check that does not run."""
+    notices = []
+    provenance = policy.provenance
+    if policy.drift is not DriftMode.OFF:
+        notices.append(("drift", f"spec.drift.mode {policy.drift.value}: drift is not checked by this version"))
+    if (
+        provenance.require_digest
+        or provenance.allowed_registries
+        or provenance.signature_keys
+        or provenance.slsa_builders
+        or provenance.slsa_source_repos
+    ):
+        notices.append(("provenance", "spec.provenance: image provenance is not checked by this version"))
+    if policy.verification.period is not None or policy.verification.rollback_on_unhealthy:
+        notices.append(("verification", "spec.verification: releases are not verified or rolled back by this version"))
+    return [LoadError(policy.file, document.line_of(["spec", key]), message) for key, message in notices]
 
 
 def _display(root: Path, path: Path) -> str:

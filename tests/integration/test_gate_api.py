@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
-from tests.integration.conftest import Server
+from tests.conftest import REPO
+from tests.integration.conftest import MutableClock, Server, make_settings, start_server
 
 # Tuesday 2026-11-24, Europe/Berlin is UTC+1.
 OPEN = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # 10:00 local: business hours, no cut-off
@@ -121,6 +123,7 @@ def test_health_readiness_metrics_and_openapi_need_no_token(server: Server) -> N
         assert ready.status_code == 200
         assert ready.json()["database"] == "ok"
         assert ready.json()["config"]["status"] == "ok"
+        assert isinstance(ready.json()["config"]["not_enforced"], list)
         metrics = client.get("/metrics").text
         assert 'gatekeeper_decisions_total{verdict="approve"}' in metrics
         assert "gatekeeper_http_request_duration_seconds_bucket" in metrics
@@ -164,3 +167,19 @@ def test_the_calendar_feed_shows_the_same_events_all_day(server: Server) -> None
     both = {uid for uid, _, _ in morning} & {uid for uid, _, _ in next_day}
     assert len(both) >= len(morning) - 3
     assert {e for e in morning if e[0] in both} == {e for e in next_day if e[0] in both}
+
+
+def test_readyz_names_what_the_shipped_policies_set_but_this_version_does_not_enforce(
+    tmp_path: Path, tokens_file: Path
+) -> None:
+    settings = make_settings(f"sqlite:///{tmp_path / 'db.sqlite'}", REPO / "policies", REPO / "calendars", tokens_file)
+    running = start_server(settings, MutableClock(OPEN))
+    try:
+        with running.client() as client:
+            config = client.get("/readyz").json()["config"]
+    finally:
+        running.stop()
+    assert config["status"] == "ok"
+    assert f"{REPO}/policies/production.yaml:42: spec.provenance: image provenance is not checked by this version" in (
+        config["not_enforced"]
+    )
