@@ -26,6 +26,7 @@ from gatekeeper.cli.common import (
     settings_or_exit,
 )
 from gatekeeper.domain.durations import Duration, InvalidDurationError
+from gatekeeper.settings import Settings
 from gatekeeper.store import StoreError
 
 db_app = typer.Typer(no_args_is_help=True, help="Database.")
@@ -58,8 +59,10 @@ def serve(
     listen_host, listen_port = host or settings.HOST, port or settings.PORT
     url = f"http://{listen_host}:{listen_port}"
     typer.echo(f"gatekeeper listening on {url} (API docs: {url}/docs)", err=True)
+    hint = "dev-hook-token (dev/tokens.yaml)" if _dev_tokens(settings) else "a token with the hook role"
     typer.echo(
-        f"try: curl -s -X POST {url}/v1/gate -H 'Authorization: Bearer $TOKEN' "
+        f"try, with TOKEN set to {hint}:\n"
+        f"  curl -s -X POST {url}/v1/gate -H \"Authorization: Bearer $TOKEN\" "
         "-H 'Content-Type: application/json' "
         '-d \'{"target": "argocd:odoo-prod", "revision": "abc123", "trigger": "presync"}\'',
         err=True,
@@ -97,6 +100,14 @@ def db_upgrade() -> None:
         typer.echo(f"database was at the newest schema already ({head})")
     else:
         typer.echo(f"database migrated from {before or 'an empty database'} to {head}")
+
+
+DEV_TOKENS = Path("dev/tokens.yaml")  # what `make run` serves with, from the repository root
+
+
+def _dev_tokens(settings: Settings) -> bool:
+    """Whether the service runs on the development token file that ``make run`` uses."""
+    return settings.TOKENS_FILE is not None and settings.TOKENS_FILE.resolve() == DEV_TOKENS.resolve()
 
 
 def read_token(token_file: Path | None) -> str:
