@@ -22,13 +22,17 @@ from gatekeeper.domain.types import (
 )
 from gatekeeper.store.records import DecisionRecord
 
+# No control characters (NUL among them): PostgreSQL refuses them in text, and one such call
+# would fail the batch it shares with other callers' (gatekeeper.store.batching).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
 
 class GateContext(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    namespace: str | None = None
-    cluster: str | None = None
-    project: str | None = None
+    namespace: str | None = Field(None, max_length=256, pattern=PRINTABLE)
+    cluster: str | None = Field(None, max_length=256, pattern=PRINTABLE)
+    project: str | None = Field(None, max_length=256, pattern=PRINTABLE)
 
 
 class GateRequest(BaseModel):
@@ -37,7 +41,7 @@ class GateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(min_length=1, max_length=512)
-    revision: str = Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")
+    revision: str = Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$")
     # A label of what called (presync, sync-wave, pipeline...). No ":", which marks the decisions
     # gatekeeper itself makes ("approval:alice", "rejection:bob"): a caller cannot pass as one.
     trigger: str = Field("presync", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -131,6 +131,9 @@ def _seconds(text: str, option: str) -> float:
     return float(duration.days * 86_400 + duration.seconds)
 
 
+FINAL = ("rejected", "superseded", "rolled_back")  # states the gate client stops on (exit 3)
+
+
 def _when(text: str | None, zone: tzinfo | None) -> str:
     if not text:
         return "not within 366 days (needs a person)"
@@ -147,7 +150,9 @@ def _report(body: dict[str, Any], zone: tzinfo | None) -> None:
         typer.echo(f"  - {reason['code']}: {reason['message']}")
     for need in body.get("requires", []):
         typer.echo(f"  requires {need}")
-    if body["verdict"] == "defer":
+    if body.get("status") in FINAL:  # nothing will let this revision go: it needs a new one
+        typer.echo(f"  not before: never ({body['status']}: only a new revision can go)")
+    elif body["verdict"] == "defer":
         typer.echo(f"  not before: {_when(body.get('not_before'), zone)}")
 
 
@@ -227,7 +232,7 @@ def _refused(status_code: int, data: dict[str, Any]) -> None:
 
 def _outcome(data: dict[str, Any]) -> int | None:
     """The exit code when waiting is over, None while still deferred."""
-    if data.get("status") in ("rejected", "superseded", "rolled_back") or data["verdict"] == "rollback":
+    if data.get("status") in FINAL or data["verdict"] == "rollback":
         return EXIT_STOPPED
     if data["verdict"] == "approve":
         return EXIT_OK

@@ -47,46 +47,71 @@ class Batcher(Generic[Item, Result]):
             # A task of its own: a caller that is cancelled (its client went away) does not
             # cancel the statement the other callers wait for.
             self.flying += 1
-            task = asyncio.create_task(self._fly())
+            flight = _Flight()
+            task = asyncio.create_task(self._fly(flight))
             self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(lambda done: self._landed(done, flight))
         return await future
 
-    async def _fly(self) -> None:
+    async def _fly(self, flight: _Flight) -> None:
+        flight.started = True
         try:
             while self.queue:
                 batch, self.queue = self.queue[: self.limit], self.queue[self.limit :]
                 self.sizes.append(len(batch))
                 await self._settle(batch)
         except BaseException:  # cancelled (shutdown): nobody waits for ever
-            for _, future in self.queue if self.flying == 1 else ():  # no other flight takes them
-                future.cancel()
+            if self.flying == 1:  # no other flight takes what is queued
+                self._cancel_queued()
             raise
         finally:
             self.flying -= 1  # in the step that found the queue empty
 
+    def _landed(self, task: asyncio.Task[None], flight: _Flight) -> None:
+        self.tasks.discard(task)
+        if not flight.started:  # cancelled before its first step: its body never counted it off
+            self.flying -= 1
+            if self.flying == 0:
+                self._cancel_queued()
+
+    def _cancel_queued(self) -> None:
+        """Cancel the queued calls and drop them: no later flight runs a call that was cancelled."""
+        queued, self.queue = self.queue, []
+        for _, future in queued:
+            future.cancel()
+
     async def _settle(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         """Runs one batch and hands each caller its result or an error of its own."""
         try:
-            results = await self.run([item for item, _ in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"a batch of {len(batch)} calls returned {len(results)} results")
-        except Exception as exc:  # handed to every caller, which raises it
             try:
-                error = await self.error_of(exc)
-            except Exception as failure:  # e.g. the pool's check after a lost connection failed
-                error = failure
+                results = await self.run([item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"a batch of {len(batch)} calls returned {len(results)} results")
+            except Exception as exc:  # handed to every caller, which raises it
+                try:
+                    error = await self.error_of(exc)
+                except Exception as failure:  # e.g. the pool's check after a lost connection failed
+                    error = failure
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(_copy(error))
+                return
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # a cancelled caller's future is done already
+                    future.set_result(result)
+        finally:  # cancelled anywhere above (in run or in error_of): nobody waits for ever
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(_copy(error))
-            return
-        except BaseException:
-            for _, future in batch:
-                future.cancel()
-            raise
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():  # a cancelled caller's future is done already
-                future.set_result(result)
+                    future.cancel()
+
+
+class _Flight:
+    """Whether a flight's task got to run at all (one cancelled before its first step did not)."""
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started = False
 
 
 def _copy(error: Exception) -> Exception:

@@ -48,6 +48,16 @@ from tests.integration.conftest import MutableClock, Server, make_settings, star
         pytest.param(b"[]", 422, "invalid_request", None, id="not-an-object"),
         pytest.param(b"", 422, "invalid_request", None, id="empty"),
         pytest.param(
+            b'{"target": "argocd:odoo-prod", "revision": "a\\u0000b"}', 422, "invalid_request", "revision", id="nul"
+        ),
+        pytest.param(
+            b'{"target": "argocd:odoo-prod", "revision": "a", "context": {"cluster": "x\\u0007"}}',
+            422,
+            "invalid_request",
+            "context.cluster",
+            id="control-character-in-context",
+        ),
+        pytest.param(
             b'{"target": "argocd:odoo-prod", "revision": "a", "trigger": "approval:alice"}',
             422,
             "invalid_request",

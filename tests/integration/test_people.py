@@ -169,6 +169,7 @@ def test_a_rejected_release_stops_its_gate_with_exit_3(people: Server) -> None:
     )
     assert done.returncode == 3
     assert "rejected by alice: wrong image" in done.stdout
+    assert "not before: never (rejected: only a new revision can go)" in done.stdout
     assert act(people, "manager", release_id).status_code == 409
 
 

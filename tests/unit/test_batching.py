@@ -122,3 +122,71 @@ def test_callers_get_an_error_even_when_translating_the_error_fails() -> None:
     with pytest.raises(OSError, match="pool check failed"):
         asyncio.run(call())
     assert batcher.flying == 0
+
+
+def test_a_flight_cancelled_while_translating_an_error_leaves_no_caller_waiting() -> None:
+    """After a lost connection the error's translation awaits the pool's check; a shutdown that
+    cancels the flight right then must not leave the batch's callers waiting for ever."""
+
+    async def broken(items: list[int]) -> list[int]:
+        raise ValueError("connection lost")
+
+    async def slow_lookup(exc: Exception) -> Exception:
+        await asyncio.sleep(10)
+        return exc
+
+    batcher = Batcher(broken, slow_lookup, flights=1, limit=64)
+
+    async def cancelled_mid_translation() -> None:
+        call = asyncio.ensure_future(batcher(1))
+        await asyncio.sleep(0.01)  # the flight now waits in slow_lookup
+        for task in batcher.tasks:
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):  # not TimeoutError: the call is told at once
+            async with asyncio.timeout(1):
+                await call
+
+    asyncio.run(cancelled_mid_translation())
+    assert batcher.flying == 0
+
+
+def test_a_flight_cancelled_before_its_first_step_does_not_block_the_batcher() -> None:
+    doubler = Doubler()
+    batcher = Batcher(doubler.run, as_store_error, flights=1, limit=64)
+
+    async def cancelled_at_once() -> int:
+        call = asyncio.ensure_future(batcher(1))
+        await asyncio.sleep(0)  # the call queued and created its flight, which has not run yet
+        for task in batcher.tasks:
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):  # not TimeoutError: the call is told at once
+            async with asyncio.timeout(1):
+                await call
+        async with asyncio.timeout(1):
+            return await batcher(2)  # a new flight goes: the cancelled one is counted off
+
+    assert asyncio.run(cancelled_at_once()) == 4
+    assert batcher.flying == 0
+    assert doubler.batches == [[2]]
+
+
+def test_queued_calls_cancelled_with_their_flight_are_never_run() -> None:
+    """Calls queued behind a cancelled flight are told they were cancelled: no later flight may
+    then store them (a release or a decision its caller believes was not made)."""
+    doubler = Doubler()
+    batcher = Batcher(doubler.run, as_store_error, flights=1, limit=1)
+
+    async def shutdown_then_more() -> int:
+        calls = [asyncio.ensure_future(batcher(n)) for n in range(3)]
+        await asyncio.sleep(0.001)  # [0] in flight, [1] and [2] queued
+        for task in batcher.tasks:
+            task.cancel()
+        for call in calls:
+            with pytest.raises(asyncio.CancelledError):
+                async with asyncio.timeout(1):
+                    await call
+        async with asyncio.timeout(1):
+            return await batcher(99)
+
+    assert asyncio.run(shutdown_then_more()) == 198
+    assert doubler.batches == [[0], [99]]
