@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     DELIVERY_RETENTION: str = Field(
         "7d", description="How long webhook deliveries are kept for redelivery dedupe (duration)."
     )
+    LOCK_TIMEOUT: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "PostgreSQL: seconds a gate call's statement waits for a row or target lock before the call answers "
+            "503 (the hook retries). Gate calls of one kind share one batch at a time, so one held lock must not "
+            "stall them all."
+        ),
+    )
     UI_TIMEZONE: str = Field("Europe/Berlin", description="Time zone the release-manager page shows local times in.")
     LOG_FORMAT: Literal["text", "json"] = Field("text", description="Log format: text locally, json in production.")
 

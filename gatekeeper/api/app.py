@@ -46,7 +46,8 @@ def build_service(settings: Settings, clock: Callable[[], datetime], metrics: Me
     options = DecideOptions(
         ungoverned=Verdict(settings.UNGOVERNED), retry_delay=timedelta(seconds=settings.retry_delay_seconds)
     )
-    fast = AsyncGateStore(settings.DATABASE_URL) if store.engine.dialect.name == "postgresql" else None
+    postgresql = store.engine.dialect.name == "postgresql"
+    fast = AsyncGateStore(settings.DATABASE_URL, lock_timeout=settings.LOCK_TIMEOUT) if postgresql else None
     return GateService(store=store, config=holder, clock=clock, options=options, metrics=metrics, fast=fast)
 
 

@@ -82,7 +82,8 @@ def _params(values: dict[str, Any]) -> dict[str, Any]:
 class AsyncGateStore:
     """Gate calls on PostgreSQL: one transaction each, from a pool of async connections."""
 
-    def __init__(self, database_url: str, *, max_size: int = 16) -> None:
+    def __init__(self, database_url: str, *, max_size: int = 16, lock_timeout: float = 5.0) -> None:
+        self.lock_timeout = lock_timeout
         self.pool = AsyncConnectionPool(
             conninfo(database_url),
             min_size=2,
@@ -90,7 +91,14 @@ class AsyncGateStore:
             timeout=10,
             open=False,
             kwargs={"row_factory": dict_row, "autocommit": True},  # transactions are explicit
+            configure=self._configure,
         )
+
+    async def _configure(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        """Each new connection: a lock wait longer than ``lock_timeout`` fails its statement. One
+        batch of a kind flies at a time, so a lock held elsewhere (an operator's open transaction)
+        would otherwise stall every gate call of that kind in the process."""
+        await connection.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
         self.find_many = Batcher(self._find_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
         self.record_many = Batcher(self._record_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
         self.create_many = Batcher(self._create_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
@@ -130,6 +138,8 @@ class AsyncGateStore:
         """The StoreError for ``exc``; a lost connection also drops the pool's dead ones."""
         if not isinstance(exc, psycopg.Error):
             return exc
+        if isinstance(exc, psycopg.errors.LockNotAvailable):  # an OperationalError, yet not a lost connection
+            return StoreError(f"database busy: a lock was held longer than {self.lock_timeout:g} s")
         if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout):
             await self.pool.check()  # after a database restart every idle connection is dead
             return ConnectionLostError(f"database connection lost: {_short(exc)}")

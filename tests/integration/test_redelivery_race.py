@@ -295,3 +295,28 @@ def test_the_periodic_chainer_leaves_the_records_to_whoever_holds_the_chain_lock
     with db.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM audit_pending")).scalar_one() == 0
         assert connection.execute(text("SELECT count(*) FROM audit")).scalar_one() == 3
+
+
+def test_a_lock_held_elsewhere_bounds_the_gate_call_with_a_503(
+    pg_url: str, db: Engine, config_tree: tuple[Path, Path], tokens_file: Path
+) -> None:
+    """An operator's open transaction holds a release's row: the gate call (and every call of its
+    batch) waits LOCK_TIMEOUT, then answers 503 so the hook retries, instead of stalling them all."""
+    running = start_server(make_settings(pg_url, *config_tree, tokens_file, LOCK_TIMEOUT=1), MutableClock(OPEN))
+    try:
+        with running.client("hook") as client:
+            body = {"target": "argocd:odoo-prod", "revision": "locked"}
+            release_id = client.post("/v1/gate", json=body).json()["release_id"]
+            with db.connect() as holder:
+                holder.execute(text("SELECT id FROM releases WHERE id = :id FOR UPDATE"), {"id": release_id})
+                started = time.monotonic()
+                busy = client.post("/v1/gate", json=body)
+                waited = time.monotonic() - started
+                holder.rollback()
+            assert busy.status_code == 503, busy.text
+            assert busy.json()["error"] == "database_unavailable"
+            assert "lock was held longer than 1 s" in busy.json()["message"]
+            assert 0.9 < waited < 8, waited
+            assert client.post("/v1/gate", json=body).status_code == 200  # the lock is gone
+    finally:
+        running.stop()
