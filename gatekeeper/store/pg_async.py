@@ -93,15 +93,15 @@ class AsyncGateStore:
             kwargs={"row_factory": dict_row, "autocommit": True},  # transactions are explicit
             configure=self._configure,
         )
+        self.find_many = Batcher(self._find_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
+        self.record_many = Batcher(self._record_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
+        self.create_many = Batcher(self._create_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
 
     async def _configure(self, connection: psycopg.AsyncConnection[Any]) -> None:
         """Each new connection: a lock wait longer than ``lock_timeout`` fails its statement. One
         batch of a kind flies at a time, so a lock held elsewhere (an operator's open transaction)
         would otherwise stall every gate call of that kind in the process."""
         await connection.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
-        self.find_many = Batcher(self._find_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
-        self.record_many = Batcher(self._record_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
-        self.create_many = Batcher(self._create_batch, self._store_error, flights=BATCH_FLIGHTS, limit=BATCH_LIMIT)
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
