@@ -80,16 +80,23 @@ def compile_policy(policy: Policy, ics: Mapping[str, IcsCalendar], lo: int, hi: 
     """One policy's index over ``[lo, hi)``: deny codes, and outside_allow_window if it has allows."""
     spans: dict[str, list[Span]] = {}
     sources: dict[str, list[str]] = {}
+    by_source: dict[tuple[str, str], list[Span]] = {}
     for entry in policy.calendar.deny:
-        spans.setdefault(entry.code, []).extend(entry_spans(entry, policy, ics, lo, hi))
+        own = entry_spans(entry, policy, ics, lo, hi)
+        spans.setdefault(entry.code, []).extend(own)
         sources.setdefault(entry.code, []).append(entry.describe())
+        by_source.setdefault((entry.code, entry.describe()), []).extend(own)
+    # Where entries share a code, each one's spans are kept: a reason then names only the
+    # entries that are active (the month-end close from the .ics file, or the last business days).
+    shared = {code for code, labels in sources.items() if len(set(labels)) > 1}
+    source_spans = {key: own for key, own in by_source.items() if key[0] in shared}
     if policy.calendar.allow:
         allowed: list[Span] = []
         for entry in policy.calendar.allow:
             allowed.extend(entry_spans(entry, policy, ics, lo, hi))
             sources.setdefault(OUTSIDE_ALLOW, []).append(entry.code)
         spans[OUTSIDE_ALLOW] = complement(merge_spans(allowed), lo, hi)
-    return WindowIndex.build(lo, hi, spans, sources)
+    return WindowIndex.build(lo, hi, spans, sources, source_spans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +214,9 @@ def status(
         target=target,
         at=at,
         closed=state.closed,
-        reasons=tuple(calendar_reason(index, code, state.until[code]) for code in state.codes),
+        reasons=tuple(
+            calendar_reason(index, code, state.until[code], index.sources_at(code, moment)) for code in state.codes
+        ),
         next_open=_instant(look.next_open, limit),
         next_close=_instant(next_close, limit),
         next_close_reason=look.close_codes[0] if closes_soon else None,

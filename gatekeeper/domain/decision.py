@@ -78,7 +78,7 @@ def calendar_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Pol
     state = index.state(at)
     if not state.closed:
         return CheckResult()
-    reasons = tuple(calendar_reason(index, code, state.until[code]) for code in state.codes)
+    reasons = tuple(calendar_reason(index, code, state.until[code], index.sources_at(code, at)) for code in state.codes)
     opens = index.next_open(at)
     not_before = from_epoch(opens) if opens is not None else None
     if not_before is not None and not_before - now > LOOKAHEAD:
@@ -93,14 +93,14 @@ def _combined(indexes: tuple[WindowIndex, ...]) -> WindowIndex:
 
 
 @lru_cache(maxsize=8192)
-def calendar_reason(index: WindowIndex, code: str, until: int | None) -> Reason:
-    """A calendar reason naming the entries behind ``code`` and when it stops applying.
+def calendar_reason(index: WindowIndex, code: str, until: int | None, active: tuple[str, ...]) -> Reason:
+    """A calendar reason naming the ``active`` entries behind ``code`` and when it stops applying.
 
-    Memoised: a reason is a pure function of the (identity-hashed, immutable) index, the code and
-    its end, and the same few spans are asked about again and again.
+    Memoised: a reason is a pure function of the (identity-hashed, immutable) index, the code, its
+    end and the entries active, and the same few spans are asked about again and again.
     """
     end = from_epoch(until) if until is not None else None
-    sources = ", ".join(index.sources.get(code, ())) or code
+    sources = ", ".join(active) or code
     when = f"until {format_instant(end)}" if end else "with no end in sight"
     if code == OUTSIDE_ALLOW:
         message = f"outside the allowed windows ({sources}) {when}"

@@ -22,6 +22,17 @@ class OutOfRangeError(LookupError):
     """The index does not cover the instant asked; compile one that does."""
 
 
+def _inside(spans: tuple[Span, ...] | None, at: int) -> bool:
+    """Whether ``at`` lies in one of the sorted, disjoint ``spans``."""
+    if not spans:
+        return False
+    position = bisect_right(spans, (at, MAX_INSTANT)) - 1
+    return position >= 0 and spans[position][0] <= at < spans[position][1]
+
+
+MAX_INSTANT = 2**62
+
+
 def merge_spans(spans: Iterable[Span]) -> list[Span]:
     """Sort and merge overlapping or touching half-open spans, dropping empty ones."""
     merged: list[Span] = []
@@ -96,6 +107,8 @@ class WindowIndex:
     next_open_segment: tuple[int, ...] = field(repr=False)
     next_closed_segment: tuple[int, ...] = field(repr=False)
     code_starts: Mapping[str, tuple[int, ...]] = field(repr=False)
+    # For a code that several entries share: each entry's own spans, by (code, source label).
+    source_spans: Mapping[tuple[str, str], tuple[Span, ...]] = field(repr=False, default_factory=dict)
 
     @classmethod
     def build(
@@ -104,6 +117,7 @@ class WindowIndex:
         hi: int,
         code_spans: Mapping[str, Iterable[Span]],
         sources: Mapping[str, Iterable[str]] | None = None,
+        source_spans: Mapping[tuple[str, str], Iterable[Span]] | None = None,
     ) -> WindowIndex:
         """Compile per-code closed spans (clipped to ``[lo, hi)``) into an index."""
         if hi <= lo:
@@ -122,6 +136,7 @@ class WindowIndex:
             next_open_segment=next_open,
             next_closed_segment=next_closed,
             code_starts={code: tuple(s for s, _ in v) for code, v in spans.items()},
+            source_spans={key: tuple(merge_spans(clip(s, lo, hi))) for key, s in (source_spans or {}).items()},
         )
 
     @classmethod
@@ -134,12 +149,26 @@ class WindowIndex:
             raise ValueError("indexes to combine must cover the same range")
         spans: dict[str, list[Span]] = {}
         sources: dict[str, list[str]] = {}
+        by_source: dict[tuple[str, str], list[Span]] = {}
         for index in indexes:
             for code, code_spans in index.code_spans.items():
                 spans.setdefault(code, []).extend(code_spans)
             for code, labels in index.sources.items():
                 sources.setdefault(code, []).extend(labels)
-        return cls.build(lo, hi, spans, sources)
+                for label in labels:  # a source alone under its code: its spans are the code's
+                    own = index.source_spans.get((code, label), index.code_spans.get(code, ()))
+                    by_source.setdefault((code, label), []).extend(own)
+        shared = {code for code, labels in sources.items() if len(set(labels)) > 1}
+        return cls.build(lo, hi, spans, sources, {key: s for key, s in by_source.items() if key[0] in shared})
+
+    def sources_at(self, code: str, at: int) -> tuple[str, ...]:
+        """The sources of ``code`` active at ``at``: of several entries sharing a code, only those
+        that close the gate then (all of them where the index does not know each one's spans)."""
+        labels = self.sources.get(code, ())
+        if len(labels) < 2:
+            return labels
+        active = tuple(label for label in labels if _inside(self.source_spans.get((code, label)), at))
+        return active or labels
 
     def covers(self, start: int, end: int | None = None) -> bool:
         return self.lo <= start and (end if end is not None else start) <= self.hi

@@ -47,3 +47,21 @@ def test_policy_lint_exits_0_on_the_shipped_files() -> None:
         "policies/production.yaml:50: warning: spec.verification: releases are not verified or rolled back by this version",
         "policies/staging.yaml:29: warning: spec.drift.mode warn: drift is not checked by this version",
     ]
+
+
+def test_a_reason_names_only_the_month_end_entries_that_are_active() -> None:
+    """The production policy closes for the month end twice over (the .ics file and the last two
+    business days). On Friday 2026-11-27 only the business-days rule applies, on Monday the 30th
+    both: the reason says which, so a release manager knows what a break-glass would override."""
+    from gatekeeper.calendar import status
+
+    configuration = load_configuration(REPO / "policies", REPO / "calendars")
+    policies = configuration.governing("argocd:odoo-prod")
+
+    def month_end(at: datetime) -> str:
+        found = status(configuration.calendars, policies, "argocd:odoo-prod", at)
+        return next(reason.message for reason in found.reasons if reason.code == "month_end_close")
+
+    assert "(last 2 business days of the month)" in month_end(datetime(2026, 11, 27, 10, 0, tzinfo=UTC))
+    both = "(calendar month-end-close.ics, last 2 business days of the month)"
+    assert both in month_end(datetime(2026, 11, 30, 10, 0, tzinfo=UTC))

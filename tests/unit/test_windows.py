@@ -107,6 +107,21 @@ def test_the_union_of_two_indexes_is_closed_wherever_either_is() -> None:
     assert union.sources["a"] == ("first", "second")
 
 
+def test_a_code_shared_by_several_sources_names_only_those_active_at_the_instant() -> None:
+    # One policy, two entries with one code (an .ics month-end close and a business-days rule).
+    one = WindowIndex.build(
+        0, 100, {"m": [(10, 20), (15, 30)]}, {"m": ["ics", "days"]}, {("m", "ics"): [(10, 20)], ("m", "days"): [(15, 30)]}
+    )
+    assert [one.sources_at("m", at) for at in (12, 17, 25)] == [("ics",), ("ics", "days"), ("days",)]
+    assert one.until("m", 12) == 30  # the code's span: it stays active until both have ended
+    # Two policies, each with one source under the same code: the union knows each one's spans.
+    first = WindowIndex.build(0, 100, {"m": [(10, 20)]}, {"m": ["a"]})
+    second = WindowIndex.build(0, 100, {"m": [(40, 50)]}, {"m": ["b"]})
+    union = WindowIndex.union([first, second])
+    assert (union.sources_at("m", 12), union.sources_at("m", 45)) == (("a",), ("b",))
+    assert union.sources_at("a-code-nobody-has", 12) == ()
+
+
 def test_indexes_over_different_ranges_cannot_be_combined() -> None:
     with pytest.raises(ValueError, match="same range"):
         WindowIndex.union([WindowIndex.build(0, 100, {}), WindowIndex.build(0, 200, {})])
