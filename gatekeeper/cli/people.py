@@ -63,9 +63,11 @@ def _row(release: dict[str, Any]) -> str:
     latest = release["decisions"][-1] if release["decisions"] else {}
     codes = ",".join(reason["code"] for reason in latest.get("reasons", [])) or "-"
     approvals = ",".join(a["approver"] + ("!" if a["break_glass"] else "") for a in release["approvals"]) or "-"
+    waiting = release["status"] in ("pending", "deferred")  # only a waiting release has a not-before
+    not_before = (latest.get("not_before") if waiting else None) or "-"
     return (
         f"{release['id']:>6}  {release['status']:<11} {release['target']:<34} {release['revision'][:12]:<12} "
-        f"{latest.get('not_before') or '-':<20} {codes:<28} {approvals}"
+        f"{not_before:<20} {codes:<28} {approvals}"
     )
 
 
