@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     DELIVERY_RETENTION: str = Field(
         "7d", description="How long webhook deliveries are kept for redelivery dedupe (duration)."
     )
+    REVIEW_INTERVAL: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Seconds between runs of the scheduler that answers deferred GitHub deployment reviews once their "
+            "release may go (or never will)."
+        ),
+    )
     LOCK_TIMEOUT: float = Field(
         5.0,
         gt=0,

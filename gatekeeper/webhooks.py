@@ -19,7 +19,7 @@ from typing import Any
 import anyio.to_thread
 
 from gatekeeper.domain.lifecycle import applied_without_approval, unhealthy_after_apply
-from gatekeeper.domain.types import Decision
+from gatekeeper.domain.types import Decision, ReleaseRequest, parse_target
 from gatekeeper.notifiers import UpstreamError
 from gatekeeper.notifiers.github import GitHubNotifier
 from gatekeeper.notifiers.gitlab import GitLabNotifier
@@ -28,7 +28,7 @@ from gatekeeper.schemas import decision_record_json
 from gatekeeper.service import GateService
 from gatekeeper.store import ConnectionLostError
 from gatekeeper.store.pg_async import AsyncGateStore
-from gatekeeper.store.records import DecisionRecord, ReleaseRecord, ReleaseStatus
+from gatekeeper.store.records import REDECIDABLE, DecisionRecord, ReleaseRecord, ReleaseStatus
 from gatekeeper.store.sql import StoreSession
 
 logger = logging.getLogger(__name__)
@@ -222,6 +222,38 @@ class WebhookService:
             return release, decision
         return release, session.add_decision(release.id, verdict, f"observed-{observed}")
 
+    def answer_reviews(self) -> int:
+        """The scheduler's run: answer each deferred GitHub deployment review whose release may go
+        now (approved, decided again at now) or never will (rejected, superseded, rolled back).
+        One process answers each review (a claim in the database); a review whose answer could not
+        be sent is tried again at the next run. Returns how many were answered."""
+        if self.github is None:
+            return 0
+        answered = 0
+        for review in self.gate.store.open_reviews():
+            detail = self.gate.release(review.release_id)
+            if detail is None:
+                continue
+            release, latest = detail.release, (detail.decisions[-1] if detail.decisions else None)
+            now = self.gate.clock()
+            if release.status in REDECIDABLE and _review_due(release, latest, now):
+                request = ReleaseRequest(parse_target(release.target), release.revision, trigger="scheduler")
+                record = self.gate.gate(request)
+                release, latest = record.release, record.decision
+            link = f"{self.public_url.rstrip('/')}/v1/releases/{release.id}"
+            answer = _review_answer(release, latest, link)
+            if answer is None or not self.gate.store.claim_review(review.id, answer[0], now):
+                continue
+            try:
+                self.github.review_deployment(review.callback_url, review.environment, *answer)
+            except UpstreamError as exc:
+                self.gate.store.reopen_review(review.id)
+                logger.error("deployment review of release %s not sent, retried later: %s", release.id, exc)
+                continue
+            logger.info("deployment review of release %s answered: %s", release.id, answer[0])
+            answered += 1
+        return answered
+
     def _notifier(self, source: str) -> GitHubNotifier | GitLabNotifier | None:
         return self.github if source == "github" else self.gitlab if source == "gitlab" else None
 
@@ -249,7 +281,10 @@ class WebhookService:
         callback = outbound.inbound.callback
         if isinstance(notifier, GitHubNotifier) and callback is not None:
             comment = "; ".join(reason["message"] for reason in decision.reasons) or f"approved ({link})"
-            notifier.review_deployment(callback.url, callback.environment or "", decision.verdict, comment)
+            environment = callback.environment or ""
+            if not notifier.review_deployment(callback.url, environment, decision.verdict, comment):
+                # Deferred: the scheduler (answer_reviews) answers it once the release may go.
+                self.gate.store.add_pending_review(outbound.release_id, callback.url, environment, self.gate.clock())
             return
         body = notifier.status_body(decision.verdict, decision.reasons, link)
         key = f"{outbound.source}:status:{outbound.repo}:{request.revision}"
@@ -258,6 +293,27 @@ class WebhookService:
             return
         notifier.post_status(outbound.repo, request.revision, body)
         self.gate.store.record_notification(key, digest, self.gate.clock())
+
+
+def _review_due(release: ReleaseRecord, latest: DecisionRecord | None, now: datetime) -> bool:
+    """Whether a waiting release's deferred review should be decided again now: it was approved
+    (re-checked before it goes), or the instant its deferral named has come. A deferral that waits
+    for a person is decided again by the approval itself."""
+    if release.status is ReleaseStatus.APPROVED or latest is None:
+        return True
+    return latest.not_before is not None and now >= latest.not_before
+
+
+def _review_answer(release: ReleaseRecord, latest: DecisionRecord | None, link: str) -> tuple[str, str] | None:
+    """The verdict and comment a deferred review gets now (None: not yet)."""
+    reasons = "; ".join(reason["message"] for reason in latest.reasons) if latest is not None else ""
+    if release.status is ReleaseStatus.APPROVED and latest is not None and latest.verdict == "approve":
+        return "approve", f"approved by gatekeeper ({link})" + (f": {reasons}" if reasons else "")
+    if release.status is ReleaseStatus.SUPERSEDED:
+        return "rollback", f"superseded by a newer revision of {release.target} ({link})"
+    if release.status in (ReleaseStatus.REJECTED, ReleaseStatus.ROLLED_BACK):
+        return "rollback", f"{release.status.value} ({link})" + (f": {reasons}" if reasons else "")
+    return None
 
 
 def _decision_body(record: DecisionRecord | None, release: ReleaseRecord) -> dict[str, Any] | None:

@@ -86,12 +86,18 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
     def chain_audit() -> None:
         service.store.chain_audit(wait=False)  # another worker chaining: leave it the records
 
+    webhooks = build_webhooks(settings, service)
+
+    def answer_reviews() -> None:
+        webhooks.answer_reviews()
+
     housekeeper = Housekeeper(
         [
             (service.config.poll, settings.RELOAD_INTERVAL),
             (tokens.refresh, settings.RELOAD_INTERVAL),
             (prune, 3600.0),
             (chain_audit, 0.25),  # often, so each run is short
+            (answer_reviews, settings.REVIEW_INTERVAL),
         ],
         tick=min(settings.RELOAD_INTERVAL, 0.25),
     )
@@ -119,7 +125,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
     )
     app.state.service = service
     app.state.manager = ReleaseManager(service)
-    app.state.webhooks = build_webhooks(settings, service)
+    app.state.webhooks = webhooks
     app.state.tokens = tokens
     app.state.metrics = metrics
     app.state.settings = settings

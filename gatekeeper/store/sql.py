@@ -66,6 +66,7 @@ from gatekeeper.store.tables import (
     decisions,
     deliveries,
     notifications,
+    pending_reviews,
     releases,
 )
 
@@ -123,6 +124,16 @@ def reason_dict(reason: Reason) -> dict[str, Any]:
         "message": reason.message,
         "until": format_instant(reason.until),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReview:
+    """A GitHub deployment review answered "defer", waiting for its release's outcome."""
+
+    id: int
+    release_id: int
+    callback_url: str
+    environment: str
 
 
 class SqlReleaseStore:
@@ -260,6 +271,39 @@ class SqlReleaseStore:
         with self._transaction() as connection:
             connection.execute(delete(notifications).where(notifications.c.key == key))
             connection.execute(insert(notifications).values(key=key, digest=digest, sent_at=now))
+
+    def add_pending_review(self, release_id: int, callback_url: str, environment: str, now: datetime) -> None:
+        """Remember a deployment review answered "defer" (once per release and callback)."""
+        with self._transaction() as connection:
+            dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+            values = {"release_id": release_id, "callback_url": callback_url, "environment": environment}
+            statement = dialect_insert(pending_reviews).values(**values, created_at=now)
+            connection.execute(statement.on_conflict_do_nothing())
+
+    def open_reviews(self) -> list[PendingReview]:
+        """The deferred deployment reviews not answered yet, oldest first."""
+        query = select(pending_reviews).where(pending_reviews.c.answered_at.is_(None)).order_by(pending_reviews.c.id)
+        with self._transaction() as connection:
+            return [
+                PendingReview(row.id, row.release_id, row.callback_url, row.environment)
+                for row in connection.execute(query)
+            ]
+
+    def claim_review(self, review_id: int, answer: str, now: datetime) -> bool:
+        """Mark a review answered; False when another process claimed it first."""
+        claim = (
+            update(pending_reviews)
+            .where(pending_reviews.c.id == review_id, pending_reviews.c.answered_at.is_(None))
+            .values(answered_at=now, answer=answer)
+        )
+        with self._transaction() as connection:
+            return (connection.execute(claim).rowcount or 0) == 1
+
+    def reopen_review(self, review_id: int) -> None:
+        """A claimed review whose answer could not be sent: try again at the next run."""
+        reopen = update(pending_reviews).where(pending_reviews.c.id == review_id).values(answered_at=None, answer=None)
+        with self._transaction() as connection:
+            connection.execute(reopen)
 
     def chain_audit(self, batch: int = 50, *, wait: bool = True) -> int:
         """Link every pending audit record into the hash chain; returns how many were chained.

@@ -130,6 +130,22 @@ notifications = Table(
     Column("sent_at", DateTime(timezone=True), nullable=False),
 )
 
+# GitHub deployment reviews answered "defer": the scheduler answers each once its release may go
+# (approved) or never will (rejected, superseded). ``answered_at`` is set when one process claims it.
+pending_reviews = Table(
+    "pending_reviews",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("release_id", BigInteger, ForeignKey("releases.id", ondelete="CASCADE"), nullable=False),
+    Column("callback_url", String(2048), nullable=False),
+    Column("environment", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    Column("answer", String(16), nullable=True),
+    UniqueConstraint("release_id", "callback_url", name="uq_pending_reviews_release_callback"),
+)
+Index("ix_pending_reviews_answered_at", pending_reviews.c.answered_at)
+
 # Audit records written inside a request's transaction, waiting to be chained. A single chainer
 # (advisory lock) moves them into ``audit`` in the order it sees them committed, so requests
 # never queue on a global lock.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gatekeeper.settings import Settings
 from tests.integration import payloads as p
 from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server
 from tests.integration.fakes import GITHUB_TOKEN, GITLAB_TOKEN, FakeApi, start_fake
@@ -32,12 +34,11 @@ def fakes() -> Iterator[tuple[FakeApi, FakeApi]]:
     gitlab.stop()
 
 
-@pytest.fixture
-def hooks(
-    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, fakes: tuple[FakeApi, FakeApi]
-) -> Iterator[Server]:
+def hook_settings(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, fakes: tuple[FakeApi, FakeApi], **extra: object
+) -> Settings:
     github, gitlab = fakes
-    settings = make_settings(
+    return make_settings(
         database_url,
         *config_tree,
         tokens_file,
@@ -50,8 +51,15 @@ def hooks(
         GITHUB_API_URL=github.url,
         GITLAB_API_URL=f"{gitlab.url}/api/v4",
         PUBLIC_URL="https://gatekeeper.acme.io",
+        **extra,
     )
-    running = start_server(settings, MutableClock(OPEN))
+
+
+@pytest.fixture
+def hooks(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, fakes: tuple[FakeApi, FakeApi]
+) -> Iterator[Server]:
+    running = start_server(hook_settings(database_url, config_tree, tokens_file, fakes), MutableClock(OPEN))
     yield running
     running.stop()
 
@@ -154,6 +162,54 @@ def test_a_deployment_protection_rule_is_reviewed_through_its_callback(
     assert review.body["state"] == "approved"
     assert review.body["environment_name"] == "production"
     assert fakes[0].errors == []
+
+
+@pytest.fixture
+def scheduled(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, fakes: tuple[FakeApi, FakeApi]
+) -> Iterator[Server]:
+    """A server whose scheduler runs every 0.2 s, started in the dispatch cut-off."""
+    settings = hook_settings(database_url, config_tree, tokens_file, fakes, REVIEW_INTERVAL=0.2)
+    running = start_server(settings, MutableClock(CUTOFF))
+    yield running
+    running.stop()
+
+
+def deferred_review(server: Server, fakes: tuple[FakeApi, FakeApi], run: int) -> int:
+    callback = f"{fakes[0].url}/repos/acme/odoo-config/actions/runs/{run}/deployment_protection_rule"
+    response = github(server, "deployment_protection_rule", p.github_protection_rule(callback), delivery=f"dpr-{run}")
+    assert response.status_code == 200, response.text
+    assert response.json()["decision"]["verdict"] == "defer"
+    time.sleep(0.6)  # the scheduler ran a few times
+    assert fakes[0].requests == []  # a deferral is not answered yet
+    return int(response.json()["release_id"])
+
+
+def test_a_deferred_deployment_review_is_answered_once_the_window_opens(
+    scheduled: Server, fakes: tuple[FakeApi, FakeApi]
+) -> None:
+    release_id = deferred_review(scheduled, fakes, 78)
+    scheduled.clock.set(datetime(2026, 11, 24, 15, 0, 1, tzinfo=UTC))  # the cut-off ended at 16:00 local
+    eventually(lambda: len(fakes[0].requests) == 1)
+    review = fakes[0].requests[0]
+    assert review.path == "/repos/acme/odoo-config/actions/runs/78/deployment_protection_rule"
+    assert (review.body["state"], review.body["environment_name"]) == ("approved", "production")
+    assert fakes[0].errors == []
+    time.sleep(0.6)
+    assert len(fakes[0].requests) == 1  # answered once
+    triggers = [decision["trigger"] for decision in release(scheduled, release_id)["decisions"]]
+    assert triggers == ["github-deployment", "scheduler"]
+
+
+def test_a_rejected_release_gets_its_deferred_review_rejected(scheduled: Server, fakes: tuple[FakeApi, FakeApi]) -> None:
+    release_id = deferred_review(scheduled, fakes, 79)
+    with scheduled.client("manager") as client:
+        rejected = client.post(f"/v1/releases/{release_id}/reject", json={"reason": "wrong image"})
+    assert rejected.status_code == 200, rejected.text
+    eventually(lambda: len(fakes[0].requests) == 1)
+    review = fakes[0].requests[0]
+    assert review.body["state"] == "rejected"
+    assert "rejected by alice: wrong image" in review.body["comment"]
 
 
 @pytest.mark.parametrize(
