@@ -242,15 +242,19 @@ class WebhookService:
                 release, latest = record.release, record.decision
             link = f"{self.public_url.rstrip('/')}/v1/releases/{release.id}"
             answer = _review_answer(release, latest, link)
-            if answer is None or not self.gate.store.claim_review(review.id, answer[0], now):
+            if answer is None:
+                continue
+            verdict, comment = answer
+            state = "approved" if verdict == "approve" else "rejected"  # as GitHub names it
+            if not self.gate.store.claim_review(review.id, state, now):
                 continue
             try:
-                self.github.review_deployment(review.callback_url, review.environment, *answer)
+                self.github.review_deployment(review.callback_url, review.environment, verdict, comment)
             except UpstreamError as exc:
                 self.gate.store.reopen_review(review.id)
                 logger.error("deployment review of release %s not sent, retried later: %s", release.id, exc)
                 continue
-            logger.info("deployment review of release %s answered: %s", release.id, answer[0])
+            logger.info("deployment review of release %s answered: %s", release.id, state)
             answered += 1
         return answered
 
