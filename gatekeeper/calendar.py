@@ -86,17 +86,15 @@ def compile_policy(policy: Policy, ics: Mapping[str, IcsCalendar], lo: int, hi: 
         spans.setdefault(entry.code, []).extend(own)
         sources.setdefault(entry.code, []).append(entry.describe())
         by_source.setdefault((entry.code, entry.describe()), []).extend(own)
-    # Where entries share a code, each one's spans are kept: a reason then names only the
-    # entries that are active (the month-end close from the .ics file, or the last business days).
-    shared = {code for code, labels in sources.items() if len(set(labels)) > 1}
-    source_spans = {key: own for key, own in by_source.items() if key[0] in shared}
     if policy.calendar.allow:
         allowed: list[Span] = []
         for entry in policy.calendar.allow:
             allowed.extend(entry_spans(entry, policy, ics, lo, hi))
             sources.setdefault(OUTSIDE_ALLOW, []).append(entry.code)
         spans[OUTSIDE_ALLOW] = complement(merge_spans(allowed), lo, hi)
-    return WindowIndex.build(lo, hi, spans, sources, source_spans)
+    # Each entry's own spans: where entries share a code, a reason then names only those active
+    # (the month-end close from the .ics file, or the last business days).
+    return WindowIndex.build(lo, hi, spans, sources, by_source)
 
 
 @dataclass(frozen=True, slots=True)

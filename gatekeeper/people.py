@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from gatekeeper.domain import approvals as approval_rules
 from gatekeeper.domain.approvals import BREAK_GLASS_ROLE, Approval
@@ -72,16 +73,9 @@ class ReleaseManager:
         with self.service.store.session() as session:
             release = self._open_release(session, release_id, who)
             session.mark(release, ReleaseStatus.REJECTED, now)
-            data = {"target": release.target, "revision": release.revision, "reason": reason}
-            session.append_audit("rejection", who.name, f"release/{release.id}", data, now)
             # The rejection is the release's last decision: every later gate call answers with it,
             # so the hook and the CLI say who rejected the release and why.
-            text = f"rejected by {who.name}" + (f": {reason}" if reason else "")
-            decision = Decision(
-                Verdict.DEFER, (Reason("approval", "rejected", text, None),), None, (), self._policy_hash(), now
-            )
-            record = session.add_decision(release.id, decision, f"rejection:{who.name}")
-            session.audit_decision(release, record, who.name, now)
+            self._human_decision(session, release, who, reason, now, "rejection", "rejected", Verdict.DEFER)
         logger.info("rejection of release %s by %s", release_id, who.name, extra={"release_id": release_id})
         return self._detail(release_id)
 
@@ -96,20 +90,29 @@ class ReleaseManager:
                     f"release {release_id} is {release.status.value}; only an approved, applied or "
                     "verified release can be rolled back",
                 )
-            text = f"rollback requested by {who.name}" + (f": {reason}" if reason else "")
-            decision = Decision(
-                Verdict.ROLLBACK,
-                (Reason("approval", "manual_rollback", text, None),),
-                None,
-                (),
-                self._policy_hash(),
-                now,
-            )
-            record = session.add_decision(release.id, decision, f"rollback:{who.name}")
-            session.audit_decision(release, record, who.name, now)
-            data = {"target": release.target, "revision": release.revision, "reason": reason}
-            session.append_audit("rollback", who.name, f"release/{release.id}", data, now)
+            self._human_decision(session, release, who, reason, now, "rollback", "manual_rollback", Verdict.ROLLBACK)
         return self._detail(release_id)
+
+    def _human_decision(
+        self,
+        session: StoreSession,
+        release: ReleaseRecord,
+        who: Identity,
+        reason: str | None,
+        now: datetime,
+        kind: str,
+        code: str,
+        verdict: Verdict,
+    ) -> None:
+        """A release manager's rejection or rollback: its audit record, and a decision of its own
+        ("rejected by alice: wrong image") that later gate calls answer with."""
+        data = {"target": release.target, "revision": release.revision, "reason": reason}
+        session.append_audit(kind, who.name, f"release/{release.id}", data, now)
+        done = "rejected" if kind == "rejection" else "rollback requested"
+        text = f"{done} by {who.name}" + (f": {reason}" if reason else "")
+        decision = Decision(verdict, (Reason("approval", code, text, None),), None, (), self._policy_hash(), now)
+        record = session.add_decision(release.id, decision, f"{kind}:{who.name}")
+        session.audit_decision(release, record, who.name, now)
 
     def _release(self, session: StoreSession, release_id: int, who: Identity) -> ReleaseRecord:
         release = session.release_for_update(release_id)

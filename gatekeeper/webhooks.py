@@ -21,7 +21,7 @@ import anyio.to_thread
 from gatekeeper.domain.lifecycle import applied_without_approval, unhealthy_after_apply
 from gatekeeper.domain.types import Decision, ReleaseRequest, parse_target
 from gatekeeper.notifiers import UpstreamError
-from gatekeeper.notifiers.github import GitHubNotifier
+from gatekeeper.notifiers.github import REVIEW, GitHubNotifier
 from gatekeeper.notifiers.gitlab import GitLabNotifier
 from gatekeeper.receivers import Ignored, Inbound, Receiver, ReceiverError
 from gatekeeper.schemas import decision_record_json
@@ -245,7 +245,7 @@ class WebhookService:
             if answer is None:
                 continue
             verdict, comment = answer
-            state = "approved" if verdict == "approve" else "rejected"  # as GitHub names it
+            state = REVIEW[verdict]  # as GitHub names it
             if not self.gate.store.claim_review(review.id, state, now):
                 continue
             try:

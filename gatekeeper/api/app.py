@@ -87,17 +87,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
         service.store.chain_audit(wait=False)  # another worker chaining: leave it the records
 
     webhooks = build_webhooks(settings, service)
-
-    def answer_reviews() -> None:
-        webhooks.answer_reviews()
-
     housekeeper = Housekeeper(
         [
             (service.config.poll, settings.RELOAD_INTERVAL),
             (tokens.refresh, settings.RELOAD_INTERVAL),
             (prune, 3600.0),
             (chain_audit, 0.25),  # often, so each run is short
-            (answer_reviews, settings.REVIEW_INTERVAL),
+            (webhooks.answer_reviews, settings.REVIEW_INTERVAL),
         ],
         tick=min(settings.RELOAD_INTERVAL, 0.25),
     )

@@ -32,13 +32,13 @@ PAGE = 50
 FEED_DAYS = 120  # the calendar feed: from 7 days back (UTC midnight) to 120 days ahead
 FEED_PAST_DAYS = 7
 FEED_MARGIN_DAYS = 62
+_SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
 
 
 def feed_range(now: datetime) -> tuple[datetime, datetime]:
     """The calendar feed's span at ``now``: whole UTC days, the same all day long."""
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - timedelta(days=FEED_PAST_DAYS), today + timedelta(days=FEED_DAYS + 1)
-_SPACE_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
 
 
 async def service(request: Request) -> GateService:

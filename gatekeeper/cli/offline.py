@@ -7,6 +7,7 @@ JSON shapes of the HTTP API under ``--json``.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -205,8 +206,7 @@ def policy_lint(
         for error in errors:
             typer.echo(str(error))
         for notice in notices:  # not errors: the files are valid, the exit code stays 0
-            where = f"{notice.file}:{notice.line}" if notice.line is not None else notice.file
-            typer.echo(f"{where}: warning: {notice.message}")
+            typer.echo(str(replace(notice, message=f"warning: {notice.message}")))
         if not errors:
             typer.echo("ok")
     raise typer.Exit(EXIT_BAD_INPUT if errors else EXIT_OK)

@@ -119,24 +119,31 @@ class WindowIndex:
         sources: Mapping[str, Iterable[str]] | None = None,
         source_spans: Mapping[tuple[str, str], Iterable[Span]] | None = None,
     ) -> WindowIndex:
-        """Compile per-code closed spans (clipped to ``[lo, hi)``) into an index."""
+        """Compile per-code closed spans (clipped to ``[lo, hi)``) into an index; ``source_spans``
+        (each source's own spans, by code and label) are kept for codes that several share."""
         if hi <= lo:
             raise ValueError(f"empty index range [{lo}, {hi})")
         spans = {code: tuple(merge_spans(clip(s, lo, hi))) for code, s in code_spans.items()}
         spans = {code: s for code, s in spans.items() if s}
+        labels = {code: tuple(dict.fromkeys(s)) for code, s in (sources or {}).items()}
+        shared = {code for code, named in labels.items() if len(named) > 1}
         bounds, codes = _segments(lo, hi, spans)
         next_open, next_closed = _next_indices(codes)
         return cls(
             lo=lo,
             hi=hi,
             code_spans=spans,
-            sources={code: tuple(dict.fromkeys(s)) for code, s in (sources or {}).items()},
+            sources=labels,
             bounds=bounds,
             codes=codes,
             next_open_segment=next_open,
             next_closed_segment=next_closed,
             code_starts={code: tuple(s for s, _ in v) for code, v in spans.items()},
-            source_spans={key: tuple(merge_spans(clip(s, lo, hi))) for key, s in (source_spans or {}).items()},
+            source_spans={
+                key: tuple(merge_spans(clip(s, lo, hi)))
+                for key, s in (source_spans or {}).items()
+                if key[0] in shared  # a code with one source: its spans are the code's
+            },
         )
 
     @classmethod
@@ -158,8 +165,7 @@ class WindowIndex:
                 for label in labels:  # a source alone under its code: its spans are the code's
                     own = index.source_spans.get((code, label), index.code_spans.get(code, ()))
                     by_source.setdefault((code, label), []).extend(own)
-        shared = {code for code, labels in sources.items() if len(set(labels)) > 1}
-        return cls.build(lo, hi, spans, sources, {key: s for key, s in by_source.items() if key[0] in shared})
+        return cls.build(lo, hi, spans, sources, by_source)
 
     def sources_at(self, code: str, at: int) -> tuple[str, ...]:
         """The sources of ``code`` active at ``at``: of several entries sharing a code, only those
