@@ -32,9 +32,19 @@ class Metrics:
         self.config_status = Gauge(
             "gatekeeper_config_status", "1 for the current configuration status.", ["status"], registry=self.registry
         )
+        self.actions = Gauge(
+            "gatekeeper_actions",
+            "Outbox actions by status (failing: waiting for a retry after a failure), as last counted.",
+            ["status"],
+            registry=self.registry,
+        )
         self.config_reloads = Counter(
             "gatekeeper_config_reloads_total", "Configuration loads, by result.", ["result"], registry=self.registry
         )
+
+    def actions_seen(self, counts: dict[str, int]) -> None:
+        for status, count in counts.items():
+            self.actions.labels(status).set(count)
 
     def config_loaded(self, status: str) -> None:
         for name in CONFIG_STATUSES:

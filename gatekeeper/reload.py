@@ -102,34 +102,3 @@ class ConfigHolder:
                 configuration.calendars.warm(self._clock() + timedelta(days=2))
             except CompileError as exc:  # compiled fine at load; report, keep serving
                 logger.error("calendar compile failed: %s", exc)
-
-
-class Housekeeper:
-    """A daemon thread running each ``(task, period_seconds)`` on its period until stopped."""
-
-    def __init__(self, tasks: list[tuple[Callable[[], object], float]], tick: float) -> None:
-        self._tasks = tasks
-        self._tick = tick
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        due = [0.0] * len(self._tasks)
-        elapsed = 0.0
-        while not self._stop.wait(self._tick):
-            elapsed += self._tick
-            for position, (task, period) in enumerate(self._tasks):
-                if elapsed < due[position]:
-                    continue
-                due[position] = elapsed + period
-                try:
-                    task()
-                except Exception:  # housekeeping must survive anything a task throws
-                    logger.exception("housekeeping task %s failed", getattr(task, "__name__", task))

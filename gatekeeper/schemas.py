@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatekeeper.calendar import Status, Windows
+from gatekeeper.domain.records import DecisionRecord
 from gatekeeper.domain.types import (
     Decision,
     Reason,
@@ -20,7 +21,6 @@ from gatekeeper.domain.types import (
     from_epoch,
     parse_target,
 )
-from gatekeeper.store.records import DecisionRecord
 
 # No control characters (NUL among them): PostgreSQL refuses them in text, and one such call
 # would fail the batch it shares with other callers' (gatekeeper.store.batching).

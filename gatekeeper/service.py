@@ -1,141 +1,187 @@
-"""The orchestrator: receive -> dedupe -> gather facts -> decide -> store -> act.
+"""The orchestrator: one decision path for every caller (DESIGN §1).
 
-Routes and CLI commands call this and only render what it returns. It is the one place that
-asks the clock for ``now``; ``decide`` itself stays pure.
+(1) Gather facts outside any transaction (``FactGatherer``: calendar, then each reader with its
+timeout); (2) one short transaction: lock the release, or create it under the per-target lock,
+read its approvals and people, ``decide()``, and record the decision, its audit record and the
+actions it causes (outbox rows); (3) after commit, only wake the scheduler. The hook's gate call,
+webhooks, approvals, rejections and the scheduler all come through ``decide_in``. This is the one
+place that asks the clock for ``now``; ``decide`` itself stays pure.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any
 
-import anyio.to_thread
-
-from gatekeeper import calendar
-from gatekeeper.calendar import CompileError, Status, Windows
+from gatekeeper import calendar, effects
+from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.approvals import ApprovalFacts
-from gatekeeper.domain.decision import DecideOptions, Facts, decide
+from gatekeeper.domain.decision import DecideOptions, decide
 from gatekeeper.domain.policy import Policy
-from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, Verdict
+from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord
+from gatekeeper.domain.releases import REDECIDABLE, after_decision
+from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict
+from gatekeeper.facts import FactGatherer, Gathered
 from gatekeeper.metrics import Metrics
+from gatekeeper.ports import Clock, ReleaseStore, StoreTransaction
 from gatekeeper.reload import ConfigHolder
-from gatekeeper.store import ConnectionLostError
-from gatekeeper.store.pg_async import AsyncGateStore
-from gatekeeper.store.records import GateRecord, ReleaseDetail, ReleaseRecord
-from gatekeeper.store.sql import SqlReleaseStore
 
 logger = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    def __call__(self) -> datetime: ...
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class ConfigUnavailableError(Exception):
     """No configuration ever loaded: calendar questions cannot be answered (fail closed)."""
 
 
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _nothing() -> None:
+    return None
+
+
 @dataclass
 class GateService:
-    store: SqlReleaseStore
+    store: ReleaseStore
     config: ConfigHolder
-    clock: Callable[[], datetime]
+    clock: Clock
     options: DecideOptions
     metrics: Metrics | None = None
-    fast: AsyncGateStore | None = None  # PostgreSQL: gate calls on the event loop
+    facts: FactGatherer | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
+    wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
+
+    def __post_init__(self) -> None:
+        if self.facts is None:
+            self.facts = FactGatherer(self.config)
+
+    # --- the decision path ----------------------------------------------------------------------
+
+    def gather(self, request: ReleaseRequest, now: datetime) -> Gathered:
+        """Step 1: every fact but approvals, outside any transaction."""
+        assert self.facts is not None  # noqa: S101 - set in __post_init__
+        return self.facts.gather(request, now)
+
+    def decide_in(
+        self,
+        tx: StoreTransaction,
+        request: ReleaseRequest,
+        gathered: Gathered,
+        now: datetime,
+        *,
+        context: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> GateRecord:
+        """Step 2, inside the caller's transaction: lock or create the release, decide it again if
+        it is still open (else answer its latest decision), record decision, audit and actions."""
+        release = tx.find_release(request.target, request.revision, lock=True)
+        if release is None:
+            tx.lock_target(request.target)  # new releases of one target: one at a time
+            release = tx.find_release(request.target, request.revision, lock=True)
+        if release is None:
+            release = tx.create_release(request.target, request.revision, request.trigger, context or {}, now)
+            tx.supersede_open(request.target, release.id, now)
+        elif release.status not in REDECIDABLE:
+            latest = tx.latest_decision(release.id)
+            if latest is not None:
+                return GateRecord(release, latest, decided_now=False)
+        people = tx.people_of(request.revision)
+        approvals = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger)
+        facts = replace(gathered.facts, approvals=approvals)
+        decision = decide(request, facts, gathered.policies, now=now, options=self.options)
+        return self.record(tx, release, decision, request.trigger, now, actor=actor)
+
+    def record(
+        self,
+        tx: StoreTransaction,
+        release: ReleaseRecord,
+        decision: Decision,
+        trigger: str,
+        now: datetime,
+        *,
+        actor: str | None = None,
+        extra: Iterable[NewAction] = (),
+    ) -> GateRecord:
+        """Store ``decision`` with its audit record and the actions it causes; an open release
+        moves as the state machine says."""
+        if release.status in REDECIDABLE:
+            release = tx.set_status(release, after_decision(release.status, decision.verdict), now)
+        stored = tx.add_decision(release, decision, trigger)
+        data = {
+            "target": release.target,
+            "revision": release.revision,
+            "verdict": stored.verdict,
+            "codes": [reason["code"] for reason in stored.reasons],
+            "policy_hash": stored.policy_hash,
+            "decision_id": stored.id,
+            "trigger": trigger,
+        }
+        broke_glass = any(reason["code"] == "break_glass" for reason in stored.reasons)
+        tx.append_audit("decision", actor or trigger, f"release/{release.id}", data, now, break_glass=broke_glass)
+        release = replace(release, not_before=decision.not_before)
+        status = effects.commit_status(release, stored, self.public_url, self.status_sources)
+        for action in (*((status,) if status else ()), *extra):
+            tx.enqueue(action, now)
+        tx.wake_actions(release.id, now)
+        return GateRecord(release, stored, decided_now=True)
+
+    def committed(self, record: GateRecord) -> None:
+        """Step 3: after commit, count it and wake the scheduler (nothing else leaves here)."""
+        if not record.decided_now:
+            return
+        self.count(record.decision)
+        logger.info(
+            "decision %s@%s: %s",
+            record.release.target,
+            record.release.revision,
+            record.decision.verdict,
+            extra={"target": record.release.target, "release_id": record.release.id},
+        )
+        self.wake()
 
     def gate(self, request: ReleaseRequest) -> GateRecord:
-        """Decide a gate call (or return the stored decision of a release no longer open)."""
+        """A gate call: decide (target, revision) at now, or answer a release no longer open."""
         now = self.clock()
-
-        def decide_now(_release: ReleaseRecord | None, facts: Callable[[bool], ApprovalFacts]) -> Decision:
-            return self.decide(request, now, self.approval_facts(request.target, facts))
-
-        record = self.store.gate(
-            request.target, request.revision, request.trigger, dict(request.context), decide_now, now
-        )
-        self._decided(request, record)
+        gathered = self.gather(request, now)
+        with self.store.transaction() as tx:
+            record = self.decide_in(tx, request, gathered, now, context=dict(request.context))
+        self.committed(record)
         return record
 
-    async def gate_async(self, request: ReleaseRequest) -> GateRecord:
-        """``gate`` from the event loop: awaited on PostgreSQL, in a worker thread on SQLite."""
-        if self.fast is None:
-            return await anyio.to_thread.run_sync(self.gate, request)
-        try:
-            record = await self._gate_fast(self.fast, request)
-        except ConnectionLostError:  # the database restarted: once more, on a fresh connection
-            record = await self._gate_fast(self.fast, request)
-        self._decided(request, record)
-        return record
+    def redecide(self, release: ReleaseRecord, trigger: str) -> GateRecord:
+        """The scheduler's call: decide an open release again at now (its window may have opened)."""
+        request = ReleaseRequest(TargetKey(release.target), release.revision, trigger=trigger)
+        return self.gate(request)
 
-    async def _gate_fast(self, fast: AsyncGateStore, request: ReleaseRequest) -> GateRecord:
-        now = self.clock()
-        return await fast.gate(
-            request.target,
-            request.revision,
-            request.trigger,
-            dict(request.context),
-            lambda _release, approvals: self.decide(request, now, approvals),
-            now,
-            people=self.needs_people(request.target),
-        )
+    def redecide_due(self, limit: int = 100) -> int:
+        """Decide again the deferred releases whose deferral named an instant that has come and
+        that an action waits for (a deployment review to answer)."""
+        due = self.store.due_releases(self.clock(), limit)
+        for release in due:
+            self.redecide(release, "scheduler")
+        return len(due)
 
-    def _decided(self, request: ReleaseRequest, record: GateRecord) -> None:
-        if record.decided_now:
-            self.count(record)
-            logger.info(
-                "gate %s@%s: %s",
-                request.target,
-                request.revision,
-                record.decision.verdict,
-                extra={"target": request.target, "release_id": record.release.id},
-            )
-
-    def approval_facts(self, target: str, load: Callable[[bool], ApprovalFacts]) -> ApprovalFacts:
-        """Load approvals (and, only where four eyes needs them, the revision's author and merger)."""
-        return load(self.needs_people(target))
-
-    def needs_people(self, target: str) -> bool:
-        """Whether a policy governing ``target`` asks four eyes of its approvals."""
-        configuration = self.config.state.configuration
-        governing = configuration.governing(target) if configuration else []
-        return any(policy.approvals.required and policy.approvals.four_eyes for policy in governing)
-
-    def decide(self, request: ReleaseRequest, now: datetime, approvals: ApprovalFacts | None = None) -> Decision:
-        """The decision for ``request`` at ``now`` on the active configuration (no storing)."""
-        state = self.config.state
-        configuration = state.configuration
-        if configuration is None:
-            facts = Facts(policy_hash="", config_errors=state.errors or ("no configuration loaded",))
-            return decide(request, facts, (), now=now, options=self.options)
-        governing = configuration.governing(request.target)
-        try:
-            indexes = configuration.calendars.facts_for(governing, now)
-            facts = Facts(
-                policy_hash=configuration.policy_hash, calendars=indexes, approvals=approvals or ApprovalFacts()
-            )
-        except CompileError as exc:
-            logger.error("calendar facts failed for %s: %s", request.target, exc)
-            reason = Reason("calendar", "calendar_unavailable", f"calendar could not be compiled: {exc}", None)
-            facts = Facts(policy_hash=configuration.policy_hash, gather_errors=(reason,))
-            indexes = {}
-        if facts.gather_errors:
-            governing = [p for p in governing if p.name in indexes]
-        return decide(request, facts, governing, now=now, options=self.options)
-
-    def count(self, record: GateRecord) -> None:
+    def count(self, decision: DecisionRecord) -> None:
         if self.metrics is None:
             return
-        self.metrics.decisions.labels(record.decision.verdict).inc()
-        for reason in record.decision.reasons:
+        self.metrics.decisions.labels(decision.verdict).inc()
+        for reason in decision.reasons:
             self.metrics.decision_reasons.labels(reason["check"], reason["code"]).inc()
+
+    def policy_hash(self) -> str:
+        configuration = self.config.state.configuration
+        return configuration.policy_hash if configuration else ""
+
+    def governing(self, target: str) -> list[Policy]:
+        configuration = self.config.state.configuration
+        return configuration.governing(target) if configuration else []
+
+    # --- calendar questions ---------------------------------------------------------------------
 
     def _policies(self) -> tuple[Policy, ...]:
         configuration = self.config.state.configuration
@@ -144,8 +190,8 @@ class GateService:
         return configuration.policies
 
     def status(self, target: str, at: datetime | None) -> Status:
-        configuration = self.config.state.configuration
         policies = self._policies()
+        configuration = self.config.state.configuration
         assert configuration is not None  # noqa: S101 - _policies raised otherwise
         return calendar.status(
             configuration.calendars,
@@ -156,8 +202,8 @@ class GateService:
         )
 
     def windows(self, target: str, start: datetime, end: datetime) -> Windows:
-        configuration = self.config.state.configuration
         policies = self._policies()
+        configuration = self.config.state.configuration
         assert configuration is not None  # noqa: S101 - _policies raised otherwise
         return calendar.windows(
             configuration.calendars,
@@ -170,6 +216,8 @@ class GateService:
 
     def _now(self) -> datetime:
         return self.clock().replace(microsecond=0)
+
+    # --- reads ----------------------------------------------------------------------------------
 
     def release(self, release_id: int) -> ReleaseDetail | None:
         return self.store.release(release_id)

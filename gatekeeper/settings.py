@@ -74,23 +74,43 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         description=(
-            "Seconds between runs of the scheduler that answers deferred GitHub deployment reviews once their "
-            "release may go (or never will)."
+            "Seconds between re-checks of a GitHub deployment review that waits for its release (it is also "
+            "woken at once by each new decision of that release)."
         ),
     )
-    LOCK_TIMEOUT: float = Field(
-        5.0,
+    FACT_TIMEOUT: str = Field(
+        "10s",
+        description=(
+            "How long each fact source (Git, cluster, registry) may take before the decision defers with "
+            "facts_unavailable (duration; fail closed). Facts are gathered before any database lock."
+        ),
+    )
+    SCHEDULER_INTERVAL: float = Field(
+        1.0,
         gt=0,
         description=(
-            "PostgreSQL: seconds a gate call's statement waits for a row or target lock before the call answers "
-            "503 (the hook retries). Gate calls of one kind share one batch at a time, so one held lock must not "
-            "stall them all."
+            "Seconds between the scheduler's passes over due deferrals and due actions (a commit in the same "
+            "process wakes it at once; other replicas see new actions within this interval)."
         ),
+    )
+    ACTION_LEASE: str = Field(
+        "60s",
+        description=(
+            "How long a replica's claim on an action lasts (duration): a replica that dies mid-action loses it "
+            "then, and another replica carries the action out (a harmless repeat: actions are idempotent)."
+        ),
+    )
+    ACTION_RETRY: str = Field("5s", description="Delay before an action's first retry; doubles per attempt.")
+    ACTION_RETRY_MAX: str = Field("10m", description="Longest delay between two attempts of an action.")
+    ACTION_MAX_ATTEMPTS: int = Field(
+        20, ge=1, description="Attempts after which a failing action is marked failed (shown on /readyz)."
     )
     UI_TIMEZONE: str = Field("Europe/Berlin", description="Time zone the release-manager page shows local times in.")
     LOG_FORMAT: Literal["text", "json"] = Field("text", description="Log format: text locally, json in production.")
 
-    @field_validator("RETRY_DELAY", "DELIVERY_RETENTION")
+    @field_validator(
+        "RETRY_DELAY", "DELIVERY_RETENTION", "FACT_TIMEOUT", "ACTION_LEASE", "ACTION_RETRY", "ACTION_RETRY_MAX"
+    )
     @classmethod
     def _duration(cls, value: str) -> str:
         try:
@@ -106,6 +126,10 @@ class Settings(BaseSettings):
     @property
     def delivery_retention_seconds(self) -> int:
         return _seconds(self.DELIVERY_RETENTION)
+
+    def seconds(self, name: str) -> int:
+        """A duration setting in seconds (``settings.seconds("ACTION_LEASE")``)."""
+        return _seconds(str(getattr(self, name)))
 
 
 def _seconds(text: str) -> int:

@@ -5,28 +5,34 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import SecretStr
 
 from gatekeeper import __version__, logs
+from gatekeeper.actions import registry
+from gatekeeper.actions.commit_status import CommitStatusHandler
+from gatekeeper.actions.deployment_review import DeploymentReviewHandler
 from gatekeeper.api import errors, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
 from gatekeeper.domain.types import Verdict
+from gatekeeper.facts import FactGatherer
+from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
 from gatekeeper.notifiers.github import GitHubNotifier
 from gatekeeper.notifiers.gitlab import GitLabNotifier
 from gatekeeper.people import ReleaseManager
-from gatekeeper.receivers.registry import registry
-from gatekeeper.reload import ConfigHolder, Housekeeper
+from gatekeeper.ports import Clock, FactReader
+from gatekeeper.receivers.registry import registry as receiver_registry
+from gatekeeper.reload import ConfigHolder
+from gatekeeper.scheduler import Backoff, Scheduler
 from gatekeeper.service import GateService, system_clock
 from gatekeeper.settings import Settings
-from gatekeeper.store.pg_async import AsyncGateStore
 from gatekeeper.store.sql import SqlReleaseStore
 from gatekeeper.tokens import TokenStore
 from gatekeeper.webhooks import WebhookService
@@ -34,8 +40,10 @@ from gatekeeper.webhooks import WebhookService
 logger = logging.getLogger(__name__)
 
 
-def build_service(settings: Settings, clock: Callable[[], datetime], metrics: Metrics) -> GateService:
-    """Store (migrated or refused), configuration (loaded) and the orchestrator."""
+def build_service(
+    settings: Settings, clock: Clock, metrics: Metrics, readers: Sequence[FactReader] = ()
+) -> GateService:
+    """Store (migrated or refused), configuration (loaded), fact readers and the orchestrator."""
     store = SqlReleaseStore.from_url(settings.DATABASE_URL)
     if settings.AUTO_MIGRATE:
         store.upgrade()
@@ -46,39 +54,82 @@ def build_service(settings: Settings, clock: Callable[[], datetime], metrics: Me
     options = DecideOptions(
         ungoverned=Verdict(settings.UNGOVERNED), retry_delay=timedelta(seconds=settings.retry_delay_seconds)
     )
-    postgresql = store.engine.dialect.name == "postgresql"
-    fast = AsyncGateStore(settings.DATABASE_URL, lock_timeout=settings.LOCK_TIMEOUT) if postgresql else None
-    return GateService(store=store, config=holder, clock=clock, options=options, metrics=metrics, fast=fast)
+    facts = FactGatherer(holder, readers, timeout=float(settings.seconds("FACT_TIMEOUT")))
+    return GateService(
+        store=store,
+        config=holder,
+        clock=clock,
+        options=options,
+        metrics=metrics,
+        facts=facts,
+        public_url=settings.PUBLIC_URL,
+        status_sources=frozenset(build_notifiers(settings)),
+    )
+
+
+def build_notifiers(settings: Settings) -> dict[str, GitHubNotifier | GitLabNotifier]:
+    """The notifiers whose API tokens are set, by source."""
+    found: dict[str, GitHubNotifier | GitLabNotifier] = {}
+    if settings.GITHUB_API_TOKEN is not None:
+        found["github"] = GitHubNotifier(settings.GITHUB_API_URL, settings.GITHUB_API_TOKEN.get_secret_value())
+    if settings.GITLAB_API_TOKEN is not None:
+        found["gitlab"] = GitLabNotifier(settings.GITLAB_API_URL, settings.GITLAB_API_TOKEN.get_secret_value())
+    return found
+
+
+def build_scheduler(settings: Settings, service: GateService) -> Scheduler:
+    """The outbox handlers, registered by kind, and the scheduler that runs them."""
+    notifiers = build_notifiers(settings)
+    github = notifiers.get("github")
+    handlers = registry(
+        [
+            CommitStatusHandler(notifiers),
+            DeploymentReviewHandler(
+                github if isinstance(github, GitHubNotifier) else None,
+                settings.PUBLIC_URL,
+                timedelta(seconds=settings.REVIEW_INTERVAL),
+                service.clock,
+            ),
+        ]
+    )
+    backoff = Backoff(
+        first=timedelta(seconds=settings.seconds("ACTION_RETRY")),
+        cap=timedelta(seconds=settings.seconds("ACTION_RETRY_MAX")),
+        max_attempts=settings.ACTION_MAX_ATTEMPTS,
+    )
+    return Scheduler(service, handlers, lease_seconds=settings.seconds("ACTION_LEASE"), backoff=backoff)
 
 
 def build_webhooks(settings: Settings, service: GateService) -> WebhookService:
-    """Receivers with their inbound secrets, and the notifiers whose API tokens are set."""
+    """Receivers with their inbound secrets."""
 
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
 
-    github_token, gitlab_token = secret(settings.GITHUB_API_TOKEN), secret(settings.GITLAB_API_TOKEN)
     return WebhookService(
         gate=service,
-        receivers=registry(),
+        receivers=receiver_registry(),
         secrets={
             "github": secret(settings.GITHUB_SECRET),
             "gitlab": secret(settings.GITLAB_TOKEN),
             "flux": secret(settings.FLUX_SECRET),
             "argocd": secret(settings.ARGOCD_TOKEN),
         },
-        public_url=settings.PUBLIC_URL,
-        github=GitHubNotifier(settings.GITHUB_API_URL, github_token) if github_token else None,
-        gitlab=GitLabNotifier(settings.GITLAB_API_URL, gitlab_token) if gitlab_token else None,
     )
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> FastAPI:
-    """The FastAPI app for ``settings`` (raises NotMigratedError on an old database)."""
+def create_app(
+    settings: Settings, *, clock: Clock = system_clock, readers: Sequence[FactReader] = ()
+) -> FastAPI:
+    """The FastAPI app for ``settings`` (raises NotMigratedError on an old database).
+
+    ``readers`` are the fact sources decisions wait for (each with FACT_TIMEOUT).
+    """
     metrics = Metrics()
-    service = build_service(settings, clock, metrics)
+    service = build_service(settings, clock, metrics, readers)
     tokens = TokenStore(settings.TOKENS_FILE)
     retention = timedelta(seconds=settings.delivery_retention_seconds)
+    scheduler = build_scheduler(settings, service)
 
     def prune() -> None:
         service.prune(retention)
@@ -86,32 +137,29 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
     def chain_audit() -> None:
         service.store.chain_audit(wait=False)  # another worker chaining: leave it the records
 
-    webhooks = build_webhooks(settings, service)
-    housekeeper = Housekeeper(
-        [
-            (service.config.poll, settings.RELOAD_INTERVAL),
-            (tokens.refresh, settings.RELOAD_INTERVAL),
-            (prune, 3600.0),
-            (chain_audit, 0.25),  # often, so each run is short
-            (webhooks.answer_reviews, settings.REVIEW_INTERVAL),
-        ],
-        tick=min(settings.RELOAD_INTERVAL, 0.25),
-    )
+    loops = [
+        Loop("reload", service.config.poll, settings.RELOAD_INTERVAL),
+        Loop("tokens", tokens.refresh, settings.RELOAD_INTERVAL),
+        Loop("prune", prune, 3600.0),
+        Loop("audit-chainer", chain_audit, 0.25),
+        Loop("scheduler", scheduler.run_once, settings.SCHEDULER_INTERVAL),
+    ]
+    service.wake = loops[-1].wake
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.THREADS
-        if service.fast is not None:
-            await service.fast.open()
-        housekeeper.start()
+        for loop in loops:
+            loop.start()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, lambda *_: service.config.reload())
         yield
-        housekeeper.stop()
-        app.state.webhooks.pool.shutdown(wait=True)
-        service.store.engine.dispose()
-        if service.fast is not None:
-            await service.fast.close()
+        for loop in loops:
+            loop.stop()
+        scheduler.close()
+        if service.facts is not None:
+            service.facts.close()
+        service.store.close()
 
     app = FastAPI(
         title="gatekeeper",
@@ -121,7 +169,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = system_clo
     )
     app.state.service = service
     app.state.manager = ReleaseManager(service)
-    app.state.webhooks = webhooks
+    app.state.webhooks = build_webhooks(settings, service)
+    app.state.scheduler = scheduler
     app.state.tokens = tokens
     app.state.metrics = metrics
     app.state.settings = settings

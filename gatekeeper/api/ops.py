@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+
+from gatekeeper.store import StoreError
 
 router = APIRouter()
 
@@ -30,10 +33,19 @@ def readyz(request: Request) -> JSONResponse:
             "not_enforced": [str(notice) for notice in state.configuration.notices] if state.configuration else [],
         },
     }
+    if database == "ok":
+        with contextlib.suppress(StoreError):
+            counts = request.app.state.service.store.action_counts()
+            # Failing actions (retrying after errors) and failed ones (given up) show here; they do
+            # not make the replica unready: the gate still decides.
+            body["actions"] = {key: counts[key] for key in ("pending", "failing", "failed")}
+            request.app.state.metrics.actions_seen(counts)
     ready = database == "ok" and state.configuration is not None
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
+    with contextlib.suppress(StoreError):  # the database is down: /readyz says so; the rest still answers
+        request.app.state.metrics.actions_seen(request.app.state.service.store.action_counts())
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -18,7 +19,7 @@ async def webhook(source: str, request: Request) -> JSONResponse:
     headers = {name.lower(): value for name, value in request.headers.items()}
     service: WebhookService = request.app.state.webhooks
     try:
-        answer = await service.receive_async(source, headers, body)
+        answer = await anyio.to_thread.run_sync(service.receive, source, headers, body)
     except SourceDisabledError as exc:
         return JSONResponse(error_body("not_found", str(exc)), 404)
     except ReceiverError as exc:

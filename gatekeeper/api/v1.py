@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from gatekeeper.api.auth import check_target, require
 from gatekeeper.api.errors import ApiError
 from gatekeeper.api.feed import closed_windows_feed
+from gatekeeper.domain.records import ActionRecord, DecisionRecord, GateRecord, ReleaseDetail
 from gatekeeper.domain.types import InvalidTargetError, format_instant, parse_target, utc_epoch
 from gatekeeper.people import ReleaseManager
 from gatekeeper.schemas import (
@@ -24,7 +25,6 @@ from gatekeeper.schemas import (
     windows_json,
 )
 from gatekeeper.service import GateService
-from gatekeeper.store.records import DecisionRecord, GateRecord, ReleaseDetail
 from gatekeeper.tokens import Identity
 
 router = APIRouter(prefix="/v1")
@@ -101,11 +101,11 @@ def release_body(detail: ReleaseDetail) -> dict[str, Any]:
 
 
 @router.post("/gate", summary="Decide whether a release may go now (Argo CD PreSync hook, pipelines)")
-async def gate(
+def gate(
     body: GateRequest, gatekeeper: Service, identity: Annotated[Identity, Depends(require("hook"))]
 ) -> dict[str, Any]:
     check_target(identity, body.target)
-    return gate_body(await gatekeeper.gate_async(body.to_domain()))
+    return gate_body(gatekeeper.gate(body.to_domain()))
 
 
 @router.get("/releases", summary="Releases, newest first")
@@ -200,6 +200,47 @@ def get_audit(
     more = len(items) > limit
     items = items[:limit]
     return {"items": items, "next": str(items[-1]["seq"]) if more and items else None}
+
+
+ACTION_STATUSES = ("pending", "running", "done", "failed")
+
+
+def action_body(action: ActionRecord) -> dict[str, Any]:
+    return {
+        "id": action.id,
+        "release_id": action.release_id,
+        "kind": action.kind,
+        "status": action.status,
+        "attempts": action.attempts,
+        "next_attempt_at": format_instant(action.next_attempt_at),
+        "last_error": action.last_error,
+        "result": action.result,
+        "claimed_by": action.claimed_by,
+        "created_at": format_instant(action.created_at),
+        "updated_at": format_instant(action.updated_at),
+    }
+
+
+@router.get("/actions", summary="The outbox: effects of decisions and how they went, newest first")
+def list_actions(
+    gatekeeper: Service,
+    _identity: Annotated[Identity, Depends(require("viewer"))],
+    release: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = PAGE,
+) -> dict[str, Any]:
+    if status is not None and status not in ACTION_STATUSES:
+        raise ApiError(422, "invalid_request", f"status: one of {', '.join(ACTION_STATUSES)}", "status")
+    before = None
+    if cursor:
+        if not cursor.isdigit() or len(cursor) > 19:
+            raise ApiError(422, "invalid_request", "cursor: not a cursor returned by this API", "cursor")
+        before = int(cursor)
+    found = gatekeeper.store.actions(status=status, before_id=before, limit=limit + 1, release_id=release)
+    page = found[:limit]
+    more = len(found) > limit
+    return {"items": [action_body(a) for a in page], "next": str(page[-1].id) if more and page else None}
 
 
 @router.get("/status", summary="Is the gate of a target open at an instant?")

@@ -37,7 +37,8 @@ class Facts:
 
     ``calendars`` maps each governing policy's name to its window index (covering at least
     ``[now, now + 366 days]``). ``config_errors`` is non-empty when no configuration ever loaded;
-    ``gather_errors`` are failures while gathering facts. Both fail closed.
+    ``gather_errors`` are failures while gathering facts. Both fail closed. ``readings`` holds
+    what each fact reader (Git, cluster, registry) returned, by the reader's name.
     """
 
     policy_hash: str
@@ -45,6 +46,7 @@ class Facts:
     config_errors: tuple[str, ...] = ()
     gather_errors: tuple[Reason, ...] = ()
     approvals: ApprovalFacts = field(default_factory=ApprovalFacts)
+    readings: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

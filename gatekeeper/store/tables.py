@@ -34,13 +34,16 @@ releases = Table(
     Column("revision", String(256), nullable=False),
     Column("status", String(32), nullable=False),
     Column("trigger", String(64), nullable=False, server_default="presync"),
-    Column("context", JSON, nullable=True),
+    Column("context", JSON(none_as_null=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The latest decision's not_before: the scheduler decides a deferred release again then.
+    Column("not_before", DateTime(timezone=True), nullable=True),
     UniqueConstraint("target", "revision", name="uq_releases_target_revision"),
 )
 Index("ix_releases_target_status", releases.c.target, releases.c.status)
 Index("ix_releases_status_id", releases.c.status, releases.c.id)
+Index("ix_releases_status_not_before", releases.c.status, releases.c.not_before)
 
 decisions = Table(
     "decisions",
@@ -52,7 +55,7 @@ decisions = Table(
     Column("not_before", DateTime(timezone=True), nullable=True),
     Column("requires", JSON, nullable=False),
     Column("policy_hash", String(64), nullable=False),
-    Column("would_defer", JSON, nullable=True),
+    Column("would_defer", JSON(none_as_null=True), nullable=True),
     Column("trigger", String(64), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
 )
@@ -121,30 +124,34 @@ audit = Table(
     Column("break_glass", Boolean, nullable=False, default=False),
 )
 
-# Outbound notifications already sent, so an identical one is never sent twice.
-notifications = Table(
-    "notifications",
-    metadata,
-    Column("key", String(512), primary_key=True),
-    Column("digest", String(64), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=False),
-)
-
-# GitHub deployment reviews answered "defer": the scheduler answers each once its release may go
-# (approved) or never will (rejected, superseded). ``answered_at`` is set when one process claims it.
-pending_reviews = Table(
-    "pending_reviews",
+# The outbox (DESIGN §1, §8): effects a decision causes, written in its transaction, claimed by one
+# replica's scheduler (``claimed_until`` is the lease), retried with backoff. ``scope`` names what
+# the effect sets (one commit status, one review): a newer action replaces a scope's action that is
+# still waiting, and an effect identical to the one last done (``digest``) is not enqueued again.
+actions = Table(
+    "actions",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("release_id", BigInteger, ForeignKey("releases.id", ondelete="CASCADE"), nullable=False),
-    Column("callback_url", String(2048), nullable=False),
-    Column("environment", String(256), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("release_id", BigInteger, ForeignKey("releases.id", ondelete="CASCADE"), nullable=True),
+    Column("scope", String(1024), nullable=False),
+    Column("idempotency_key", String(1024), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("result", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("answered_at", DateTime(timezone=True), nullable=True),
-    Column("answer", String(16), nullable=True),
-    UniqueConstraint("release_id", "callback_url", name="uq_pending_reviews_release_callback"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("idempotency_key", name="uq_actions_idempotency_key"),
 )
-Index("ix_pending_reviews_answered_at", pending_reviews.c.answered_at)
+Index("ix_actions_due", actions.c.status, actions.c.next_attempt_at)
+Index("ix_actions_scope", actions.c.scope, actions.c.id)
+Index("ix_actions_release_id", actions.c.release_id)
 
 # Audit records written inside a request's transaction, waiting to be chained. A single chainer
 # (advisory lock) moves them into ``audit`` in the order it sees them committed, so requests

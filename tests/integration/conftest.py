@@ -12,7 +12,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 
 from gatekeeper.api.app import create_app
+from gatekeeper.ports import FactReader
 from gatekeeper.settings import Settings
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -36,7 +37,8 @@ TOKENS = {
     "manager2": ("bob", ["release-manager"]),
     "author": ("erik", ["release-manager"]),
     "merger": ("frank", ["release-manager"]),
-    "breakglass": ("carol", ["break-glass"]),
+    "breakglass": ("carol", ["release-manager", "break-glass"]),
+    "breakglass-only": ("dave", ["break-glass"]),
 }
 
 POLICY = """\
@@ -198,8 +200,8 @@ class Server:
         self.thread.join(timeout=10)
 
 
-def start_server(settings: Settings, clock: MutableClock) -> Server:
-    app = create_app(settings, clock=clock)
+def start_server(settings: Settings, clock: MutableClock, readers: Sequence[FactReader] = ()) -> Server:
+    app = create_app(settings, clock=clock, readers=readers)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)

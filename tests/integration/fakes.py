@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,8 +36,19 @@ class Recorded:
 class FakeApi:
     url: str = ""
     requests: list[Recorded] = field(default_factory=list)
+    failed: list[Recorded] = field(default_factory=list)  # the requests answered 500 by fail_next
     errors: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    fail_next: int = 0  # answer this many requests 500 (a GitHub outage), then as usual
+    delay: float = 0.0  # seconds each answer takes (a slow API)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_failure(self) -> bool:
+        with self.lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return True
+            return False
 
     def stop(self) -> None:
         if self.server is not None:
@@ -90,6 +102,12 @@ def start_fake(kind: str) -> FakeApi:
             except json.JSONDecodeError:
                 body = None
             recorded = Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            if fake.delay:
+                time.sleep(fake.delay)
+            if fake.take_failure():
+                fake.failed.append(recorded)
+                self._answer(500, {"message": "Server Error"})
+                return
             fake.requests.append(recorded)
             outcome = check(recorded) if isinstance(body, dict) else "body is not a JSON object"
             if isinstance(outcome, str):
@@ -97,6 +115,9 @@ def start_fake(kind: str) -> FakeApi:
                 status, answer = 422, {"message": outcome}
             else:
                 status, answer = outcome
+            self._answer(status, answer)
+
+        def _answer(self, status: int, answer: dict[str, Any]) -> None:
             payload = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

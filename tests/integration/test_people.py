@@ -101,7 +101,18 @@ def test_break_glass_needs_its_role_and_a_reason(people: Server) -> None:
     missing = act(people, "breakglass", release_id, break_glass=True)
     assert missing.status_code == 422
     assert missing.json()["field"] == "reason"
-    assert act(people, "breakglass", release_id, reason="normal approval").status_code == 403
+    assert act(people, "breakglass-only", release_id, reason="normal approval").status_code == 403
+
+
+def test_break_glass_needs_release_manager_as_well(people: Server) -> None:
+    """DESIGN §3: break-glass takes both roles; a token holding only break-glass is refused."""
+    people.clock.set(CUTOFF)
+    release_id = gate(people, "bg1")["release_id"]
+    refused = act(people, "breakglass-only", release_id, reason="freeze, but urgent", break_glass=True)
+    assert refused.status_code == 403, refused.text
+    assert "release-manager" in refused.json()["message"]
+    with people.client("viewer") as client:
+        assert client.get(f"/v1/releases/{release_id}").json()["status"] == "deferred"
 
 
 def test_a_calendar_deferral_survives_normal_approvals_and_yields_to_break_glass(people: Server) -> None:

@@ -1,0 +1,116 @@
+"""Records of what was decided and done: releases, decisions, approvals, actions (frozen values).
+
+The store returns these (never SQLAlchemy rows) and the orchestrator passes them around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    id: int
+    release_id: int
+    verdict: str
+    reasons: list[dict[str, Any]]
+    not_before: datetime | None
+    requires: list[str]
+    policy_hash: str
+    would_defer: list[dict[str, Any]] | None
+    trigger: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    id: int
+    approver: str
+    roles: list[str]
+    reason: str | None
+    break_glass: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRecord:
+    id: int
+    target: str
+    revision: str
+    status: ReleaseStatus
+    trigger: str
+    created_at: datetime
+    updated_at: datetime
+    author: str | None = None
+    merger: str | None = None
+    context: dict[str, Any] | None = None
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseDetail:
+    release: ReleaseRecord
+    decisions: tuple[DecisionRecord, ...]
+    approvals: tuple[ApprovalRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """The outcome of a gate call as stored: the release and the decision it now stands on."""
+
+    release: ReleaseRecord
+    decision: DecisionRecord
+    decided_now: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewAction:
+    """An effect to carry out after commit (an outbox row).
+
+    ``scope`` names what the effect sets (``github_status:acme/odoo@<sha>``): a still-waiting action
+    of the same scope is replaced, and one identical (``digest``) to the scope's last done action
+    is not enqueued. ``key`` makes it once: a second action with the same key is dropped.
+    """
+
+    kind: str
+    key: str
+    scope: str
+    payload: dict[str, Any]
+    digest: str = ""
+    release_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    id: int
+    kind: str
+    release_id: int | None
+    scope: str
+    key: str
+    payload: dict[str, Any]
+    digest: str
+    status: str  # pending | running | done | failed
+    attempts: int
+    next_attempt_at: datetime
+    claimed_until: datetime | None
+    claimed_by: str | None
+    last_error: str | None
+    result: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+__all__ = [
+    "REDECIDABLE",
+    "ActionRecord",
+    "ApprovalRecord",
+    "DecisionRecord",
+    "GateRecord",
+    "NewAction",
+    "ReleaseDetail",
+    "ReleaseRecord",
+    "ReleaseStatus",
+]

@@ -1,0 +1,160 @@
+"""The ports the orchestrator uses, named by role (STYLE: ports by role, adapters by technology).
+
+``ReleaseStore`` and its ``StoreTransaction`` (implemented by ``store.sql.SqlReleaseStore`` and
+``store.memory.InMemoryReleaseStore``), the ``Clock``, the ``FactReader`` family (Git, cluster and
+registry readers plug in here), and ``ActionHandler`` (outbox handlers, one module per kind under
+``gatekeeper.actions``). Protocols only: nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from gatekeeper.domain.approvals import Approval
+from gatekeeper.domain.policy import Policy
+from gatekeeper.domain.records import (
+    ActionRecord,
+    DecisionRecord,
+    NewAction,
+    ReleaseDetail,
+    ReleaseRecord,
+    ReleaseStatus,
+)
+from gatekeeper.domain.types import Decision, ReleaseRequest
+
+
+class Clock(Protocol):
+    """The one source of ``now``: the orchestrator asks it, ``decide`` never does."""
+
+    def __call__(self) -> datetime: ...
+
+
+class FactReader(Protocol):
+    """One source of facts (Git, a cluster, a registry), read before any transaction.
+
+    ``read`` may block on the network; the orchestrator gives it ``FACT_TIMEOUT`` and turns a
+    timeout or an exception into a fail-closed reason naming ``name``.
+    """
+
+    name: str
+
+    def read(self, request: ReleaseRequest, policies: Sequence[Policy], now: datetime) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class People:
+    """Who touched a revision: display logins of its author and merger (for messages)."""
+
+    author: str | None = None
+    merger: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """A delivery's answer as stored (a redelivery gets it back)."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class StoreTransaction(Protocol):
+    """What one short transaction may do. Nothing in it does network I/O."""
+
+    def find_release(self, target: str, revision: str, *, lock: bool) -> ReleaseRecord | None: ...
+
+    def release_by_id(self, release_id: int, *, lock: bool) -> ReleaseRecord | None: ...
+
+    def lock_target(self, target: str) -> None: ...
+
+    def create_release(
+        self, target: str, revision: str, trigger: str, context: dict[str, Any], now: datetime
+    ) -> ReleaseRecord: ...
+
+    def supersede_open(self, target: str, keep_id: int, now: datetime) -> int: ...
+
+    def set_status(self, release: ReleaseRecord, status: ReleaseStatus, now: datetime) -> ReleaseRecord: ...
+
+    def add_decision(self, release: ReleaseRecord, decision: Decision, trigger: str) -> DecisionRecord: ...
+
+    def latest_decision(self, release_id: int) -> DecisionRecord | None: ...
+
+    def approvals_of(self, release_id: int) -> tuple[Approval, ...]: ...
+
+    def add_approval(self, release_id: int, approval: Approval, now: datetime) -> None: ...
+
+    def people_of(self, sha: str) -> People: ...
+
+    def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None: ...
+
+    def append_audit(
+        self,
+        kind: str,
+        actor: str,
+        subject: str | None,
+        data: dict[str, Any],
+        now: datetime,
+        *,
+        break_glass: bool = False,
+    ) -> None: ...
+
+    def enqueue(self, action: NewAction, now: datetime) -> bool: ...
+
+    def wake_actions(self, release_id: int, now: datetime) -> None: ...
+
+    def claim_delivery(self, source: str, delivery_id: str, now: datetime) -> StoredAnswer | None: ...
+
+    def answer_delivery(self, source: str, delivery_id: str, answer: StoredAnswer) -> None: ...
+
+
+class ReleaseStore(Protocol):
+    """Releases, decisions, approvals, deliveries, audit and the outbox."""
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
+
+    def release(self, release_id: int) -> ReleaseDetail | None: ...
+
+    def releases(
+        self, *, status: str | None, target: str | None, before_id: int | None, limit: int
+    ) -> tuple[list[ReleaseDetail], int | None]: ...
+
+    def due_releases(self, now: datetime, limit: int) -> list[ReleaseRecord]: ...
+
+    def claim_actions(self, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[ActionRecord]: ...
+
+    def finish_action(self, action_id: int, owner: str, now: datetime, result: str) -> None: ...
+
+    def retry_action(
+        self, action_id: int, owner: str, now: datetime, at: datetime, error: str | None, *, failed: bool = False
+    ) -> None: ...
+
+    def actions(
+        self, *, status: str | None, before_id: int | None, limit: int, release_id: int | None = None
+    ) -> list[ActionRecord]: ...
+
+    def action_counts(self) -> dict[str, int]: ...
+
+    def chain_audit(self, batch: int = 50, *, wait: bool = True) -> int: ...
+
+    def audit_records(self, *, after: int, limit: int | None) -> list[dict[str, Any]]: ...
+
+    def prune_deliveries(self, older_than: datetime) -> int: ...
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class ActionHandler(Protocol):
+    """Carries out one kind of outbox action, idempotently (DESIGN §8).
+
+    Returns a short result to record, or raises ``ActionFailedError`` (retried with backoff) or
+    ``ActionWaitError`` (not due yet: tried again at its ``until``, not counted as a failure).
+    """
+
+    kind: str
+
+    def run(self, action: ActionRecord, release: ReleaseDetail | None) -> str: ...

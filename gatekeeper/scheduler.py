@@ -1,0 +1,110 @@
+"""The scheduler: decides due deferrals again and carries out the outbox (DESIGN §1, §8).
+
+Every replica runs one. Each run (1) decides again the deferred releases whose ``not_before`` has
+come, through the service's one decision path; (2) claims due actions (``SKIP LOCKED`` and a
+lease, so each due action is claimed by one replica and a dead replica's claim passes to another
+when its lease expires), hands each to the handler registered for its kind, and records the
+outcome: done, retried with exponential backoff up to a cap, or failed after ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+from gatekeeper.actions import ActionFailedError, ActionWaitError
+from gatekeeper.domain.records import ActionRecord
+from gatekeeper.ports import ActionHandler
+from gatekeeper.service import GateService
+
+logger = logging.getLogger(__name__)
+
+
+def replica_name() -> str:
+    """Who holds a claim: host and process (shown in ``GET /v1/actions``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Retry delays: ``first * 2**(attempt-1)``, at most ``cap``; give up after ``max_attempts``."""
+
+    first: timedelta = timedelta(seconds=5)
+    cap: timedelta = timedelta(minutes=10)
+    max_attempts: int = 20
+
+    def delay(self, attempts: int) -> timedelta:
+        seconds = self.first.total_seconds() * 2.0 ** max(0, attempts - 1)
+        return min(self.cap, timedelta(seconds=seconds))
+
+
+class Scheduler:
+    def __init__(
+        self,
+        service: GateService,
+        handlers: Mapping[str, ActionHandler],
+        *,
+        lease_seconds: float = 60.0,
+        backoff: Backoff = Backoff(),
+        batch: int = 32,
+        workers: int = 4,
+        owner: str | None = None,
+    ) -> None:
+        self.service = service
+        self.handlers = handlers
+        self.lease_seconds = lease_seconds
+        self.backoff = backoff
+        self.batch = batch
+        self.owner = owner or replica_name()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="action")
+
+    def run_once(self) -> int:
+        """One pass: due deferrals, then every due action (batch by batch). Returns actions run."""
+        self.service.redecide_due()
+        ran = 0
+        while True:
+            claimed = self.service.store.claim_actions(
+                self.service.clock(), self.owner, self.lease_seconds, self.batch
+            )
+            if not claimed:
+                return ran
+            list(self._pool.map(self._run, claimed))
+            ran += len(claimed)
+
+    def _run(self, action: ActionRecord) -> None:
+        store, clock = self.service.store, self.service.clock
+        handler = self.handlers.get(action.kind)
+        try:
+            if handler is None:
+                raise ActionFailedError(f"no handler for action kind {action.kind!r}")
+            release = store.release(action.release_id) if action.release_id is not None else None
+            result = handler.run(action, release)
+        except ActionWaitError as wait:
+            now = clock()
+            store.retry_action(action.id, self.owner, now, wait.until or now + self.backoff.cap, None)
+            return
+        except Exception as exc:  # every failure is retried; an unexpected one is logged in full
+            self._failed(action, exc)
+            return
+        store.finish_action(action.id, self.owner, clock(), result)
+        logger.info("action %s %s done: %s", action.id, action.kind, result, extra={"release_id": action.release_id})
+
+    def _failed(self, action: ActionRecord, exc: Exception) -> None:
+        now = self.service.clock()
+        attempts = action.attempts + 1
+        message = str(exc)[:500] or type(exc).__name__
+        give_up = attempts >= self.backoff.max_attempts
+        at = now + self.backoff.delay(attempts)
+        if isinstance(exc, ActionFailedError):
+            logger.warning("action %s %s failed (attempt %d): %s", action.id, action.kind, attempts, message)
+        else:
+            logger.exception("action %s %s failed (attempt %d)", action.id, action.kind, attempts, exc_info=exc)
+        self.service.store.retry_action(action.id, self.owner, now, at, message, failed=give_up)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

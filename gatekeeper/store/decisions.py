@@ -1,0 +1,29 @@
+"""Decisions: each one appended with the reasons it was made on; the latest one is the answer."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select, update
+
+from gatekeeper.domain.records import DecisionRecord, ReleaseRecord
+from gatekeeper.domain.types import Decision
+from gatekeeper.store.rows import decision_record, decision_values
+from gatekeeper.store.tables import decisions, releases
+
+
+class DecisionRows:
+    connection: Connection
+
+    def add_decision(self, release: ReleaseRecord, decision: Decision, trigger: str) -> DecisionRecord:
+        """Store ``decision`` and keep its ``not_before`` on the release (the scheduler's due list)."""
+        values = decision_values(release.id, decision, trigger)
+        decision_id = self.connection.execute(insert(decisions).values(**values).returning(decisions.c.id)).scalar_one()
+        self.connection.execute(
+            update(releases).where(releases.c.id == release.id).values(not_before=decision.not_before)
+        )
+        return DecisionRecord(id=decision_id, **values)
+
+    def latest_decision(self, release_id: int) -> DecisionRecord | None:
+        row = self.connection.execute(
+            select(decisions).where(decisions.c.release_id == release_id).order_by(decisions.c.id.desc()).limit(1)
+        ).first()
+        return decision_record(row._mapping) if row is not None else None

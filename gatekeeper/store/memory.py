@@ -1,0 +1,357 @@
+"""``InMemoryReleaseStore``: the ReleaseStore port in process memory, for the orchestrator's tests.
+
+The same port as ``SqlReleaseStore``, so the service's own tests run in milliseconds without a
+database (the integration tests run both real databases). A transaction holds one lock for its
+whole length and restores what it changed if it raises, as a database rolls back.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from gatekeeper.audit import GENESIS, chain_hash
+from gatekeeper.domain.approvals import Approval
+from gatekeeper.domain.records import (
+    ActionRecord,
+    ApprovalRecord,
+    DecisionRecord,
+    NewAction,
+    ReleaseDetail,
+    ReleaseRecord,
+)
+from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus
+from gatekeeper.domain.types import Decision
+from gatekeeper.ports import People, StoredAnswer
+from gatekeeper.store.rows import audit_instant, decision_values
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+
+
+@dataclass
+class _State:
+    releases: dict[int, ReleaseRecord] = field(default_factory=dict)
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    approvals: dict[int, list[tuple[Approval, datetime]]] = field(default_factory=dict)
+    commits: dict[str, People] = field(default_factory=dict)
+    deliveries: dict[tuple[str, str], tuple[StoredAnswer, datetime]] = field(default_factory=dict)
+    pending_audit: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    actions: dict[int, ActionRecord] = field(default_factory=dict)
+    next_id: int = 0
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+
+class InMemoryTransaction:
+    """The StoreTransaction port over ``_State`` (the store's lock is held)."""
+
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    def find_release(self, target: str, revision: str, *, lock: bool) -> ReleaseRecord | None:
+        return next((r for r in self.s.releases.values() if (r.target, r.revision) == (target, revision)), None)
+
+    def release_by_id(self, release_id: int, *, lock: bool) -> ReleaseRecord | None:
+        return self.s.releases.get(release_id)
+
+    def lock_target(self, target: str) -> None:
+        return None  # the store's one lock is held already
+
+    def create_release(
+        self, target: str, revision: str, trigger: str, context: dict[str, Any], now: datetime
+    ) -> ReleaseRecord:
+        people = self.s.commits.get(revision, People())
+        release = ReleaseRecord(
+            self.s.new_id(),
+            target,
+            revision,
+            ReleaseStatus.PENDING,
+            trigger,
+            now,
+            now,
+            author=people.author,
+            merger=people.merger,
+            context=context or None,
+        )
+        self.s.releases[release.id] = release
+        return release
+
+    def supersede_open(self, target: str, keep_id: int, now: datetime) -> int:
+        older = [
+            r for r in self.s.releases.values() if r.target == target and r.id != keep_id and r.status in REDECIDABLE
+        ]
+        for release in older:
+            self.s.releases[release.id] = replace(release, status=ReleaseStatus.SUPERSEDED, updated_at=now)
+        return len(older)
+
+    def set_status(self, release: ReleaseRecord, status: ReleaseStatus, now: datetime) -> ReleaseRecord:
+        if status is release.status:
+            return release
+        moved = replace(self.s.releases[release.id], status=status, updated_at=now)
+        self.s.releases[release.id] = moved
+        return replace(release, status=status, updated_at=now)
+
+    def add_decision(self, release: ReleaseRecord, decision: Decision, trigger: str) -> DecisionRecord:
+        record = DecisionRecord(id=self.s.new_id(), **decision_values(release.id, decision, trigger))
+        self.s.decisions.append(record)
+        self.s.releases[release.id] = replace(self.s.releases[release.id], not_before=decision.not_before)
+        return record
+
+    def latest_decision(self, release_id: int) -> DecisionRecord | None:
+        return next((d for d in reversed(self.s.decisions) if d.release_id == release_id), None)
+
+    def approvals_of(self, release_id: int) -> tuple[Approval, ...]:
+        return tuple(approval for approval, _ in self.s.approvals.get(release_id, []))
+
+    def add_approval(self, release_id: int, approval: Approval, now: datetime) -> None:
+        self.s.approvals.setdefault(release_id, []).append((approval, now))
+
+    def people_of(self, sha: str) -> People:
+        return self.s.commits.get(sha, People())
+
+    def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
+        known = self.s.commits.get(sha, People())
+        self.s.commits[sha] = People(known.author or author or None, merger or known.merger)
+
+    def append_audit(
+        self,
+        kind: str,
+        actor: str,
+        subject: str | None,
+        data: dict[str, Any],
+        now: datetime,
+        *,
+        break_glass: bool = False,
+    ) -> None:
+        entry = {"at": audit_instant(now), "kind": kind, "actor": actor, "subject": subject, "data": data}
+        self.s.pending_audit.append(entry | {"break_glass": break_glass})
+
+    def enqueue(self, action: NewAction, now: datetime) -> bool:
+        scope = [a for a in self.s.actions.values() if a.scope == action.scope]
+        last = max((a for a in scope if a.status in (DONE, RUNNING)), key=lambda a: a.id, default=None)
+        if action.digest and last is not None and last.status == DONE and last.digest == action.digest:
+            return False
+        waiting = next((a for a in scope if a.status == PENDING), None)
+        if waiting is not None:
+            self.s.actions[waiting.id] = replace(
+                waiting,
+                payload=action.payload,
+                digest=action.digest,
+                release_id=action.release_id,
+                key=action.key,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+            return True
+        if any(a.key == action.key for a in self.s.actions.values()):
+            return False
+        record = ActionRecord(
+            self.s.new_id(),
+            action.kind,
+            action.release_id,
+            action.scope,
+            action.key,
+            action.payload,
+            action.digest,
+            PENDING,
+            0,
+            now,
+            None,
+            None,
+            None,
+            None,
+            now,
+            now,
+        )
+        self.s.actions[record.id] = record
+        return True
+
+    def wake_actions(self, release_id: int, now: datetime) -> None:
+        for action in list(self.s.actions.values()):
+            if action.release_id == release_id and action.status == PENDING and action.next_attempt_at > now:
+                self.s.actions[action.id] = replace(action, next_attempt_at=now)
+
+    def claim_delivery(self, source: str, delivery_id: str, now: datetime) -> StoredAnswer | None:
+        found = self.s.deliveries.get((source, delivery_id))
+        if found is not None:
+            return found[0]
+        self.s.deliveries[(source, delivery_id)] = (StoredAnswer(0, {}), now)
+        return None
+
+    def answer_delivery(self, source: str, delivery_id: str, answer: StoredAnswer) -> None:
+        received = self.s.deliveries[(source, delivery_id)][1]
+        self.s.deliveries[(source, delivery_id)] = (answer, received)
+
+
+class InMemoryReleaseStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._state = _State()
+
+    @contextmanager
+    def transaction(self) -> Iterator[InMemoryTransaction]:
+        with self._lock:
+            saved = copy.deepcopy(self._state)
+            try:
+                yield InMemoryTransaction(self._state)
+            except BaseException:
+                self._state = saved
+                raise
+
+    def release(self, release_id: int) -> ReleaseDetail | None:
+        with self._lock:
+            release = self._state.releases.get(release_id)
+            if release is None:
+                return None
+            people = self._state.commits.get(release.revision, People())
+            release = replace(release, author=people.author, merger=people.merger)
+            decisions = tuple(d for d in self._state.decisions if d.release_id == release_id)
+            approvals = tuple(
+                ApprovalRecord(n, a.approver, sorted(a.roles), a.reason, a.break_glass, at)
+                for n, (a, at) in enumerate(self._state.approvals.get(release_id, []), 1)
+            )
+            return ReleaseDetail(release, decisions, approvals)
+
+    def releases(
+        self, *, status: str | None, target: str | None, before_id: int | None, limit: int
+    ) -> tuple[list[ReleaseDetail], int | None]:
+        with self._lock:
+            ids = sorted(
+                (
+                    r.id
+                    for r in self._state.releases.values()
+                    if (not status or r.status == status)
+                    and (not target or r.target == target)
+                    and (before_id is None or r.id < before_id)
+                ),
+                reverse=True,
+            )
+        page = [detail for detail in (self.release(i) for i in ids[:limit]) if detail is not None]
+        return page, (ids[limit - 1] if len(ids) > limit else None)
+
+    def due_releases(self, now: datetime, limit: int) -> list[ReleaseRecord]:
+        with self._lock:
+            waited = {a.release_id for a in self._state.actions.values() if a.status == PENDING}
+            due = [
+                r
+                for r in self._state.releases.values()
+                if r.status is ReleaseStatus.DEFERRED
+                and r.not_before is not None
+                and r.not_before <= now
+                and r.id in waited
+            ]
+        return sorted(due, key=lambda r: (r.not_before or now, r.id))[:limit]
+
+    def claim_actions(self, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[ActionRecord]:
+        with self._lock:
+            actions = self._state.actions
+            busy = {a.scope for a in actions.values() if a.status == RUNNING and (a.claimed_until or now) > now}
+            due = sorted(
+                (
+                    a
+                    for a in actions.values()
+                    if a.scope not in busy
+                    and (
+                        (a.status == PENDING and a.next_attempt_at <= now)
+                        or (a.status == RUNNING and a.claimed_until is not None and a.claimed_until < now)
+                    )
+                ),
+                key=lambda a: (a.next_attempt_at, a.id),
+            )[:limit]
+            until = now + timedelta(seconds=lease_seconds)
+            claimed = [replace(a, status=RUNNING, claimed_by=owner, claimed_until=until, updated_at=now) for a in due]
+            for action in claimed:
+                actions[action.id] = action
+            return claimed
+
+    def finish_action(self, action_id: int, owner: str, now: datetime, result: str) -> None:
+        with self._lock:
+            action = self._state.actions[action_id]
+            if action.status == RUNNING:
+                self._state.actions[action_id] = replace(
+                    action,
+                    status=DONE,
+                    result=result,
+                    claimed_until=None,
+                    last_error=None,
+                    attempts=action.attempts + 1,
+                    updated_at=now,
+                )
+
+    def retry_action(
+        self, action_id: int, owner: str, now: datetime, at: datetime, error: str | None, *, failed: bool = False
+    ) -> None:
+        with self._lock:
+            action = self._state.actions[action_id]
+            if action.status != RUNNING:
+                return
+            changes: dict[str, Any] = {
+                "status": FAILED if failed else PENDING,
+                "next_attempt_at": at,
+                "claimed_until": None,
+                "updated_at": now,
+            }
+            if error is not None:
+                changes |= {"attempts": action.attempts + 1, "last_error": error}
+            self._state.actions[action_id] = replace(action, **changes)
+
+    def actions(
+        self, *, status: str | None, before_id: int | None, limit: int, release_id: int | None = None
+    ) -> list[ActionRecord]:
+        with self._lock:
+            found = [
+                a
+                for a in self._state.actions.values()
+                if (not status or a.status == status)
+                and (before_id is None or a.id < before_id)
+                and (release_id is None or a.release_id == release_id)
+            ]
+        return sorted(found, key=lambda a: -a.id)[:limit]
+
+    def action_counts(self) -> dict[str, int]:
+        with self._lock:
+            found = {status: 0 for status in (PENDING, RUNNING, DONE, FAILED)}
+            for action in self._state.actions.values():
+                found[action.status] += 1
+            found["failing"] = sum(
+                1 for a in self._state.actions.values() if a.status == PENDING and a.last_error is not None
+            )
+            return found
+
+    def chain_audit(self, batch: int = 50, *, wait: bool = True) -> int:
+        with self._lock:
+            pending, self._state.pending_audit = self._state.pending_audit, []
+            chain = self._state.audit
+            for entry in pending:
+                previous = chain[-1]["hash"] if chain else GENESIS
+                record = {"seq": len(chain) + 1, **entry}
+                digest = chain_hash(previous, record)
+                chain.append(record | {"prev_hash": previous, "hash": digest})
+            return len(pending)
+
+    def audit_records(self, *, after: int, limit: int | None) -> list[dict[str, Any]]:
+        self.chain_audit()
+        with self._lock:
+            found = [dict(r) for r in self._state.audit if r["seq"] > after]
+        return found[:limit] if limit is not None else found
+
+    def prune_deliveries(self, older_than: datetime) -> int:
+        with self._lock:
+            old = [key for key, (_, at) in self._state.deliveries.items() if at < older_than]
+            for key in old:
+                del self._state.deliveries[key]
+            return len(old)
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        return None
