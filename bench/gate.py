@@ -1,7 +1,8 @@
 """The load of issue 12 against real `gatekeeper serve` processes.
 
 Run from the repository root:  .venv/bin/python bench/gate.py [--backends postgresql,sqlite]
-                               [--duration 40] [--rate R] [--burst N] [--scheduler]
+                               [--duration 40] [--rate R] [--burst N] [--burst-seconds S]
+                               [--burst-concurrency N] [--closed-seconds 8] [--scheduler]
 
 For each backend, `gatekeeper serve` runs as a subprocess (GATEKEEPER_WORKERS, a fresh
 PostgreSQL schema at 127.0.0.1:5432/test or a temp SQLite file, a temp tokens file, and a policy
@@ -314,12 +315,13 @@ def open_loop_phase(backend: Backend, server: Server, args: argparse.Namespace, 
         + (
             f"burst of {backend.burst} signed GitHub pushes at t={burst_at:g} s"
             + (f" spread over {args.burst_seconds:g} s" if args.burst_seconds else " (all due at once)")
+            + (f", at most {args.burst_concurrency} in flight" if args.burst_concurrency else "")
             if backend.burst
             else "no webhook burst"
         )
     )
     before, machine_before = cpu_seconds(server.pid), machine_cpu()
-    result = run_schedule(server.port, shots, timeout=TIMEOUT)
+    result = run_schedule(server.port, shots, timeout=TIMEOUT, limits={"webhook": args.burst_concurrency})
     spent = {group: seconds - before.get(group, 0.0) for group, seconds in cpu_seconds(server.pid).items()}
     machine_after = machine_cpu()
     busy, steal = (after - earlier for after, earlier in zip(machine_after, machine_before, strict=True))
@@ -472,6 +474,12 @@ def main() -> None:
         type=float,
         default=0.0,
         help="spread the burst evenly over this many seconds (default 0: all due at once, sent as fast as possible)",
+    )
+    parser.add_argument(
+        "--burst-concurrency",
+        type=int,
+        default=0,
+        help="at most N webhooks in flight at once (default 0: no bound); a proxy for a bound in the server",
     )
     parser.add_argument("--closed-seconds", type=float, default=8.0, help="seconds of each closed-loop reference run")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients")

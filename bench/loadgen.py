@@ -23,7 +23,7 @@ import asyncio
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -125,8 +125,11 @@ def errors_by_reason(outcomes: Sequence[Outcome]) -> Counter[str]:
     return Counter(o.error for o in outcomes if o.error)
 
 
-async def _run_schedule(port: int, shots: Sequence[Shot], timeout: float, grace: float) -> ScheduleResult:
+async def _run_schedule(
+    port: int, shots: Sequence[Shot], timeout: float, grace: float, limits: Mapping[str, int]
+) -> ScheduleResult:
     result = ScheduleResult()
+    gates = {kind: asyncio.Semaphore(limit) for kind, limit in limits.items() if limit > 0}
     ordered = sorted(shots, key=lambda shot: shot.at)
     clock = time.perf_counter  # not loop.time(): uvloop's is cached and in whole milliseconds
 
@@ -134,10 +137,17 @@ async def _run_schedule(port: int, shots: Sequence[Shot], timeout: float, grace:
         started = clock()
         status, body, error = 0, b"", ""
         writer: asyncio.StreamWriter | None = None
+        limit = gates.get(shot.kind)
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                status, body = await _exchange(reader, writer, shot.payload)
+                if limit is not None:  # at most N of this kind in flight; the wait counts in latency
+                    await limit.acquire()
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    status, body = await _exchange(reader, writer, shot.payload)
+                finally:
+                    if limit is not None:
+                        limit.release()
             error = "" if status == 200 else f"HTTP {status}"
         except TimeoutError:
             error = "timeout"
@@ -172,9 +182,17 @@ async def _run_schedule(port: int, shots: Sequence[Shot], timeout: float, grace:
     return result
 
 
-def run_schedule(port: int, shots: Sequence[Shot], *, timeout: float = 10.0, grace: float = 5.0) -> ScheduleResult:
-    """Send every shot at its intended time on a new connection; wait for each at most ``timeout``."""
-    return run(_run_schedule(port, shots, timeout, grace))
+def run_schedule(
+    port: int,
+    shots: Sequence[Shot],
+    *,
+    timeout: float = 10.0,
+    grace: float = 5.0,
+    limits: Mapping[str, int] | None = None,
+) -> ScheduleResult:
+    """Send every shot at its intended time on a new connection; wait for each at most ``timeout``.
+    ``limits``: at most N requests of a kind in flight at once (the rest wait, and the wait counts)."""
+    return run(_run_schedule(port, shots, timeout, grace, limits or {}))
 
 
 @dataclass
