@@ -59,7 +59,17 @@ from sqlalchemy import create_engine, inspect, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.gate_app import bench_rows
-from bench.loadgen import LOOP, Outcome, Shot, closed_loop, encode, errors_by_reason, run_schedule, summary
+from bench.loadgen import (
+    LOOP,
+    Outcome,
+    Shot,
+    closed_loop,
+    encode,
+    errors_by_reason,
+    percentile,
+    run_schedule,
+    summary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -345,11 +355,11 @@ def open_loop_phase(backend: Backend, server: Server, args: argparse.Namespace, 
             f"({backend.burst / max(last, 1e-9):.0f} webhooks/s)"
         )
     answered = sum(1 for o in gate if not o.error)
-    lags = sorted(o.lag_ms for o in gate)
+    lags = [o.lag_ms for o in gate]
     print(
         f"{backend.name:<11} achieved: {answered} gate calls answered 200 in {span:g} s = {answered / span:.1f}/s "
         f"(intended {backend.rate:g}/s); the client began gate calls late by p99 "
-        f"{lags[int(0.99 * (len(lags) - 1))]:.1f} ms, max {lags[-1]:.1f} ms (counted in their latency)"
+        f"{percentile(lags, 0.99):.1f} ms, max {max(lags, default=0.0):.1f} ms (counted in their latency)"
     )
     verdicts = Counter(json.loads(o.body).get("verdict") for o in gate if o.status == 200 and o.body)
     if set(verdicts) - {"defer"}:
@@ -362,7 +372,7 @@ def open_loop_phase(backend: Backend, server: Server, args: argparse.Namespace, 
                 f"{backend.name:<11} {outcome_kind} errors: {dict(reasons)}; e.g. at t={sample.shot.at:.2f} s: "
                 f"{sample.body[:200].decode(errors='replace')!r}"
             )
-    calls = len(result.outcomes)
+    calls = max(len(result.outcomes), 1)
     shown = ["server", "load generator"] + (["postgresql"] if backend.name == "postgresql" else [])
     cores = os.cpu_count() or 1
     print(
@@ -371,7 +381,7 @@ def open_loop_phase(backend: Backend, server: Server, args: argparse.Namespace, 
         + f"; load generator {100 * result.client_cpu / result.seconds:.1f}% of one core ({LOOP}); all of these "
         f"{100 * sum(spent.get(group, 0.0) for group in shown) / result.seconds / cores:.0f}% of {cores} cores"
     )
-    others = busy - sum(spent.values())
+    others = busy - sum(spent.get(group, 0.0) for group in shown)
     print(
         f"{backend.name:<11} the whole machine meanwhile: {100 * busy / result.seconds / cores:.0f}% of {cores} cores busy, "
         f"{100 * max(others, 0.0) / result.seconds / cores:.0f}% by other processes (other users), "
@@ -418,8 +428,8 @@ def closed_loop_phase(
     for label, result in (("/v1/gate (gatekeeper serve)", gate), ("/bench/insert (bench/gate_app.py)", insert)):
         latencies = result.latencies_ms
         print(
-            f"{backend.name:<11}   {label:<34} {result.rate:7.0f} calls/s  p50 {sorted(latencies)[len(latencies) // 2]:6.1f} ms  "
-            f"p99 {sorted(latencies)[int(0.99 * (len(latencies) - 1))]:6.1f} ms  errors {result.errors}  "
+            f"{backend.name:<11}   {label:<34} {result.rate:7.0f} calls/s  p50 {percentile(latencies, 0.5):6.1f} ms  "
+            f"p99 {percentile(latencies, 0.99):6.1f} ms  errors {result.errors}  "
             f"load generator {100 * result.client_cpu / result.seconds:.0f}% of one core"
         )
 
