@@ -1,19 +1,26 @@
-"""The real app (settings from the environment) plus two bench-only baseline routes, for bench/gate.py:
-``/bench/empty`` (does nothing) and ``/bench/insert`` (one INSERT and COMMIT on the same database,
-the way the gate reaches it: awaited on the app's async pool on PostgreSQL, SQLAlchemy in the
-thread pool on SQLite)."""
+"""The one-INSERT reference route of bench/gate.py (and bench/webhooks.py), outside the gatekeeper
+package and independent of its internals.
+
+``app`` is a FastAPI app of its own, served by uvicorn with as many worker processes as the
+gatekeeper it is compared with, on the same database (``GATEKEEPER_DATABASE_URL``):
+``POST /bench/insert`` does one INSERT and COMMIT through plain SQLAlchemy in the thread pool
+(``engine.begin()``), the one path issue 12 leaves for both databases, with the engine settings
+gatekeeper uses (SQLite: WAL, synchronous NORMAL, BEGIN IMMEDIATE; PostgreSQL: a pool of 16 + 16)
+and the same thread limit (``GATEKEEPER_THREADS``). ``POST /bench/empty`` does nothing.
+
+bench/webhooks_app.py puts the same baselines on the real app, with the same engine (``make_engine``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func, insert
-from starlette.concurrency import run_in_threadpool
-
-from gatekeeper.api.app import create_app
-from gatekeeper.settings import Settings
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, create_engine, event, func, insert
 
 rows = MetaData()
 bench_rows = Table(
@@ -23,65 +30,63 @@ bench_rows = Table(
     Column("note", String(64), nullable=False),
     Column("at", DateTime(timezone=True), server_default=func.now()),
 )
+DEFAULT_THREADS = 4  # gatekeeper's GATEKEEPER_THREADS default
 
 
-def one_insert(application: FastAPI, *, threaded: bool = False, bare: bool = False) -> Callable[[], Awaitable[None]]:
-    """One INSERT and COMMIT on the app's database, through the path its gate calls take: a
-    transaction (BEGIN, INSERT, COMMIT), as every run of this bench has measured it
-    (``threaded``: SQLAlchemy in the thread pool, whatever the database; ``bare``: PostgreSQL,
-    the INSERT alone on the autocommit connection, its own transaction: one round trip)."""
-    service = application.state.service
-    if service.fast is not None and not threaded:
-        pool = service.fast.pool
+def make_engine(url: str) -> Engine:
+    """An engine set up as gatekeeper sets up its own (gatekeeper/store: WAL, BEGIN IMMEDIATE...)."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_size=16, max_overflow=16, pool_timeout=10)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
-        async def awaited() -> None:
-            async with pool.connection() as connection, connection.transaction():
-                await connection.execute("INSERT INTO bench_rows (note) VALUES ('bench')")
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
 
-        async def autocommit() -> None:
-            async with pool.connection() as connection:
-                await connection.execute("INSERT INTO bench_rows (note) VALUES ('bench')")
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-        return autocommit if bare else awaited
-    engine = service.store.engine
-
-    def in_thread() -> None:
-        with engine.begin() as connection:
-            connection.execute(insert(bench_rows).values(note="bench"))
-
-    async def threaded() -> None:
-        await run_in_threadpool(in_thread)
-
-    return threaded
+    return engine
 
 
-def app() -> FastAPI:
-    application = create_app(Settings())
-    rows.create_all(application.state.service.store.engine)
-    insert_one = one_insert(application)
+def add_routes(application: FastAPI, database_url: str) -> Engine:
+    """``/bench/empty`` and ``/bench/insert`` on ``application``; the engine is the bench's own."""
+    engine = make_engine(database_url)
+    statement = insert(bench_rows).values(note="bench")
 
     @application.post("/bench/empty")
     async def empty() -> dict[str, Any]:
         return {}
 
     @application.post("/bench/insert")
-    async def insert_route() -> dict[str, Any]:
-        await insert_one()
+    def insert_route() -> dict[str, Any]:  # a plain def: FastAPI runs it in the thread pool
+        with engine.begin() as connection:
+            connection.execute(statement)
         return {}
 
-    if application.state.service.fast is not None:
-        insert_bare = one_insert(application, bare=True)
+    return engine
 
-        @application.post("/bench/insert-autocommit")
-        async def insert_autocommit_route() -> dict[str, Any]:
-            await insert_bare()
-            return {}
 
-    insert_threaded = one_insert(application, threaded=True)
+def app() -> FastAPI:
+    """The reference app (``uvicorn --factory bench.gate_app:app``); bench_rows must exist."""
+    url = os.environ["GATEKEEPER_DATABASE_URL"]
+    threads = int(os.environ.get("GATEKEEPER_THREADS", DEFAULT_THREADS))
 
-    @application.post("/bench/insert-threaded")
-    async def insert_threaded_route() -> dict[str, Any]:
-        await insert_threaded()
-        return {}
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
 
+    application = FastAPI(lifespan=lifespan)
+
+    @application.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    add_routes(application, url)
     return application

@@ -17,7 +17,6 @@ from pathlib import Path
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
-import asyncio
 import hashlib
 import hmac
 import json
@@ -155,9 +154,9 @@ def run_backend(
     port = int(url.rsplit(":", 1)[1])
     results: dict[str, tuple[float, float, float, int]] = {}
     try:
-        asyncio.run(closed_loop(port, push_request("/webhooks/github"), 1.0, concurrency))  # warm-up
+        closed_loop(port, push_request("/webhooks/github"), 1.0, concurrency)  # warm-up
         for route in ("/bench/empty", "/bench/insert", "/webhooks/github"):
-            result = asyncio.run(closed_loop(port, push_request(route), seconds, concurrency))
+            result = closed_loop(port, push_request(route), seconds, concurrency)
             latencies = result.latencies_ms
             results[route] = (result.rate, statistics.median(latencies), p99(latencies), result.errors)
     finally:
