@@ -4,16 +4,25 @@ loaded; a token in the calendar feed's query is redacted from the access log how
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 
+from gatekeeper.api.app import create_app
+from gatekeeper.logs import RedactSecrets
 from tests.integration.conftest import (
     MutableClock,
     Server,
     eventually,
+    free_port,
     make_settings,
     start_server,
+    token_of,
 )
 
 
@@ -87,3 +96,46 @@ def test_a_rejected_change_is_stale_keeps_the_last_good_tokens_and_a_deletion_is
     finally:
         server.stop()
 
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.addFilter(RedactSecrets())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def access_logged(sqlite_url: str, config_tree: tuple[Path, Path], tokens_file: Path) -> Iterator[tuple[str, Captured]]:
+    """A server with uvicorn's access log on, read through the filter production installs."""
+    app = create_app(make_settings(sqlite_url, *config_tree, tokens_file), clock=MutableClock())
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True, lifespan="on")
+    server = uvicorn.Server(config)
+    captured = Captured()
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(captured)
+    access.setLevel(logging.INFO)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    eventually(lambda: server.started)
+    yield f"http://127.0.0.1:{port}", captured
+    server.should_exit = True
+    thread.join(timeout=10)
+    access.removeHandler(captured)
+
+
+@pytest.mark.parametrize("name", ["%74oken", "tok%65n", "token"])
+def test_a_calendar_token_however_spelled_authenticates_and_never_reaches_the_access_log(
+    access_logged: tuple[str, Captured], name: str
+) -> None:
+    url, captured = access_logged
+    secret = token_of("viewer")
+    response = httpx.get(f"{url}/v1/calendar.ics?target=argocd:odoo-prod&{name}={secret}", timeout=10)
+    assert response.status_code == 200, response.text
+    eventually(lambda: any("/v1/calendar.ics" in line for line in captured.lines))
+    logged = [line for line in captured.lines if "/v1/calendar.ics" in line]
+    assert all(secret not in line for line in logged), logged
+    assert any(f"{name}=[redacted]" in line for line in logged), logged

@@ -97,6 +97,15 @@ def test_a_bad_tokens_file_is_a_load_error_naming_the_entry(text: str, message: 
         ),
         pytest.param("Authorization: Bearer abc.def", "Authorization: Bearer [redacted]", id="bearer"),
         pytest.param("/v1/status?target=argocd:x", "/v1/status?target=argocd:x", id="nothing-to-hide"),
+        pytest.param(
+            "/v1/calendar.ics?target=x&%74oken=abc", "/v1/calendar.ics?target=x&%74oken=[redacted]", id="encoded"
+        ),
+        pytest.param("/v1/calendar.ics?tok%65N=abc", "/v1/calendar.ics?tok%65N=[redacted]", id="encoded-mixed-case"),
+        pytest.param("/v1/calendar.ics?TOKEN=abc&x=1", "/v1/calendar.ics?TOKEN=[redacted]&x=1", id="upper-case"),
+        pytest.param("/x?%2574oken=abc", "/x?%2574oken=[redacted]", id="double-encoded"),
+        pytest.param("/x%3Ftoken%3Dabc%26t=1", "/x%3Ftoken%3D[redacted]%26t=1", id="whole-query-encoded"),
+        pytest.param("/x?private_token=abc", "/x?private_token=[redacted]", id="gitlab-private-token"),
+        pytest.param("/x?notatoken=abc&tokens=2", "/x?notatoken=abc&tokens=2", id="similar-names-kept"),
     ],
 )
 def test_secrets_in_urls_and_headers_are_redacted(line: str, expected: str) -> None:
@@ -152,3 +161,17 @@ def test_the_store_reports_ok_stale_invalid_and_missing(tmp_path: Path) -> None:
     broken.refresh()
     assert broken.state.state == "invalid"  # nothing serves: not stale
 
+
+def test_the_log_filter_redacts_an_encoded_token_in_uvicorns_access_line() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/v1/calendar.ics?target=argocd:x&%74oken=s3cret", "1.1", 200),
+        None,
+    )
+    RedactSecrets().filter(record)
+    assert "s3cret" not in record.getMessage()
+    assert "%74oken=[redacted]" in record.getMessage()
