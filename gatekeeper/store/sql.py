@@ -925,7 +925,7 @@ class StoreSession:
                 "data": entry.data,
                 "break_glass": bool(entry.break_glass),
             }
-            digest = chain_hash(previous, record)
+            digest = chain_hash(previous, record, key=None)
             rows.append({**record, "at": entry.at, "prev_hash": previous, "hash": digest})
             previous = digest
         ids = [entry.id for entry in pending]
