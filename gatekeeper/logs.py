@@ -1,7 +1,8 @@
 """Logging set-up: the one function that configures handlers (text locally, JSON in production).
 
 A filter redacts secrets that could ride in a URL (``?token=`` of the calendar feed) or a header
-from every record, including uvicorn's access log.
+from every record, including uvicorn's access log. A query parameter is judged by its name as the
+server reads it: percent-decoded and casefolded, so ``%74oken=`` and ``TOKEN=`` are caught too.
 """
 
 from __future__ import annotations
@@ -10,14 +11,41 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from urllib.parse import unquote_plus
 
-_SECRET_QUERY = re.compile(r"((?:^|[?&])token=)[^&\s\"]*", re.IGNORECASE)
+# Query parameters whose value is a secret, by decoded, casefolded name.
+SECRET_PARAMETERS = frozenset({"token", "access_token", "private_token", "api_key", "apikey", "password", "secret"})
+# What separates query parameters from each other and from the rest of a line (also
+# percent-encoded: a client may have sent the whole query encoded), and what ends a name.
+_SEPARATOR = re.compile(r"(\s+|[\"'?&;#]|%3[fF]|%26|%3[bB])")
+_ASSIGN = re.compile(r"=|%3[dD]")
 _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 _CONTEXT = ("delivery_id", "source", "target", "release_id")
 
 
+def _decoded(name: str) -> str:
+    """The name as a server reads it; decoded until stable (a few rounds) so that no layer of
+    encoding hides it."""
+    for _ in range(4):
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.strip().casefold()
+
+
+def _redact_parameters(text: str) -> str:
+    parts = _SEPARATOR.split(text)  # even positions: pieces; odd: the separators between them
+    for position in range(0, len(parts), 2):
+        piece = parts[position]
+        assign = _ASSIGN.search(piece)
+        if assign and assign.end() < len(piece) and _decoded(piece[: assign.start()]) in SECRET_PARAMETERS:
+            parts[position] = f"{piece[: assign.end()]}[redacted]"
+    return "".join(parts)
+
+
 def redact(text: str) -> str:
-    return _BEARER.sub(r"\1[redacted]", _SECRET_QUERY.sub(r"\1[redacted]", text))
+    return _BEARER.sub(r"\1[redacted]", _redact_parameters(text))
 
 
 class RedactSecrets(logging.Filter):

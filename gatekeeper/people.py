@@ -77,7 +77,7 @@ class ReleaseManager:
             if refusal is not None:
                 tx.append_audit("approval_refused", who.name, f"release/{release.id}", data | {"why": refusal}, now)
             elif not repeat:
-                approval = Approval(who.name, who.roles, break_glass, data["reason"], now)
+                approval = Approval(who.name, who.roles, break_glass, data["reason"], now, who.person)
                 tx.add_approval(release.id, approval, now)
                 tx.append_audit(kind, who.name, f"release/{release.id}", data, now, break_glass=break_glass)
                 record = self.service.decide_in(tx, request, gathered, now, actor=who.name)
@@ -175,8 +175,8 @@ class ReleaseManager:
         if not any(policy.approvals.four_eyes for policy in self.service.governing(release.target)):
             return None
         people = tx.people_of(release.revision)
-        facts = approval_rules.ApprovalFacts((), people.author, people.merger)
-        return approval_rules.four_eyes_conflict(who.name, facts)
+        facts = approval_rules.ApprovalFacts((), people.author, people.merger, people.touched)
+        return approval_rules.four_eyes_conflict(who.name, facts, who.identities)
 
     def _detail(self, release_id: int) -> ReleaseDetail:
         detail = self.service.store.release(release_id)

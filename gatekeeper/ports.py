@@ -8,7 +8,7 @@ registry readers plug in here), and ``ActionHandler`` (outbox handlers, one modu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,10 +47,12 @@ class FactReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class People:
-    """Who touched a revision: display logins of its author and merger (for messages)."""
+    """Who touched a revision: the logins of its author and merger (for messages), and every
+    identity any Git event named for it (casefolded; four eyes compares these)."""
 
     author: str | None = None
     merger: str | None = None
+    touched: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,9 @@ class StoreTransaction(Protocol):
 
     def people_of(self, sha: str) -> People: ...
 
-    def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None: ...
+    def record_commit(
+        self, sha: str, author: str | None, merger: str | None, identities: Iterable[str], now: datetime
+    ) -> None: ...
 
     def append_audit(
         self,

@@ -91,7 +91,7 @@ class GateService:
             if latest is not None:
                 return GateRecord(release, latest, decided_now=False)
         people = tx.people_of(request.revision)
-        approvals = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger)
+        approvals = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
         facts = replace(gathered.facts, approvals=approvals)
         decision = decide(request, facts, gathered.policies, now=now, options=self.options)
         return self.record(tx, release, decision, request.trigger, now, actor=actor)

@@ -107,6 +107,21 @@ class Settings(BaseSettings):
     )
     UI_TIMEZONE: str = Field("Europe/Berlin", description="Time zone the release-manager page shows local times in.")
     LOG_FORMAT: Literal["text", "json"] = Field("text", description="Log format: text locally, json in production.")
+    AUDIT_KEY: SecretStr | None = Field(
+        None,
+        description=(
+            "HMAC-SHA256 key of the audit chain (use 32 random bytes or more; keep it out of the database's reach). "
+            "Unset: plain SHA-256 and a start-up warning, and a database writer can rewrite the chain unnoticed "
+            "(docs/audit.md). Changing it makes earlier records fail `audit verify` under the new key."
+        ),
+    )
+
+    @field_validator("AUDIT_KEY")
+    @classmethod
+    def _audit_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (leave it unset for no key)")
+        return value
 
     @field_validator(
         "RETRY_DELAY", "DELIVERY_RETENTION", "FACT_TIMEOUT", "ACTION_LEASE", "ACTION_RETRY", "ACTION_RETRY_MAX"
@@ -118,6 +133,11 @@ class Settings(BaseSettings):
         except InvalidDurationError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @property
+    def audit_key(self) -> bytes | None:
+        """The audit chain's HMAC key as bytes (UTF-8), None when unset."""
+        return self.AUDIT_KEY.get_secret_value().encode() if self.AUDIT_KEY is not None else None
 
     @property
     def retry_delay_seconds(self) -> int:

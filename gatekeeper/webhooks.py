@@ -60,7 +60,7 @@ class WebhookService:
                 return Answer(stored.status, stored.body)
             if isinstance(parsed, Inbound):
                 for people in parsed.commits:
-                    tx.record_commit(people.sha, people.author, people.merger, now)
+                    tx.record_commit(people.sha, people.author, people.merger, people.identities, now)
             answer = early
             if answer is None:
                 assert isinstance(parsed, Inbound)  # noqa: S101 - by _before_deciding

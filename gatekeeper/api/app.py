@@ -13,7 +13,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from gatekeeper import __version__, logs
+from gatekeeper import __version__, audit, logs
 from gatekeeper.actions import registry
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
@@ -44,7 +44,8 @@ def build_service(
     settings: Settings, clock: Clock, metrics: Metrics, readers: Sequence[FactReader] = ()
 ) -> GateService:
     """Store (migrated or refused), configuration (loaded), fact readers and the orchestrator."""
-    store = SqlReleaseStore.from_url(settings.DATABASE_URL)
+    store = SqlReleaseStore.from_url(settings.DATABASE_URL, audit_key=settings.audit_key)
+    audit.key_warning(settings.audit_key)
     if settings.AUTO_MIGRATE:
         store.upgrade()
     store.check_migrated()

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gatekeeper.store import StoreError
+from gatekeeper.tokens import TokenFileState
 
 router = APIRouter()
 
@@ -19,9 +20,12 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable and a configuration active")
+@router.get("/readyz", summary="Readiness: database reachable, a configuration and (if configured) tokens active")
 def readyz(request: Request) -> JSONResponse:
+    """503 while the database is down, no configuration ever loaded, or a tokens file is configured
+    but none ever loaded (every authenticated call would be 401)."""
     state = request.app.state.service.config.state
+    tokens: TokenFileState = request.app.state.tokens.state
     database = "ok" if request.app.state.service.store.ping() else "unavailable"
     body: dict[str, Any] = {
         "database": database,
@@ -32,6 +36,8 @@ def readyz(request: Request) -> JSONResponse:
             # What the active files set but this version does not enforce (FILE:LINE: message).
             "not_enforced": [str(notice) for notice in state.configuration.notices] if state.configuration else [],
         },
+        # ok | stale (rejected change, last good tokens serve) | invalid | missing | unset (no file configured)
+        "tokens": {"state": tokens.state, "error": tokens.error},
     }
     if database == "ok":
         with contextlib.suppress(StoreError):
@@ -40,7 +46,7 @@ def readyz(request: Request) -> JSONResponse:
             # not make the replica unready: the gate still decides.
             body["actions"] = {key: counts[key] for key in ("pending", "failing", "failed")}
             request.app.state.metrics.actions_seen(counts)
-    ready = database == "ok" and state.configuration is not None
+    ready = database == "ok" and state.configuration is not None and tokens.ready
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -184,26 +184,61 @@ def audit_export(
 @audit_app.command("verify")
 def audit_verify(
     file: Annotated[Path | None, typer.Argument(help="A JSON-lines export (default: the database).")] = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            metavar="SEQ:HASH",
+            help="A head seen earlier (GET /v1/audit/head, the log, /metrics): fail if the chain is shorter "
+            "or differs there.",
+        ),
+    ] = None,
     server: Annotated[str | None, typer.Option("--server", help="Verify what a server serves.")] = None,
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recompute the hash chain; exit 1 naming the first broken record."""
+    """Recompute the hash chain (HMAC under GATEKEEPER_AUDIT_KEY when set); exit 1 naming what is wrong.
+
+    On success prints the head (SEQ:HASH): keep it outside the database and pass it back with
+    --expect-head next time to catch a chain cut or rewritten since (docs/audit.md)."""
+    head_seen = _head_option(expect_head)
+    key = settings_or_exit().audit_key
     records = _read_lines(file) if file is not None else list(_records(server, token_file))
-    broken = audit_chain.verify(records)
+    problems = audit_chain.verify(records, key=key, expect_head=head_seen)
+    head = audit_chain.head_of(records)
     if as_json:
         print_json(
             {
-                "ok": broken is None,
+                "ok": not problems,
                 "records": len(records),
-                "broken": None if broken is None else {"seq": broken.seq, "problem": broken.problem},
+                "keyed": key is not None,
+                "head": None if head is None else {"seq": head.seq, "hash": head.hash},
+                "problems": [{"code": p.code, "seq": p.seq, "message": p.message} for p in problems],
             }
         )
-    elif broken is None:
-        typer.echo(f"audit chain intact: {len(records)} records")
+    elif not problems:
+        keyed = "HMAC-SHA256 under AUDIT_KEY" if key is not None else "plain SHA-256, no AUDIT_KEY"
+        typer.echo(f"audit chain intact: {len(records)} records ({keyed}), head {head or 'none'}")
     else:
-        typer.echo(f"audit chain broken at record {broken.seq}: {broken.problem}", err=True)
-    raise typer.Exit(0 if broken is None else EXIT_CLOSED)
+        for problem in problems[:_SHOWN]:
+            typer.echo(f"audit chain broken: {problem}", err=True)
+        if len(problems) > _SHOWN:
+            typer.echo(f"audit chain broken: ... and {len(problems) - _SHOWN} more problems", err=True)
+    raise typer.Exit(EXIT_CLOSED if problems else 0)
+
+
+# How many problems a broken chain prints (all of them with --json).
+_SHOWN = 20
+
+
+def _head_option(text: str | None) -> tuple[int, str] | None:
+    if text is None:
+        return None
+    try:
+        head = audit_chain.Head.parse(text)
+    except ValueError as exc:
+        fail(f"--expect-head: {exc}")
+    return head.seq, head.hash
 
 
 def _records(server: str | None, token_file: Path | None) -> list[dict[str, Any]]:

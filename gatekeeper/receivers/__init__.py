@@ -39,11 +39,34 @@ def invalid(field_name: str, message: str) -> ReceiverError:
 
 @dataclass(frozen=True, slots=True)
 class CommitPeople:
-    """Who wrote and who merged a commit (four eyes compares approvers with them)."""
+    """Who touched a commit (four eyes compares approvers with them, docs/four-eyes.md).
+
+    ``author`` and ``merger`` are logins or usernames, never display names. ``identities``: every
+    login, username and e-mail address the payload gives for people who touched the commit
+    (author, committer, merger, pusher, sender), as given; the store adds them to the set it
+    keeps per SHA, which only grows. A bare display name identifies nobody and is never here.
+    """
 
     sha: str
     author: str | None = None
     merger: str | None = None
+    identities: tuple[str, ...] = ()
+
+
+def identities_at(data: Mapping[str, Any], *paths: str) -> tuple[str, ...]:
+    """The logins and e-mail addresses at dotted ``paths`` that are given, in order, each once.
+
+    A path ending in ``email`` counts only when it holds an address (GitLab sends ``[REDACTED]``
+    for hidden ones, which would otherwise make everyone the same person)."""
+    found: dict[str, None] = {}
+    for path in paths:
+        value = text_at(data, path, required=False)
+        if value is None or not value.strip():
+            continue
+        if path.endswith("email") and "@" not in value:
+            continue
+        found[value.strip()] = None
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,4 +182,3 @@ def git_target(repo: str, branch: str, field_name: str) -> TargetKey:
         return parse_target(f"git:{repo}@{branch}")
     except InvalidTargetError as exc:
         raise invalid(field_name, str(exc)) from None
-

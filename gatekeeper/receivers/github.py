@@ -19,6 +19,7 @@ from gatekeeper.receivers import (
     body_digest,
     git_target,
     hmac_sha256_matches,
+    identities_at,
     invalid,
     list_at,
     load_json,
@@ -27,6 +28,8 @@ from gatekeeper.receivers import (
 )
 
 EVENTS = ("ping", "push", "pull_request", "deployment_protection_rule")
+# Who touched a pushed commit, in GitHub's commit objects (``name`` is a display name: never).
+COMMIT_PEOPLE = ("author.username", "author.email", "committer.username", "committer.email")
 
 
 class GitHubReceiver:
@@ -64,24 +67,9 @@ class GitHubReceiver:
         repo = text_at(data, "repository.full_name") or ""
         sha = text_at(data, "after") or ""
         target = git_target(repo, ref.removeprefix("refs/heads/"), "ref")
-        pusher = text_at(data, "pusher.name", required=False)
-        people: list[CommitPeople] = []
-        paths: set[str] = set()
-        for position, commit in enumerate(list_at(data, "commits")):
-            if not isinstance(commit, dict):
-                raise invalid(f"commits.{position}", "expected an object")
-            commit_sha = text_at(commit, "id") or ""
-            author = text_at(commit, "author.username", required=False) or text_at(
-                commit, "author.name", required=False
-            )
-            people.append(CommitPeople(commit_sha, author, pusher if commit_sha == sha else None))
-            for kind in ("added", "modified", "removed"):
-                paths.update(str(path) for path in list_at(commit, kind))
-        if not any(person.sha == sha for person in people):
-            author = text_at(data, "head_commit.author.username", required=False)
-            people.append(CommitPeople(sha, author, pusher))
+        people, paths = _pushed(data, sha)
         request = ReleaseRequest(target=target, revision=sha, trigger="github-push")
-        return Inbound(request=request, commits=tuple(people), paths=tuple(sorted(paths)), repo=repo)
+        return Inbound(request=request, commits=people, paths=paths, repo=repo)
 
     def _pull_request(self, data: dict[str, Any]) -> Inbound | Ignored:
         action = text_at(data, "action")
@@ -95,6 +83,7 @@ class GitHubReceiver:
             sha,
             text_at(data, "pull_request.user.login", required=False),
             text_at(data, "pull_request.merged_by.login", required=False),
+            identities_at(data, "pull_request.user.login", "pull_request.merged_by.login", "sender.login"),
         )
         request = ReleaseRequest(
             target=git_target(repo, branch, "pull_request.base.ref"), revision=sha, trigger="github-merge"
@@ -114,3 +103,32 @@ class GitHubReceiver:
         context = (("environment", environment or ""),)
         request = ReleaseRequest(target=target, revision=sha, trigger="github-deployment", context=context)
         return Inbound(request=request, callback=callback, repo=repo)
+
+
+def _pushed(data: dict[str, Any], sha: str) -> tuple[tuple[CommitPeople, ...], tuple[str, ...]]:
+    """Who touched each pushed commit, and the paths the push changed.
+
+    The pusher and sender touched every commit they pushed. The released revision (``after``)
+    holds every pushed change, so everyone who touched any pushed commit touched it."""
+    pusher = text_at(data, "pusher.name", required=False)  # GitHub puts the pusher's login here
+    pushed = identities_at(data, "pusher.name", "pusher.email", "sender.login")
+    everyone = dict.fromkeys(pushed)
+    people: list[CommitPeople] = []
+    paths: set[str] = set()
+    author = text_at(data, "head_commit.author.username", required=False)
+    for position, commit in enumerate(list_at(data, "commits")):
+        if not isinstance(commit, dict):
+            raise invalid(f"commits.{position}", "expected an object")
+        commit_sha = text_at(commit, "id") or ""
+        touched = identities_at(commit, *COMMIT_PEOPLE)
+        everyone.update(dict.fromkeys(touched))
+        login = text_at(commit, "author.username", required=False)
+        if commit_sha == sha:
+            author = login or author
+        else:
+            people.append(CommitPeople(commit_sha, login, None, (*touched, *pushed)))
+        for kind in ("added", "modified", "removed"):
+            paths.update(str(path) for path in list_at(commit, kind))
+    everyone.update(dict.fromkeys(identities_at(data, *(f"head_commit.{path}" for path in COMMIT_PEOPLE))))
+    people.append(CommitPeople(sha, author, pusher, tuple(everyone)))
+    return tuple(people), tuple(sorted(paths))

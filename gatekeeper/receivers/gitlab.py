@@ -17,6 +17,7 @@ from gatekeeper.receivers import (
     Inbound,
     body_digest,
     git_target,
+    identities_at,
     invalid,
     list_at,
     load_json,
@@ -25,6 +26,13 @@ from gatekeeper.receivers import (
 )
 
 EVENTS = ("Push Hook", "Merge Request Hook")
+# Who touched the revision (``name`` fields are display names: never). ``user`` is who merged.
+PUSH_PEOPLE = ("user_username", "user_email")
+MERGE_PEOPLE = (
+    "user.username",
+    "user.email",
+    "object_attributes.last_commit.author.email",
+)
 
 
 class GitLabReceiver:
@@ -55,22 +63,10 @@ class GitLabReceiver:
         if set(sha) == {"0"}:
             return Ignored(f"push deleted {ref}")
         repo = text_at(data, "project.path_with_namespace") or ""
-        pusher = text_at(data, "user_username", required=False)
-        people: list[CommitPeople] = []
-        paths: set[str] = set()
-        for position, commit in enumerate(list_at(data, "commits")):
-            if not isinstance(commit, dict):
-                raise invalid(f"commits.{position}", "expected an object")
-            commit_sha = text_at(commit, "id") or ""
-            author = text_at(commit, "author.name", required=False)
-            people.append(CommitPeople(commit_sha, author, pusher if commit_sha == sha else None))
-            for kind in ("added", "modified", "removed"):
-                paths.update(str(path) for path in list_at(commit, kind))
-        if not any(person.sha == sha for person in people):
-            people.append(CommitPeople(sha, None, pusher))
+        people, paths = _pushed(data, sha)
         target = git_target(repo, ref.removeprefix("refs/heads/"), "ref")
         request = ReleaseRequest(target=target, revision=sha, trigger="gitlab-push")
-        return Inbound(request=request, commits=tuple(people), paths=tuple(sorted(paths)), repo=repo)
+        return Inbound(request=request, commits=people, paths=paths, repo=repo)
 
     def _merge(self, data: dict[str, Any]) -> Inbound | Ignored:
         action = text_at(data, "object_attributes.action", required=False)
@@ -83,11 +79,39 @@ class GitLabReceiver:
             or text_at(data, "object_attributes.last_commit.id")
             or ""
         )
+        # GitLab names the merge request's author only by a numeric author_id, and commit authors
+        # only by display name and e-mail: the author is known here by the last commit's address.
         people = CommitPeople(
             sha,
-            text_at(data, "object_attributes.last_commit.author.name", required=False),
+            None,
             text_at(data, "user.username", required=False),
+            identities_at(data, *MERGE_PEOPLE),
         )
         target = git_target(repo, branch, "object_attributes.target_branch")
         request = ReleaseRequest(target=target, revision=sha, trigger="gitlab-merge")
         return Inbound(request=request, commits=(people,), paths=None, repo=repo)
+
+
+def _pushed(data: dict[str, Any], sha: str) -> tuple[tuple[CommitPeople, ...], tuple[str, ...]]:
+    """Who touched each pushed commit, and the paths the push changed.
+
+    GitLab's commit objects carry no username, only ``author.name`` (a display name, never used)
+    and ``author.email``. The pusher touched every commit pushed; the released revision holds
+    every pushed change, so everyone who touched any pushed commit touched it."""
+    pusher = text_at(data, "user_username", required=False)
+    pushed = identities_at(data, *PUSH_PEOPLE)
+    everyone = dict.fromkeys(pushed)
+    people: list[CommitPeople] = []
+    paths: set[str] = set()
+    for position, commit in enumerate(list_at(data, "commits")):
+        if not isinstance(commit, dict):
+            raise invalid(f"commits.{position}", "expected an object")
+        commit_sha = text_at(commit, "id") or ""
+        touched = identities_at(commit, "author.email")
+        everyone.update(dict.fromkeys(touched))
+        if commit_sha != sha:
+            people.append(CommitPeople(commit_sha, None, None, (*touched, *pushed)))
+        for kind in ("added", "modified", "removed"):
+            paths.update(str(path) for path in list_at(commit, kind))
+    people.append(CommitPeople(sha, None, pusher, tuple(everyone)))
+    return tuple(people), tuple(sorted(paths))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select
 
-from gatekeeper.domain.approvals import Approval
+from gatekeeper.domain.approvals import Approval, identity_set
 from gatekeeper.ports import People
-from gatekeeper.store.dialect import upsert
+from gatekeeper.store.dialect import insert_ignore, upsert
 from gatekeeper.store.rows import approval_of
-from gatekeeper.store.tables import approvals, commits
+from gatekeeper.store.tables import approvals, commit_people, commits
 
 
 class ApprovalRows:
@@ -31,16 +32,30 @@ class ApprovalRows:
                 reason=approval.reason,
                 break_glass=approval.break_glass,
                 created_at=now,
+                identities=sorted(approval.person),
             )
         )
 
     def people_of(self, sha: str) -> People:
         row = self.connection.execute(select(commits.c.author, commits.c.merger).where(commits.c.sha == sha)).first()
-        return People(row.author, row.merger) if row is not None else People()
+        touched = frozenset(
+            self.connection.execute(select(commit_people.c.identity).where(commit_people.c.sha == sha)).scalars()
+        )
+        if row is None:
+            return People(touched=touched)
+        return People(row.author, row.merger, touched)
 
-    def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
-        """Remember who wrote and merged a commit; later events fill in what earlier ones lacked
-        (one upsert: concurrent events on one SHA cannot race)."""
+    def record_commit(
+        self, sha: str, author: str | None, merger: str | None, identities: Iterable[str], now: datetime
+    ) -> None:
+        """Remember who touched a commit. The identities only grow (insert, never replace); the
+        author is the first one an event named (a later push of the merge commit, whose commit
+        author is the merger, does not overwrite the pull request's author); the merger fills in
+        when known. One upsert each: concurrent events on one SHA cannot race."""
+        for identity in sorted(identity_set((*identities, author, merger))):
+            self.connection.execute(
+                insert_ignore(self.connection, commit_people).values(sha=sha, identity=identity[:320], recorded_at=now)
+            )
         statement = upsert(self.connection, commits).values(
             sha=sha, recorded_at=now, author=author or None, merger=merger or None
         )

@@ -50,8 +50,9 @@ def take_chain_lock(connection: Connection, *, wait: bool) -> bool:
     return connection.execute(LOCK_AUDIT if wait else TRY_LOCK_AUDIT, {"key": AUDIT_LOCK}).scalar() is not False
 
 
-def chain_pending(connection: Connection, limit: int) -> int:
-    """Move committed pending records into the chain, oldest first (caller holds the chain lock)."""
+def chain_pending(connection: Connection, limit: int, key: bytes | None = None) -> int:
+    """Move committed pending records into the chain, oldest first (caller holds the chain lock).
+    Each record's hash is an HMAC-SHA256 under ``key`` (AUDIT_KEY), plain SHA-256 without one."""
     pending = connection.execute(select(audit_pending).order_by(audit_pending.c.id).limit(limit)).all()
     if not pending:
         return 0
@@ -69,7 +70,7 @@ def chain_pending(connection: Connection, limit: int) -> int:
             "data": entry.data,
             "break_glass": bool(entry.break_glass),
         }
-        digest = chain_hash(previous, record)
+        digest = chain_hash(previous, record, key)
         rows.append({**record, "at": entry.at, "prev_hash": previous, "hash": digest})
         previous = digest
     if is_postgresql(connection):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from gatekeeper.audit import GENESIS, chain_hash
-from gatekeeper.domain.approvals import Approval
+from gatekeeper.domain.approvals import Approval, identity_set
 from gatekeeper.domain.records import (
     ActionRecord,
     ApprovalRecord,
@@ -117,9 +117,12 @@ class InMemoryTransaction:
     def people_of(self, sha: str) -> People:
         return self.s.commits.get(sha, People())
 
-    def record_commit(self, sha: str, author: str | None, merger: str | None, now: datetime) -> None:
+    def record_commit(
+        self, sha: str, author: str | None, merger: str | None, identities: Iterable[str], now: datetime
+    ) -> None:
         known = self.s.commits.get(sha, People())
-        self.s.commits[sha] = People(known.author or author or None, merger or known.merger)
+        touched = known.touched | identity_set((*identities, author, merger))
+        self.s.commits[sha] = People(known.author or author or None, merger or known.merger, touched)
 
     def append_audit(
         self,
@@ -192,7 +195,8 @@ class InMemoryTransaction:
 
 
 class InMemoryReleaseStore:
-    def __init__(self) -> None:
+    def __init__(self, *, audit_key: bytes | None = None) -> None:
+        self._audit_key = audit_key
         self._lock = threading.RLock()
         self._state = _State()
 
@@ -333,7 +337,7 @@ class InMemoryReleaseStore:
             for entry in pending:
                 previous = chain[-1]["hash"] if chain else GENESIS
                 record = {"seq": len(chain) + 1, **entry}
-                digest = chain_hash(previous, record)
+                digest = chain_hash(previous, record, self._audit_key)
                 chain.append(record | {"prev_hash": previous, "hash": digest})
             return len(pending)
 

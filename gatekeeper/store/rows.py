@@ -83,7 +83,8 @@ def approval_record(m: Mapping[Any, Any]) -> ApprovalRecord:
 
 def approval_of(m: Mapping[Any, Any]) -> Approval:
     """An approval row as the fact ``decide`` counts."""
-    return Approval(m["approver"], frozenset(m["roles"]), m["break_glass"], m["reason"], utc(m["created_at"]))
+    roles, identities = frozenset(m["roles"]), frozenset(m.get("identities") or ())
+    return Approval(m["approver"], roles, m["break_glass"], m["reason"], utc(m["created_at"]), identities)
 
 
 def action_record(m: Mapping[Any, Any]) -> ActionRecord:

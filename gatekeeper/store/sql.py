@@ -45,12 +45,13 @@ class SqlTransaction(ReleaseRows, DecisionRows, ApprovalRows, DeliveryRows, Audi
 class SqlReleaseStore:
     """Releases, decisions, approvals, deliveries, audit and the outbox in one SQL database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, audit_key: bytes | None = None) -> None:
         self.engine = engine
+        self._audit_key = audit_key
 
     @classmethod
-    def from_url(cls, url: str) -> SqlReleaseStore:
-        return cls(make_engine(url))
+    def from_url(cls, url: str, *, audit_key: bytes | None = None) -> SqlReleaseStore:
+        return cls(make_engine(url), audit_key=audit_key)
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -179,7 +180,7 @@ class SqlReleaseStore:
             with self._connection() as connection:
                 if not take_chain_lock(connection, wait=wait):
                     return chained
-                done = chain_pending(connection, batch)
+                done = chain_pending(connection, batch, self._audit_key)
             chained += done
             if done < batch:
                 return chained

@@ -83,6 +83,16 @@ commits = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
+# Everyone who touched a commit (logins, usernames, e-mail addresses, casefolded): every Git event
+# adds to the set of its SHA, none replaces it (four eyes, DESIGN §3).
+commit_people = Table(
+    "commit_people",
+    metadata,
+    Column("sha", String(64), primary_key=True),
+    Column("identity", String(320), primary_key=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
 approvals = Table(
     "approvals",
     metadata,
@@ -93,6 +103,7 @@ approvals = Table(
     Column("reason", Text, nullable=True),
     Column("break_glass", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("identities", JSON(none_as_null=True), nullable=True),  # the approver's, casefolded
 )
 Index("ix_approvals_release_id", approvals.c.release_id)
 
