@@ -64,6 +64,15 @@ class Settings(BaseSettings):
             "(measured in docs/benchmarks.md); raise it when the database is far away."
         ),
     )
+    WEBHOOK_CONCURRENCY: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description=(
+            "Webhook deliveries decided at once per process; more wait their turn. A burst of 300 pushes then "
+            "does not take every thread from the hooks' gate calls (docs/benchmarks.md)."
+        ),
+    )
     RELOAD_INTERVAL: float = Field(
         2.0, gt=0, description="Seconds between checks of the policy, calendar and tokens files for changes."
     )

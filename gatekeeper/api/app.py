@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -150,6 +151,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.THREADS
+        app.state.webhook_slots = anyio.CapacityLimiter(settings.WEBHOOK_CONCURRENCY)
         for loop in loops:
             loop.start()
         if threading.current_thread() is threading.main_thread():

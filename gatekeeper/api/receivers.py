@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -19,7 +20,10 @@ async def webhook(source: str, request: Request) -> JSONResponse:
     headers = {name.lower(): value for name, value in request.headers.items()}
     service: WebhookService = request.app.state.webhooks
     try:
-        answer = await anyio.to_thread.run_sync(service.receive, source, headers, body)
+        # At most WEBHOOK_CONCURRENCY deliveries decide at once per process: a burst of pushes
+        # waits here, holding no thread, while the hooks' gate calls keep the other threads.
+        slots: anyio.CapacityLimiter = request.app.state.webhook_slots
+        answer = await anyio.to_thread.run_sync(service.receive, source, headers, body, limiter=slots)
     except SourceDisabledError as exc:
         return JSONResponse(error_body("not_found", str(exc)), 404)
     except ReceiverError as exc:

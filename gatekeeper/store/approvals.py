@@ -52,10 +52,12 @@ class ApprovalRows:
         author is the first one an event named (a later push of the merge commit, whose commit
         author is the merger, does not overwrite the pull request's author); the merger fills in
         when known. One upsert each: concurrent events on one SHA cannot race."""
-        for identity in sorted(identity_set((*identities, author, merger))):
-            self.connection.execute(
-                insert_ignore(self.connection, commit_people).values(sha=sha, identity=identity[:320], recorded_at=now)
-            )
+        rows = [
+            {"sha": sha, "identity": identity[:320], "recorded_at": now}
+            for identity in sorted(identity_set((*identities, author, merger)))
+        ]
+        if rows:
+            self.connection.execute(insert_ignore(self.connection, commit_people).values(rows))
         statement = upsert(self.connection, commits).values(
             sha=sha, recorded_at=now, author=author or None, merger=merger or None
         )
