@@ -38,9 +38,27 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.audit_head_seq = Gauge(
+            "gatekeeper_audit_head_seq", "Sequence number of the newest audit record.", registry=self.registry
+        )
+        self.audit_head_info = Gauge(
+            "gatekeeper_audit_head_info",
+            "The newest audit record: its hash as a label, its seq as the value (keep heads outside the database).",
+            ["hash"],
+            registry=self.registry,
+        )
+        self._head_hash: str | None = None
         self.config_reloads = Counter(
             "gatekeeper_config_reloads_total", "Configuration loads, by result.", ["result"], registry=self.registry
         )
+
+    def audit_head_seen(self, seq: int, digest: str) -> None:
+        """One series at a time: the head's hash as a label, its seq as the value."""
+        if self._head_hash not in (None, digest):
+            self.audit_head_info.remove(self._head_hash)
+        self._head_hash = digest
+        self.audit_head_seq.set(seq)
+        self.audit_head_info.labels(digest).set(seq)
 
     def actions_seen(self, counts: dict[str, int]) -> None:
         for status, count in counts.items():

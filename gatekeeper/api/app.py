@@ -137,7 +137,10 @@ def create_app(
         service.prune(retention)
 
     def chain_audit() -> None:
-        service.store.chain_audit(wait=False)  # another worker chaining: leave it the records
+        # Another worker chaining: leave it the records. Each append publishes the new head.
+        if service.store.chain_audit(wait=False):
+            seq, digest = service.store.audit_head(chain=False)
+            logger.info("audit head %d:%s", seq, digest, extra={"audit_seq": seq, "audit_hash": digest})
 
     loops = [
         Loop("reload", service.config.poll, settings.RELOAD_INTERVAL),

@@ -53,5 +53,7 @@ def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
     with contextlib.suppress(StoreError):  # the database is down: /readyz says so; the rest still answers
-        request.app.state.metrics.actions_seen(request.app.state.service.store.action_counts())
+        store, recorder = request.app.state.service.store, request.app.state.metrics
+        recorder.actions_seen(store.action_counts())
+        recorder.audit_head_seen(*store.audit_head())
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

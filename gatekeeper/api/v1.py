@@ -189,6 +189,12 @@ def rollback(
     return release_body(people.rollback(release_id, identity, body.reason))
 
 
+@router.get("/audit/head", summary="The newest record of the audit chain: keep it outside the database")
+def get_audit_head(gatekeeper: Service, _identity: Annotated[Identity, Depends(require("viewer"))]) -> dict[str, Any]:
+    seq, digest = gatekeeper.store.audit_head()
+    return {"seq": seq, "hash": digest}
+
+
 @router.get("/audit", summary="The hash-chained audit log, oldest first")
 def get_audit(
     gatekeeper: Service,

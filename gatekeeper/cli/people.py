@@ -203,8 +203,12 @@ def audit_verify(
     --expect-head next time to catch a chain cut or rewritten since (docs/audit.md)."""
     head_seen = _head_option(expect_head)
     key = settings_or_exit().audit_key
-    records = _read_lines(file) if file is not None else list(_records(server, token_file))
-    problems = audit_chain.verify(records, key=key, expect_head=head_seen)
+    decisions: list[int] = []
+    records = _read_lines(file) if file is not None else list(_records(server, token_file, decisions))
+    from_database = file is None and server is None  # only there is every decision known
+    problems = audit_chain.verify(
+        records, key=key, expect_head=head_seen, decision_ids=decisions if from_database else None
+    )
     head = audit_chain.head_of(records)
     if as_json:
         print_json(
@@ -241,7 +245,10 @@ def _head_option(text: str | None) -> tuple[int, str] | None:
     return head.seq, head.hash
 
 
-def _records(server: str | None, token_file: Path | None) -> list[dict[str, Any]]:
+def _records(
+    server: str | None, token_file: Path | None, decisions: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """The chain from ``server`` or the database (then also every decision's id into ``decisions``)."""
     if server is not None:
         records: list[dict[str, Any]] = []
         after = 0
@@ -259,14 +266,18 @@ def _records(server: str | None, token_file: Path | None) -> list[dict[str, Any]
     if missing is not None:
         where = "run this where the service keeps it, or set GATEKEEPER_DATABASE_URL"
         fail(f"gatekeeper: no database at {missing}: {where}")
-    store = SqlReleaseStore.from_url(url)
+    # The same key as the service: records still pending are chained here, and must hash alike.
+    store = SqlReleaseStore.from_url(url, audit_key=settings_or_exit().audit_key)
     try:
         store.check_migrated()
-        return store.audit_records(after=0, limit=None)
+        records = store.audit_records(after=0, limit=None)
+        if decisions is not None:
+            decisions.extend(store.decision_ids())
+        return records
     except StoreError as exc:
         fail(f"gatekeeper: {exc}")
     finally:
-        store.engine.dispose()
+        store.close()
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:

@@ -49,9 +49,9 @@ class ApprovalRows:
         self, sha: str, author: str | None, merger: str | None, identities: Iterable[str], now: datetime
     ) -> None:
         """Remember who touched a commit. The identities only grow (insert, never replace); the
-        author is the first one an event named (a later push of the merge commit, whose commit
-        author is the merger, does not overwrite the pull request's author); the merger fills in
-        when known. One upsert each: concurrent events on one SHA cannot race."""
+        author and merger shown are the first an event named (a later push of the merge commit,
+        whose commit author is the merger, does not overwrite the pull request's author). One
+        statement each: concurrent events on one SHA cannot race."""
         rows = [
             {"sha": sha, "identity": identity[:320], "recorded_at": now}
             for identity in sorted(identity_set((*identities, author, merger)))
@@ -66,7 +66,7 @@ class ApprovalRows:
                 index_elements=[commits.c.sha],
                 set_={
                     "author": func.coalesce(commits.c.author, statement.excluded.author),
-                    "merger": func.coalesce(statement.excluded.merger, commits.c.merger),
+                    "merger": func.coalesce(commits.c.merger, statement.excluded.merger),
                     "recorded_at": statement.excluded.recorded_at,
                 },
             )

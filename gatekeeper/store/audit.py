@@ -11,12 +11,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text
+from sqlalchemy import Connection, delete, insert, select, text, update
 
 from gatekeeper.audit import GENESIS, chain_hash
 from gatekeeper.store.dialect import is_postgresql
 from gatekeeper.store.rows import audit_instant
-from gatekeeper.store.tables import audit, audit_pending
+from gatekeeper.store.tables import audit, audit_head, audit_pending
 
 AUDIT_LOCK = 0x6761_7465  # "gate": the one advisory lock that orders audit appends
 LOCK_AUDIT = text("SELECT pg_advisory_xact_lock(:key)")
@@ -56,8 +56,7 @@ def chain_pending(connection: Connection, limit: int, key: bytes | None = None) 
     pending = connection.execute(select(audit_pending).order_by(audit_pending.c.id).limit(limit)).all()
     if not pending:
         return 0
-    last = connection.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
-    seq, previous = (int(last.seq), str(last.hash)) if last else (0, GENESIS)
+    seq, previous = read_head(connection)
     rows = []
     for entry in pending:
         seq += 1
@@ -78,7 +77,20 @@ def chain_pending(connection: Connection, limit: int, key: bytes | None = None) 
     else:
         connection.execute(insert(audit), rows)
     connection.execute(delete(audit_pending).where(audit_pending.c.id.in_([entry.id for entry in pending])))
+    moved = connection.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=previous))
+    if not moved.rowcount:
+        connection.execute(insert(audit_head).values(id=1, seq=seq, hash=previous))
     return len(rows)
+
+
+def read_head(connection: Connection) -> tuple[int, str]:
+    """The chain's newest (seq, hash): the head row, else the newest record (a chain chained before
+    the head was kept), else nothing yet (0, GENESIS). The larger of head and newest record wins,
+    so neither a deleted record nor a stale head makes a sequence number come back."""
+    head = connection.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
+    last = connection.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)).first()
+    found = [(int(row.seq), str(row.hash)) for row in (head, last) if row is not None]
+    return max(found) if found else (0, GENESIS)
 
 
 def _copy_into_chain(connection: Connection, rows: list[dict[str, Any]]) -> None:

@@ -122,7 +122,7 @@ class InMemoryTransaction:
     ) -> None:
         known = self.s.commits.get(sha, People())
         touched = known.touched | identity_set((*identities, author, merger))
-        self.s.commits[sha] = People(known.author or author or None, merger or known.merger, touched)
+        self.s.commits[sha] = People(known.author or author or None, known.merger or merger or None, touched)
 
     def append_audit(
         self,
@@ -340,6 +340,17 @@ class InMemoryReleaseStore:
                 digest = chain_hash(previous, record, self._audit_key)
                 chain.append(record | {"prev_hash": previous, "hash": digest})
             return len(pending)
+
+    def audit_head(self, *, chain: bool = True) -> tuple[int, str]:
+        if chain:
+            self.chain_audit()
+        with self._lock:
+            records = self._state.audit
+            return (records[-1]["seq"], records[-1]["hash"]) if records else (0, GENESIS)
+
+    def decision_ids(self) -> list[int]:
+        with self._lock:
+            return [d.id for d in self._state.decisions]
 
     def audit_records(self, *, after: int, limit: int | None) -> list[dict[str, Any]]:
         self.chain_audit()

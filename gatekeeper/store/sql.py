@@ -24,7 +24,7 @@ from gatekeeper.store import actions as outbox
 from gatekeeper.store import migrations as schema_migrations
 from gatekeeper.store.actions import ActionRows
 from gatekeeper.store.approvals import ApprovalRows
-from gatekeeper.store.audit import AuditRows, chain_pending, take_chain_lock
+from gatekeeper.store.audit import AuditRows, chain_pending, read_head, take_chain_lock
 from gatekeeper.store.decisions import DecisionRows
 from gatekeeper.store.deliveries import DeliveryRows, prune
 from gatekeeper.store.dialect import make_engine, missing_sqlite_file
@@ -185,6 +185,20 @@ class SqlReleaseStore:
             if done < batch:
                 return chained
             time.sleep(0.002)  # let request threads have the GIL between batches
+
+    def audit_head(self, *, chain: bool = True) -> tuple[int, str]:
+        """The chain's newest (seq, hash), pending records chained first unless ``chain`` is false
+        ((0, GENESIS): empty)."""
+        if chain:
+            self.chain_audit()
+        with self._connection() as connection:
+            return read_head(connection)
+
+    def decision_ids(self) -> list[int]:
+        """Every decision's id (``audit verify`` checks each has an audit record)."""
+        self.chain_audit()
+        with self._connection() as connection:
+            return list(connection.execute(select(decisions.c.id).order_by(decisions.c.id)).scalars())
 
     def audit_records(self, *, after: int, limit: int | None) -> list[dict[str, Any]]:
         """Audit records with seq > ``after``, oldest first (pending records are chained first)."""

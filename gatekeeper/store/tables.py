@@ -164,6 +164,16 @@ Index("ix_actions_due", actions.c.status, actions.c.next_attempt_at)
 Index("ix_actions_scope", actions.c.scope, actions.c.id)
 Index("ix_actions_release_id", actions.c.release_id)
 
+# The chain's newest (seq, hash), one row: the chainer continues from it, so a sequence number is
+# never reused even when the newest records were deleted.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
 # Audit records written inside a request's transaction, waiting to be chained. A single chainer
 # (advisory lock) moves them into ``audit`` in the order it sees them committed, so requests
 # never queue on a global lock.
