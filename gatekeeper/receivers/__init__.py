@@ -102,12 +102,25 @@ class Receiver(Protocol):
         """The typed meaning of the delivery (event allow-list first, then the payload)."""
 
 
+def header_bytes(value: str) -> bytes:
+    """A header as the bytes that came on the wire (the server decodes them as Latin-1), so a
+    constant-time comparison never meets text it refuses (``hmac.compare_digest`` raises on
+    non-ASCII ``str``); a character Latin-1 cannot hold (only a caller in-process can pass one)
+    becomes ``?``, which matches no secret."""
+    return value.encode("latin-1", errors="replace")
+
+
+def secret_matches(secret: str, presented: str) -> bool:
+    """A token header against the configured secret, in constant time, as bytes."""
+    return hmac.compare_digest(header_bytes(presented), secret.encode())
+
+
 def hmac_sha256_matches(secret: str, body: bytes, header: str | None) -> bool:
-    """``sha256=<hex>`` over the raw body, compared in constant time."""
+    """``sha256=<hex>`` over the raw body, compared in constant time, as bytes."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    return hmac.compare_digest(expected, header_bytes(header.removeprefix("sha256=").strip().lower()))
 
 
 def body_digest(source: str, body: bytes) -> str:

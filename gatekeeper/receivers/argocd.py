@@ -7,11 +7,19 @@ unhealthy; ``sync-running`` asks for a decision (the PreSync hook gates the sync
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 
 from gatekeeper.domain.types import InvalidTargetError, ReleaseRequest, parse_target
-from gatekeeper.receivers import Ignored, Inbound, body_digest, invalid, load_json, text_at, unauthorized
+from gatekeeper.receivers import (
+    Ignored,
+    Inbound,
+    body_digest,
+    invalid,
+    load_json,
+    secret_matches,
+    text_at,
+    unauthorized,
+)
 
 OBSERVED = {"sync-succeeded": "applied", "health-degraded": "unhealthy", "sync-running": None}
 
@@ -23,7 +31,7 @@ class ArgoCDReceiver:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("missing Authorization: Bearer header")
-        if not hmac.compare_digest(token.strip().encode(), secret.encode()):
+        if not secret_matches(secret, token.strip()):
             raise unauthorized("bearer token is wrong")
 
     def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:

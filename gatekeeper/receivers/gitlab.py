@@ -6,7 +6,6 @@ Authenticated by ``X-Gitlab-Token`` (compared in constant time); the delivery id
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from gatekeeper.receivers import (
     invalid,
     list_at,
     load_json,
+    secret_matches,
     text_at,
     unauthorized,
 )
@@ -34,7 +34,7 @@ class GitLabReceiver:
         token = headers.get("x-gitlab-token")
         if not token:
             raise unauthorized("missing X-Gitlab-Token header")
-        if not hmac.compare_digest(token.encode(), secret.encode()):
+        if not secret_matches(secret, token):
             raise unauthorized("X-Gitlab-Token is wrong")
 
     def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
