@@ -1,7 +1,10 @@
 """Pure ASGI middleware: bounded request bodies (413) and request metrics.
 
 The body is read up to the limit + 1 byte before the app sees it, so an oversized request is
-refused without being parsed, whatever route it targets.
+refused without being parsed, whatever route it targets. A JSON body of the API is then parsed
+once with the bounded parser (``receivers.jsonbody``; 400 naming the problem), so the
+framework's own parser only ever meets bodies it handles; webhook bodies are left to their
+receivers, which parse only after checking the signature.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatekeeper.metrics import Metrics
+from gatekeeper.receivers.jsonbody import JsonBodyError, parse_json
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
@@ -60,7 +64,12 @@ class BodyLimit:
                 break
         body = b"".join(chunks)
         sent = False
-        scope = _json_content_type(scope)
+        if not scope["path"].startswith("/webhooks/"):  # receivers parse theirs, after the signature
+            scope = _json_content_type(scope)
+            problem = _json_problem(scope, body)
+            if problem is not None:
+                await _send_json(send, 400, {"error": "malformed_json", "message": problem, "field": None})
+                return
 
         async def replay() -> Message:
             nonlocal sent
@@ -84,6 +93,23 @@ def _json_content_type(scope: Scope) -> Scope:
     if len(headers) == len(original) and any(name == b"content-type" for name, _ in original):
         return scope
     return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+
+
+def _json_problem(scope: Scope, body: bytes) -> str | None:
+    """What makes a JSON body unfit to parse (None: fit, or not JSON at all). The framework's own
+    parser is neither bounded nor total (deep nesting, huge integers, lone surrogates: 500s)."""
+    if not body:
+        return None  # the route answers 422: a JSON object is required
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            if media != b"application/json" and not media.endswith(b"+json"):
+                return None
+    try:
+        parse_json(body)
+    except JsonBodyError as exc:
+        return f"request {exc}"
+    return None
 
 
 class RequestMetrics:

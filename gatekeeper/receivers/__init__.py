@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gatekeeper.domain.types import InvalidTargetError, ReleaseRequest, TargetKey, parse_target
+from gatekeeper.receivers.jsonbody import JsonBodyError, parse_json
 
 
 class ReceiverError(Exception):
@@ -128,11 +128,12 @@ def body_digest(source: str, body: bytes) -> str:
     return hashlib.sha256(source.encode() + b"\0" + body).hexdigest()
 
 
-def load_json(body: bytes) -> dict[str, Any]:
+def load_json(body: bytes | str) -> dict[str, Any]:
+    """The body as a JSON object: bounded and total (400 naming the problem, 422 if not an object)."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise malformed(f"body is not valid JSON: {getattr(exc, 'msg', exc)}") from None
+        data = parse_json(body)
+    except JsonBodyError as exc:
+        raise malformed(str(exc)) from None
     if not isinstance(data, dict):
         raise invalid("body", "expected a JSON object")
     return data
