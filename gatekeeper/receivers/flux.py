@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from gatekeeper.domain.types import InvalidTargetError, ReleaseRequest, parse_target
+from gatekeeper.domain.types import ReleaseRequest
 from gatekeeper.receivers import (
+    REVISION,
     Ignored,
     Inbound,
     body_digest,
+    checked_text,
     hmac_sha256_matches,
-    invalid,
     load_json,
+    target_of,
     text_at,
     unauthorized,
 )
@@ -57,14 +59,12 @@ class FluxReceiver:
         raw = text_at(data, "metadata.revision", required=False)
         if raw is None:
             return Ignored(f"Flux event for {kind}/{namespace}/{name} carries no revision")
-        try:
-            target = parse_target(f"flux:{kind}/{namespace}/{name}")
-        except InvalidTargetError as exc:
-            raise invalid("involvedObject", str(exc)) from None
+        target = target_of(f"flux:{kind}/{namespace}/{name}", "involvedObject")
         reason = text_at(data, "reason", required=False) or ""
         severity = text_at(data, "severity", required=False) or "info"
         observed = (
             "applied" if reason in APPLIED else "unhealthy" if reason in UNHEALTHY or severity == "error" else None
         )
-        request = ReleaseRequest(target=target, revision=revision_of(raw), trigger="flux-event")
+        revision = checked_text(revision_of(raw), "metadata.revision", REVISION)
+        request = ReleaseRequest(target=target, revision=revision, trigger="flux-event")
         return Inbound(request=request, observed=observed)

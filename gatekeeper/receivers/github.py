@@ -12,12 +12,16 @@ from typing import Any
 
 from gatekeeper.domain.types import ReleaseRequest
 from gatekeeper.receivers import (
+    COMMIT_ID,
+    NAME,
+    URL,
     Callback,
     CommitPeople,
     Ignored,
     Inbound,
     body_digest,
     git_target,
+    header_text,
     hmac_sha256_matches,
     invalid,
     list_at,
@@ -40,7 +44,7 @@ class GitHubReceiver:
             raise unauthorized("X-Hub-Signature-256 does not match the body")
 
     def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
-        return headers.get("x-github-delivery") or body_digest(self.source, body)
+        return header_text(headers, "X-GitHub-Delivery") or body_digest(self.source, body)
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> Inbound | Ignored:
         event = headers.get("x-github-event", "")
@@ -62,23 +66,23 @@ class GitHubReceiver:
         if data.get("deleted") is True:
             return Ignored(f"push deleted {ref}")
         repo = text_at(data, "repository.full_name") or ""
-        sha = text_at(data, "after") or ""
+        sha = text_at(data, "after", max_length=COMMIT_ID) or ""
         target = git_target(repo, ref.removeprefix("refs/heads/"), "ref")
-        pusher = text_at(data, "pusher.name", required=False)
+        pusher = text_at(data, "pusher.name", required=False, max_length=NAME)
         people: list[CommitPeople] = []
         paths: set[str] = set()
         for position, commit in enumerate(list_at(data, "commits")):
             if not isinstance(commit, dict):
                 raise invalid(f"commits.{position}", "expected an object")
-            commit_sha = text_at(commit, "id") or ""
-            author = text_at(commit, "author.username", required=False) or text_at(
-                commit, "author.name", required=False
+            commit_sha = text_at(commit, "id", max_length=COMMIT_ID) or ""
+            author = text_at(commit, "author.username", required=False, max_length=NAME) or text_at(
+                commit, "author.name", required=False, max_length=NAME
             )
             people.append(CommitPeople(commit_sha, author, pusher if commit_sha == sha else None))
             for kind in ("added", "modified", "removed"):
                 paths.update(str(path) for path in list_at(commit, kind))
         if not any(person.sha == sha for person in people):
-            author = text_at(data, "head_commit.author.username", required=False)
+            author = text_at(data, "head_commit.author.username", required=False, max_length=NAME)
             people.append(CommitPeople(sha, author, pusher))
         request = ReleaseRequest(target=target, revision=sha, trigger="github-push")
         return Inbound(request=request, commits=tuple(people), paths=tuple(sorted(paths)), repo=repo)
@@ -90,11 +94,11 @@ class GitHubReceiver:
             return Ignored(f"pull_request {action} (merged: {merged}) is not a merge")
         repo = text_at(data, "pull_request.base.repo.full_name") or ""
         branch = text_at(data, "pull_request.base.ref") or ""
-        sha = text_at(data, "pull_request.merge_commit_sha") or ""
+        sha = text_at(data, "pull_request.merge_commit_sha", max_length=COMMIT_ID) or ""
         people = CommitPeople(
             sha,
-            text_at(data, "pull_request.user.login", required=False),
-            text_at(data, "pull_request.merged_by.login", required=False),
+            text_at(data, "pull_request.user.login", required=False, max_length=NAME),
+            text_at(data, "pull_request.merged_by.login", required=False, max_length=NAME),
         )
         request = ReleaseRequest(
             target=git_target(repo, branch, "pull_request.base.ref"), revision=sha, trigger="github-merge"
@@ -107,9 +111,14 @@ class GitHubReceiver:
             return Ignored(f"deployment_protection_rule {action} is not a request")
         repo = text_at(data, "repository.full_name") or ""
         ref = text_at(data, "deployment.ref", required=False) or text_at(data, "ref") or ""
-        sha = text_at(data, "deployment.sha", required=False) or text_at(data, "sha") or ""
-        environment = text_at(data, "environment")
-        callback = Callback("github-deployment", text_at(data, "deployment_callback_url") or "", environment)
+        sha = (
+            text_at(data, "deployment.sha", required=False, max_length=COMMIT_ID)
+            or text_at(data, "sha", max_length=COMMIT_ID)
+            or ""
+        )
+        environment = text_at(data, "environment", max_length=NAME)
+        url = text_at(data, "deployment_callback_url", max_length=URL) or ""
+        callback = Callback("github-deployment", url, environment)
         target = git_target(repo, ref.removeprefix("refs/heads/"), "deployment.ref")
         context = (("environment", environment or ""),)
         request = ReleaseRequest(target=target, revision=sha, trigger="github-deployment", context=context)

@@ -11,11 +11,14 @@ from typing import Any
 
 from gatekeeper.domain.types import ReleaseRequest
 from gatekeeper.receivers import (
+    COMMIT_ID,
+    NAME,
     CommitPeople,
     Ignored,
     Inbound,
     body_digest,
     git_target,
+    header_text,
     invalid,
     list_at,
     load_json,
@@ -38,7 +41,11 @@ class GitLabReceiver:
             raise unauthorized("X-Gitlab-Token is wrong")
 
     def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
-        return headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid") or body_digest(self.source, body)
+        return (
+            header_text(headers, "Idempotency-Key")
+            or header_text(headers, "X-Gitlab-Event-UUID")
+            or body_digest(self.source, body)
+        )
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> Inbound | Ignored:
         event = headers.get("x-gitlab-event", "")
@@ -51,18 +58,22 @@ class GitLabReceiver:
         ref = text_at(data, "ref") or ""
         if not ref.startswith("refs/heads/"):
             return Ignored(f"push to {ref} is not a branch")
-        sha = text_at(data, "checkout_sha", required=False) or text_at(data, "after") or ""
+        sha = (
+            text_at(data, "checkout_sha", required=False, max_length=COMMIT_ID)
+            or text_at(data, "after", max_length=COMMIT_ID)
+            or ""
+        )
         if set(sha) == {"0"}:
             return Ignored(f"push deleted {ref}")
         repo = text_at(data, "project.path_with_namespace") or ""
-        pusher = text_at(data, "user_username", required=False)
+        pusher = text_at(data, "user_username", required=False, max_length=NAME)
         people: list[CommitPeople] = []
         paths: set[str] = set()
         for position, commit in enumerate(list_at(data, "commits")):
             if not isinstance(commit, dict):
                 raise invalid(f"commits.{position}", "expected an object")
-            commit_sha = text_at(commit, "id") or ""
-            author = text_at(commit, "author.name", required=False)
+            commit_sha = text_at(commit, "id", max_length=COMMIT_ID) or ""
+            author = text_at(commit, "author.name", required=False, max_length=NAME)
             people.append(CommitPeople(commit_sha, author, pusher if commit_sha == sha else None))
             for kind in ("added", "modified", "removed"):
                 paths.update(str(path) for path in list_at(commit, kind))
@@ -79,14 +90,14 @@ class GitLabReceiver:
         repo = text_at(data, "project.path_with_namespace") or ""
         branch = text_at(data, "object_attributes.target_branch") or ""
         sha = (
-            text_at(data, "object_attributes.merge_commit_sha", required=False)
-            or text_at(data, "object_attributes.last_commit.id")
+            text_at(data, "object_attributes.merge_commit_sha", required=False, max_length=COMMIT_ID)
+            or text_at(data, "object_attributes.last_commit.id", max_length=COMMIT_ID)
             or ""
         )
         people = CommitPeople(
             sha,
-            text_at(data, "object_attributes.last_commit.author.name", required=False),
-            text_at(data, "user.username", required=False),
+            text_at(data, "object_attributes.last_commit.author.name", required=False, max_length=NAME),
+            text_at(data, "user.username", required=False, max_length=NAME),
         )
         target = git_target(repo, branch, "object_attributes.target_branch")
         request = ReleaseRequest(target=target, revision=sha, trigger="gitlab-merge")
