@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import socket
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ import httpx
 import pytest
 
 from tests.integration import payloads as p
-from tests.integration.conftest import MutableClock, Server, make_settings, start_server
+from tests.integration.conftest import MutableClock, Server, make_settings, start_server, token_of
 
 GITHUB_SECRET = "gh-edge-secret"
 GITLAB_SECRET = "gl-edge-token"
@@ -330,3 +332,75 @@ def test_the_largest_id_and_cursor_are_answered_without_a_database_error(edges: 
     with edges.client("manager") as client:
         response = client.post("/v1/releases/9223372036854775807/approve", json={"reason": "x"})
         assert response.status_code == 404, response.text
+
+
+# 4. Body read deadline (BODY_TIMEOUT, 408) and a bound on bodies read at once -----------------
+
+
+@pytest.fixture
+def impatient(database_url: str, config_tree: tuple[Path, Path], tokens_file: Path) -> Iterator[Server]:
+    """BODY_TIMEOUT 2 s and one body read at a time."""
+    settings = make_settings(
+        database_url, *config_tree, tokens_file, GITHUB_SECRET=GITHUB_SECRET, BODY_TIMEOUT="2s", BODIES_IN_FLIGHT=1
+    )
+    running = start_server(settings, MutableClock())
+    yield running
+    running.stop()
+
+
+def stalled_request(server: Server, path: str, headers: dict[str, str]) -> socket.socket:
+    """Sends the headers and the first bytes of a 100-byte body, then nothing more."""
+    url = httpx.URL(server.url)
+    sock = socket.create_connection((url.host, url.port or 80), timeout=15)
+    lines = [f"POST {path} HTTP/1.1", f"Host: {url.host}", "Content-Type: application/json", "Content-Length: 100"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b'{"target": "argo')
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+        (data.split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0]) if b"content-length: " in data else 0
+    ):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        pytest.param("/v1/gate", {"Authorization": f"Bearer {token_of('hook')}"}, id="gate"),
+        pytest.param("/webhooks/github", {"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=00"}, id="webhook"),
+    ],
+)
+def test_a_client_that_stalls_after_its_headers_is_answered_408_after_body_timeout(
+    impatient: Server, path: str, headers: dict[str, str]
+) -> None:
+    started = time.monotonic()
+    with stalled_request(impatient, path, headers) as sock:
+        status, raw = read_response(sock)
+    elapsed = time.monotonic() - started
+    assert status == 408, raw
+    assert b'"request_timeout"' in raw and b"BODY_TIMEOUT" in raw
+    assert b"connection: close" in raw.lower()
+    assert 1.5 <= elapsed < 10, elapsed
+
+
+def test_bodies_are_read_one_at_a_time_when_bodies_in_flight_is_1(impatient: Server) -> None:
+    """The second body waits for the first one's turn (here: until its 408); GETs never wait."""
+    with stalled_request(impatient, "/v1/gate", {"Authorization": f"Bearer {token_of('hook')}"}) as sock:
+        time.sleep(0.3)  # the stalled request holds the only turn
+        with impatient.client("hook") as client:
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 200
+            assert time.monotonic() - started < 1.0
+            response = client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": "a" * 40})
+            waited = time.monotonic() - started
+        status, _ = read_response(sock)
+    assert status == 408
+    assert response.status_code == 200, response.text
+    assert waited >= 1.2, waited  # it was read only once the stalled one gave its turn back
