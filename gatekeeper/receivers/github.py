@@ -1,14 +1,18 @@
 """GitHub webhooks: ``ping``, ``push``, ``pull_request`` (closed and merged), ``deployment_protection_rule``.
 
 Authenticated by ``X-Hub-Signature-256: sha256=<hex HMAC of the raw body>``; the delivery id is
-``X-GitHub-Delivery``. A push or merge to a branch asks for a decision on ``git:<owner/repo>@<branch>``;
-a deployment protection rule is answered through its ``deployment_callback_url``.
+``X-GitHub-Delivery``. A webhook may be configured with either content type GitHub offers:
+``application/json``, or ``application/x-www-form-urlencoded``, whose body is ``payload=<JSON>``
+(the signature is over the raw body either way). A push or merge to a branch asks for a
+decision on ``git:<owner/repo>@<branch>``; a deployment protection rule is answered through its
+``deployment_callback_url``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from gatekeeper.domain.types import ReleaseRequest
 from gatekeeper.receivers import (
@@ -26,11 +30,31 @@ from gatekeeper.receivers import (
     invalid,
     list_at,
     load_json,
+    malformed,
     text_at,
     unauthorized,
 )
 
 EVENTS = ("ping", "push", "pull_request", "deployment_protection_rule")
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def is_form(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower() == FORM
+
+
+def form_payload(body: bytes) -> str:
+    """The JSON of a form-encoded delivery: its one ``payload`` field (400 if there is none)."""
+    try:
+        fields = parse_qs(body.decode("latin-1"), max_num_fields=20, encoding="utf-8", errors="strict")
+    except ValueError as exc:  # too many fields, or percent-escapes that are not UTF-8
+        raise malformed(f"form body is not valid: {exc}") from None
+    payload = fields.get("payload")
+    if not payload:
+        raise malformed(f"form body ({FORM}) has no payload field")
+    return payload[0]
 
 
 class GitHubReceiver:
@@ -50,7 +74,7 @@ class GitHubReceiver:
         event = headers.get("x-github-event", "")
         if event not in EVENTS:
             return Ignored(f"GitHub event {event or '(none)'!r} is not handled (handled: {', '.join(EVENTS)})")
-        data = load_json(body)
+        data = load_json(form_payload(body) if is_form(headers) else body)
         if event == "ping":
             return Inbound()
         if event == "push":

@@ -87,7 +87,14 @@ class GitLabReceiver:
         action = text_at(data, "object_attributes.action", required=False)
         if action != "merge":
             return Ignored(f"merge request action {action!r} is not a merge")
-        repo = text_at(data, "project.path_with_namespace") or ""
+        # A merge request hook names the target project in object_attributes.target as well; some
+        # senders (older GitLab, system hooks) leave out the top-level project.
+        repo = (
+            text_at(data, "project.path_with_namespace", required=False)
+            or text_at(data, "object_attributes.target.path_with_namespace", required=False)
+            or text_at(data, "project.path_with_namespace")
+            or ""
+        )
         branch = text_at(data, "object_attributes.target_branch") or ""
         sha = (
             text_at(data, "object_attributes.merge_commit_sha", required=False, max_length=COMMIT_ID)

@@ -25,9 +25,24 @@ FLUX_SECRET = "flux-edge-key"
 ARGOCD_SECRET = "argocd-edge-token"
 
 
+HELM_POLICY = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-charts}
+spec:
+  targets: ["flux:HelmRelease/odoo-prod/*"]
+  timezone: Europe/Berlin
+  calendar:
+    deny:
+      - {cron: "0 14 * * 1-5", duration: 2h, code: dispatch_cutoff}
+"""
+
+
 @pytest.fixture
 def edges(database_url: str, config_tree: tuple[Path, Path], tokens_file: Path) -> Iterator[Server]:
-    """A server with every inbound source enabled and no outbound notifier."""
+    """A server with every inbound source enabled and no outbound notifier; HelmReleases in
+    odoo-prod are governed too."""
+    (config_tree[0] / "helm.yaml").write_text(HELM_POLICY)
     settings = make_settings(
         database_url,
         *config_tree,
@@ -294,9 +309,7 @@ def test_an_over_long_delivery_id_is_422_naming_the_header(edges: Server) -> Non
         pytest.param({"target": "git:acme/odoo@ma\x01in", "revision": "a"}, "target", id="target-control"),
     ],
 )
-def test_a_gate_body_beyond_the_limits_is_422_naming_the_field(
-    edges: Server, body: dict[str, Any], field: str
-) -> None:
+def test_a_gate_body_beyond_the_limits_is_422_naming_the_field(edges: Server, body: dict[str, Any], field: str) -> None:
     raw = json.dumps(body).replace("\\\\x00", "\\u0000").replace("\\\\x01", "\\u0001").encode()
     with edges.client("hook") as client:
         assert_names_field(client.post("/v1/gate", content=raw, headers={"Content-Type": "application/json"}), field)
@@ -404,3 +417,115 @@ def test_bodies_are_read_one_at_a_time_when_bodies_in_flight_is_1(impatient: Ser
     assert status == 408
     assert response.status_code == 200, response.text
     assert waited >= 1.2, waited  # it was read only once the stalled one gave its turn back
+
+
+# 5. Real payloads as each sender documents them ---------------------------------------------
+
+SHA_C = "c0ffee0ddba11fee1dead5eedcafe0123456789a"
+
+
+def flux(server: Server, event: dict[str, Any]) -> httpx.Response:
+    body = p.encode(event)
+    return post(server, "flux", body, signed("flux", body, ""))
+
+
+@pytest.mark.parametrize(
+    ("kind", "metadata", "revision"),
+    [
+        pytest.param(
+            "Kustomization",
+            {"revision": f"latest@sha256:{p.DIGEST}", "originRevision": f"main@sha1:{p.SHA_A}"},
+            p.SHA_A,
+            id="oci-kustomization-origin-revision-over-digest",
+        ),
+        pytest.param(
+            "HelmRelease",
+            {
+                "helm.toolkit.fluxcd.io/revision": "6.5.4",
+                "helm.toolkit.fluxcd.io/originRevision": f"main@sha1:{p.SHA_B}",
+            },
+            p.SHA_B,
+            id="helmrelease-origin-revision-over-chart-version",
+        ),
+        pytest.param(
+            "Kustomization",
+            {"event.toolkit.fluxcd.io/commit": SHA_C, "originRevision": f"main@sha1:{p.SHA_A}", "revision": "x"},
+            SHA_C,
+            id="commit-key-first",
+        ),
+        pytest.param(
+            "Kustomization",
+            {"kustomize.toolkit.fluxcd.io/revision": f"main/{p.SHA_A}"},
+            p.SHA_A,
+            id="prefixed-key-legacy-form-as-in-flux-docs",
+        ),
+        pytest.param("Kustomization", {"revision": f"feature/x/{p.SHA_B}"}, p.SHA_B, id="legacy-branch-with-slash"),
+        pytest.param("Kustomization", {"revision": f"HEAD/{p.SHA_B}"}, p.SHA_B, id="legacy-head"),
+        pytest.param("Kustomization", {"revision": f"main@sha1:{p.SHA_A}"}, p.SHA_A, id="branch-at-sha1"),
+        pytest.param("Kustomization", {"revision": f"sha1:{p.SHA_B}"}, p.SHA_B, id="bare-sha1"),
+        pytest.param("HelmRelease", {"revision": "6.5.4"}, "6.5.4", id="chart-version-stays"),
+    ],
+)
+def test_the_flux_revision_follows_fluxs_own_precedence_and_forms(
+    edges: Server, kind: str, metadata: dict[str, str], revision: str
+) -> None:
+    response = flux(edges, p.flux_with_metadata(metadata, kind=kind))
+    assert response.status_code == 200, response.text
+    assert response.json()["decision"]["revision"] == revision
+    assert response.json()["decision"]["target"] == f"flux:{kind}/odoo-prod/odoo"
+
+
+@pytest.mark.parametrize("action", ["install", "upgrade"])
+def test_an_older_helm_controller_success_event_with_reason_info_marks_the_release_applied(
+    edges: Server, action: str
+) -> None:
+    metadata = {"helm.toolkit.fluxcd.io/revision": "6.5.4", "helm.toolkit.fluxcd.io/token": "0f1e2d3c"}
+    started = flux(edges, p.flux_with_metadata(metadata, "HelmRelease", "info", f"Helm {action} has started"))
+    assert started.json()["decision"]["status"] == "approved", started.text
+    done = flux(edges, p.flux_with_metadata(metadata, "HelmRelease", "info", f"Helm {action} succeeded"))
+    assert done.status_code == 200, done.text
+    assert done.json()["decision"]["status"] == "applied"
+    failed = p.flux_with_metadata(metadata, "HelmRelease", "error", f"Helm {action} failed: timed out", "error")
+    assert flux(edges, failed).json()["decision"]["verdict"] == "approve"  # unhealthy, nothing to roll back yet
+
+
+@pytest.mark.parametrize("event", ["ping", "push"])
+def test_a_github_form_encoded_delivery_is_read_like_json(edges: Server, event: str) -> None:
+    payload = {"zen": "Design for failure.", "hook_id": 7} if event == "ping" else p.github_push()
+    body = p.github_form(payload)
+    headers = dict(signed("github", body, event)) | {"Content-Type": "application/x-www-form-urlencoded"}
+    response = post(edges, "github", body, headers)
+    assert response.status_code == 200, response.text
+    if event == "push":
+        assert response.json()["decision"]["target"] == "git:acme/odoo-config@main"
+        assert response.json()["decision"]["revision"] == p.SHA_A
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        pytest.param(b"zen=hello", "no payload field", id="no-payload"),
+        pytest.param(b"payload=%7B%22a%22", "not valid JSON", id="truncated-json"),
+        pytest.param(b"payload=%FF", "form body is not valid", id="not-utf8"),
+        pytest.param(b"&".join(b"f%d=1" % n for n in range(30)), "form body is not valid", id="too-many-fields"),
+    ],
+)
+def test_a_bad_github_form_delivery_is_400(edges: Server, body: bytes, problem: str) -> None:
+    headers = dict(signed("github", body, "push")) | {"Content-Type": "application/x-www-form-urlencoded"}
+    response = post(edges, "github", body, headers)
+    assert response.status_code == 400, response.text
+    assert problem in response.json()["message"]
+
+
+def test_a_gitlab_merge_hook_without_project_reads_the_target_project(edges: Server) -> None:
+    body = p.encode(p.gitlab_merge_without_project())
+    response = post(edges, "gitlab", body, signed("gitlab", body, "Merge Request Hook"))
+    assert response.status_code == 200, response.text
+    assert response.json()["decision"]["target"] == "git:acme/odoo-config@main"
+    assert response.json()["decision"]["revision"] == p.SHA_B
+    bare = p.gitlab_merge_without_project()
+    del bare["object_attributes"]["target"]
+    raw = p.encode(bare)
+    assert_names_field(
+        post(edges, "gitlab", raw, signed("gitlab", raw, "Merge Request Hook")), "project.path_with_namespace"
+    )
