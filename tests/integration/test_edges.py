@@ -529,3 +529,51 @@ def test_a_gitlab_merge_hook_without_project_reads_the_target_project(edges: Ser
     assert_names_field(
         post(edges, "gitlab", raw, signed("gitlab", raw, "Merge Request Hook")), "project.path_with_namespace"
     )
+
+
+# 6. An .ics DURATION in hours is exact elapsed time ---------------------------------------------
+
+ICS_POLICY = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {{name: {name}}}
+spec:
+  targets: ["argocd:{name}"]
+  timezone: Europe/Berlin
+  calendar:
+    deny:
+      - {{ics: {name}.ics, code: ics_freeze}}
+"""
+
+ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//acme//gatekeeper edges//EN\r\n"
+    "BEGIN:VEVENT\r\nUID:{name}@acme.io\r\nDTSTAMP:20260301T000000Z\r\nSUMMARY:Freeze over the DST change\r\n"
+    "DTSTART;TZID=Europe/Berlin:20260328T120000\r\nDURATION:{duration}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("duration", "end"),
+    [
+        pytest.param("PT24H", "2026-03-29T11:00:00Z", id="PT24H-is-24-elapsed-hours"),
+        pytest.param("PT23H60M", "2026-03-29T11:00:00Z", id="PT23H60M-is-24-elapsed-hours"),
+        pytest.param("P1D", "2026-03-29T10:00:00Z", id="P1D-is-one-local-day-of-23-hours"),
+        pytest.param("P1DT1H", "2026-03-29T11:00:00Z", id="P1DT1H-is-a-day-then-an-hour"),
+    ],
+)
+def test_an_ics_duration_in_hours_is_exact_time_across_the_dst_change(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, duration: str, end: str
+) -> None:
+    policies, calendars = config_tree
+    name = "odoo-ics"
+    (policies / "ics.yaml").write_text(ICS_POLICY.format(name=name))
+    (calendars / f"{name}.ics").write_text(ICS.format(name=name, duration=duration), newline="")
+    running = start_server(make_settings(database_url, policies, calendars, tokens_file), MutableClock())
+    try:
+        with running.client("viewer") as client:
+            params = {"target": f"argocd:{name}", "from": "2026-03-27T00:00:00Z", "to": "2026-03-31T00:00:00Z"}
+            response = client.get("/v1/windows", params=params)
+    finally:
+        running.stop()
+    assert response.status_code == 200, response.text
+    assert response.json()["closed"] == [{"start": "2026-03-28T11:00:00Z", "end": end, "codes": ["ics_freeze"]}]
