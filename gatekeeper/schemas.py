@@ -7,9 +7,9 @@ values by the ``*_json`` functions, so the CLI and the API print exactly the sam
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.records import DecisionRecord
@@ -26,6 +26,22 @@ from gatekeeper.domain.types import (
 # would fail the batch it shares with other callers' (gatekeeper.store.batching).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
+# Ids are PostgreSQL BIGINTs: a release id, audit sequence number or cursor outside 1..2^63-1
+# is a 422 naming the parameter, never a database error (DESIGN §4 "Limits").
+MAX_ID = 2**63 - 1
+MAX_TARGET = 512
+MAX_STATUS = 32
+
+
+def _cursor(value: str | None) -> str | None:
+    if value and (not (value.isascii() and value.isdigit()) or len(value) > 19 or not 1 <= int(value) <= MAX_ID):
+        raise ValueError(f"not a cursor returned by this API (a release id from 1 to {MAX_ID})")
+    return value
+
+
+# A ``?cursor=`` as the list routes take it: digits of an id in 1..2^63-1 (else 422 naming it).
+Cursor = Annotated[str | None, AfterValidator(_cursor)]
+
 
 class GateContext(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -40,7 +56,7 @@ class GateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target: str = Field(min_length=1, max_length=512)
+    target: str = Field(min_length=1, max_length=MAX_TARGET, pattern=PRINTABLE)
     revision: str = Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$")
     # A label of what called (presync, sync-wave, pipeline...). No ":", which marks the decisions
     # gatekeeper itself makes ("approval:alice", "rejection:bob"): a caller cannot pass as one.

@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     ARGOCD_API_TOKEN: SecretStr | None = Field(None, description="Argo CD API token.")
     PUBLIC_URL: str = Field("http://127.0.0.1:8080", description="Base URL used in links (commit statuses).")
     MAX_BODY_BYTES: int = Field(1_048_576, gt=0, description="Largest request body accepted, in bytes (413 above).")
+    BODY_TIMEOUT: str = Field(
+        "10s",
+        description=(
+            "How long a request body may take to arrive, from the request's start (duration; 408 after it): a "
+            "client that sends its headers and stalls holds a connection and a buffer no longer than this."
+        ),
+    )
+    BODIES_IN_FLIGHT: int = Field(
+        64,
+        ge=1,
+        description=(
+            "Request bodies one process reads at once; more wait for a turn within their BODY_TIMEOUT (else 503, "
+            "Retry-After). Bounds the memory of bodies being read to about this times MAX_BODY_BYTES."
+        ),
+    )
     UNGOVERNED: Literal["defer", "approve"] = Field(
         "defer", description="Decision for a target no policy governs (fail closed by default)."
     )
@@ -133,7 +148,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "RETRY_DELAY", "DELIVERY_RETENTION", "FACT_TIMEOUT", "ACTION_LEASE", "ACTION_RETRY", "ACTION_RETRY_MAX"
+        "RETRY_DELAY",
+        "DELIVERY_RETENTION",
+        "FACT_TIMEOUT",
+        "ACTION_LEASE",
+        "ACTION_RETRY",
+        "ACTION_RETRY_MAX",
+        "BODY_TIMEOUT",
     )
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -151,6 +172,10 @@ class Settings(BaseSettings):
     @property
     def retry_delay_seconds(self) -> int:
         return _seconds(self.RETRY_DELAY)
+
+    @property
+    def body_timeout_seconds(self) -> int:
+        return _seconds(self.BODY_TIMEOUT)
 
     @property
     def delivery_retention_seconds(self) -> int:

@@ -186,7 +186,12 @@ def create_app(
     app.include_router(receivers.router)
     app.include_router(page.router)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.MAX_BODY_BYTES,
+        timeout=float(settings.body_timeout_seconds),
+        in_flight=settings.BODIES_IN_FLIGHT,
+    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gatekeeper.people import ActionRefusedError, ReleaseNotFoundError
+from gatekeeper.schemas import PRINTABLE
 from gatekeeper.service import ConfigUnavailableError
 from gatekeeper.store import NotMigratedError, StoreError
 
@@ -36,6 +37,10 @@ STATUS_OF: dict[type[Exception], tuple[int, str]] = {
     ConfigUnavailableError: (503, "config_invalid"),
     ReleaseNotFoundError: (404, "not_found"),
 }
+
+# What a 503 of the store says: never the driver's words (they go to the log). The messages of a
+# missing migration and of a lock timeout are gatekeeper's own and say what to do.
+STORE_MESSAGE = "the database could not complete the request; try again later (the server log has details)"
 
 _STARLETTE_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}
 
@@ -64,7 +69,17 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
         message = "field required"
     elif first.get("type") == "extra_forbidden":
         message = "unknown field"
+    elif first.get("type") == "string_pattern_mismatch" and first.get("ctx", {}).get("pattern") == PRINTABLE:
+        message = "must not contain control characters"
     return JSONResponse(error_body("invalid_request", f"{field or 'body'}: {message}", field), 422)
+
+
+def _public_message(exc: Exception) -> str:
+    message = str(exc)
+    own = isinstance(exc, NotMigratedError) or message.startswith("database busy:")
+    if isinstance(exc, StoreError) and not own:
+        return STORE_MESSAGE
+    return message
 
 
 def install(app: FastAPI) -> None:
@@ -87,7 +102,7 @@ def install(app: FastAPI) -> None:
         for kind, (status, code) in STATUS_OF.items():
             if isinstance(exc, kind):
                 logger.warning("%s: %s", code, exc)
-                return JSONResponse(error_body(code, str(exc)), status)
+                return JSONResponse(error_body(code, _public_message(exc)), status)
         logger.exception("unexpected error", exc_info=exc)
         return JSONResponse(error_body("internal", "internal error; the server log has details"), 500)
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from gatekeeper.api.auth import check_target, require
@@ -17,6 +17,11 @@ from gatekeeper.domain.records import ActionRecord, DecisionRecord, GateRecord, 
 from gatekeeper.domain.types import InvalidTargetError, format_instant, parse_target, utc_epoch
 from gatekeeper.people import ReleaseManager
 from gatekeeper.schemas import (
+    MAX_ID,
+    MAX_STATUS,
+    MAX_TARGET,
+    PRINTABLE,
+    Cursor,
     GateRequest,
     decision_record_json,
     parse_instant,
@@ -47,6 +52,8 @@ async def service(request: Request) -> GateService:
 
 
 Service = Annotated[GateService, Depends(service)]
+ReleaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Target = Annotated[str, Query(max_length=MAX_TARGET, pattern=PRINTABLE)]
 
 
 def instant_param(value: str, field: str) -> datetime:
@@ -112,9 +119,9 @@ def gate(
 def list_releases(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
-    status: str | None = None,
-    target: str | None = None,
-    cursor: str | None = None,
+    status: Annotated[str | None, Query(max_length=MAX_STATUS, pattern=PRINTABLE)] = None,
+    target: Annotated[str | None, Query(max_length=MAX_TARGET, pattern=PRINTABLE)] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE,
 ) -> dict[str, Any]:
     before = None
@@ -128,7 +135,7 @@ def list_releases(
 
 @router.get("/releases/{release_id}", summary="One release with its decisions and approvals")
 def get_release(
-    release_id: int, gatekeeper: Service, _identity: Annotated[Identity, Depends(require("viewer", "hook"))]
+    release_id: ReleaseId, gatekeeper: Service, _identity: Annotated[Identity, Depends(require("viewer", "hook"))]
 ) -> dict[str, Any]:
     detail = gatekeeper.release(release_id)
     if detail is None:
@@ -159,7 +166,7 @@ Manager = Annotated[ReleaseManager, Depends(manager)]
 
 @router.post("/releases/{release_id}/approve", summary="Approve (release-manager); break_glass also needs break-glass")
 def approve(
-    release_id: int,
+    release_id: ReleaseId,
     body: ApproveBody,
     people: Manager,
     identity: Annotated[Identity, Depends(require("release-manager", "break-glass"))],
@@ -171,7 +178,7 @@ def approve(
 
 @router.post("/releases/{release_id}/reject", summary="Reject a waiting release (release-manager)")
 def reject(
-    release_id: int,
+    release_id: ReleaseId,
     body: ReasonBody,
     people: Manager,
     identity: Annotated[Identity, Depends(require("release-manager"))],
@@ -181,7 +188,7 @@ def reject(
 
 @router.post("/releases/{release_id}/rollback", summary="Ask for a rollback of a release (release-manager)")
 def rollback(
-    release_id: int,
+    release_id: ReleaseId,
     body: ReasonBody,
     people: Manager,
     identity: Annotated[Identity, Depends(require("release-manager"))],
@@ -199,7 +206,7 @@ def get_audit_head(gatekeeper: Service, _identity: Annotated[Identity, Depends(r
 def get_audit(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     items = gatekeeper.store.audit_records(after=after, limit=limit + 1)
@@ -253,7 +260,7 @@ def list_actions(
 def get_status(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
-    target: str,
+    target: Target,
     at: str | None = None,
 ) -> dict[str, Any]:
     key = target_param(target)
@@ -265,7 +272,7 @@ def get_status(
 def get_windows(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
-    target: str,
+    target: Target,
     start: Annotated[str, Query(alias="from")],
     end: Annotated[str, Query(alias="to")],
 ) -> dict[str, Any]:
@@ -283,7 +290,7 @@ def calendar_feed(
     request: Request,
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer", allow_query_token=True))],
-    target: str,
+    target: Target,
 ) -> Response:
     key = target_param(target)
     now = gatekeeper.clock().replace(microsecond=0)

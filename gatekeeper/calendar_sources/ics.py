@@ -7,6 +7,9 @@ computes ends in wall-clock time (a 1-hour event starting in a DST gap comes out
   ambiguous: first occurrence); floating times are read in the policy timezone;
 - a recurring event with DTEND keeps the exact length of its first instance; with DURATION, the
   nominal days then the exact hours (RFC 5545 §3.8.5.3); an override (RECURRENCE-ID) uses its own;
+- DURATION is read from the file's own text: the library hands back a ``timedelta``, which cannot
+  tell ``PT24H`` (24 elapsed hours, RFC 5545 §3.3.6) from ``P1D`` (one nominal day: 23 or 25 hours
+  across a DST change);
 - all-day events cover whole local days in the policy timezone.
 Parsing keeps line numbers so a broken file is reported as ``FILE:LINE: message``.
 """
@@ -25,7 +28,7 @@ from dateutil import rrule  # type: ignore[import-untyped,unused-ignore]
 
 from gatekeeper.calendar_sources import SourceError
 from gatekeeper.calendar_sources.zones import zone as named_zone
-from gatekeeper.domain.durations import Duration
+from gatekeeper.domain.durations import Duration, InvalidDurationError
 from gatekeeper.domain.localtime import end_after, local_midnight, to_utc
 from gatekeeper.domain.types import from_epoch, utc_epoch
 from gatekeeper.domain.windows import Span
@@ -40,9 +43,11 @@ _MARGIN = timedelta(days=2)
 
 @dataclass(frozen=True, slots=True)
 class _Lines:
-    """Where each VEVENT starts and where its properties are, by file line (1-based)."""
+    """Where each VEVENT starts and where its properties are, by file line (1-based), and the
+    raw text of the properties whose parsed value loses information (DURATION)."""
 
     events: tuple[tuple[int, dict[str, int]], ...]
+    raw: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +88,8 @@ class IcsCalendar:
         vevents = list(calendar.walk("VEVENT"))
         events: dict[tuple[str, int | None], _Event] = {}
         longest = timedelta(days=1)
-        for vevent, (line, properties) in zip(vevents, lines.events, strict=True):
-            key, event, length = _read_event(vevent, line, properties, zones)
+        for vevent, (line, properties), raw in zip(vevents, lines.events, lines.raw, strict=True):
+            key, event, length = _read_event(vevent, line, properties, zones, raw)
             events[key] = event
             longest = max(longest, length)
         return cls(name, calendar, events, longest)
@@ -152,6 +157,7 @@ def _scan(text: str) -> _Lines:
     """Check the content-line structure and note where each VEVENT and property is."""
     stack: list[tuple[str, int]] = []
     events: list[tuple[int, dict[str, int]]] = []
+    texts: list[dict[str, str]] = []
     logical: list[tuple[int, str]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if raw[:1] in (" ", "\t") and logical:
@@ -163,13 +169,14 @@ def _scan(text: str) -> _Lines:
     for number, line in logical:
         if not _CONTENT_LINE.match(line):
             raise SourceError(f"not an iCalendar content line (NAME;PARAMS:VALUE): {line[:60]!r}", number)
-        name, _, value = line.partition(":")
+        name, _, text = line.partition(":")
         name = name.split(";", 1)[0].upper()
-        value = value.strip().upper()
+        value = text.strip().upper()
         if name == "BEGIN":
             stack.append((value, number))
             if value == "VEVENT":
                 events.append((number, {}))
+                texts.append({})
         elif name == "END":
             if not stack or stack[-1][0] != value:
                 expected = stack[-1][0] if stack else "nothing"
@@ -177,9 +184,11 @@ def _scan(text: str) -> _Lines:
             stack.pop()
         elif stack and stack[-1][0] == "VEVENT":
             events[-1][1].setdefault(name, number)
+            if name == "DURATION":
+                texts[-1].setdefault(name, value)
     if stack:
         raise SourceError(f"BEGIN:{stack[-1][0]} is never closed", stack[-1][1])
-    return _Lines(tuple(events))
+    return _Lines(tuple(events), tuple(texts))
 
 
 def _custom_zones(calendar: icalendar.Calendar) -> dict[str, tzinfo]:
@@ -211,7 +220,11 @@ def _zone_of(prop: Any, zones: dict[str, tzinfo], line: int, name: str) -> tzinf
 
 
 def _read_event(
-    vevent: icalendar.Component, line: int, properties: dict[str, int], zones: dict[str, tzinfo]
+    vevent: icalendar.Component,
+    line: int,
+    properties: dict[str, int],
+    zones: dict[str, tzinfo],
+    raw: dict[str, str] | None = None,
 ) -> tuple[tuple[str, int | None], _Event, timedelta]:
     """Validate one VEVENT and work out its length rule."""
     def at(name: str) -> int:
@@ -235,7 +248,7 @@ def _read_event(
         raise SourceError("VEVENT has both DTEND and DURATION", at("DURATION"))
     all_day = not isinstance(start, datetime)
     start_zone = None if all_day else _zone_of(start_prop, zones, at("DTSTART"), "DTSTART")
-    exact, nominal = _length(vevent, start, start_zone, all_day, at, zones)
+    exact, nominal = _length(vevent, start, start_zone, all_day, at, zones, (raw or {}).get("DURATION"))
     _check_rrule(vevent, start, at("RRULE"))
     uid = str(vevent["UID"])
     recurrence = vevent.get("RECURRENCE-ID")
@@ -258,12 +271,13 @@ def _length(
     all_day: bool,
     at: Any,
     zones: dict[str, tzinfo],
+    raw_duration: str | None = None,
 ) -> tuple[timedelta | None, Duration | None]:
     if "DURATION" in vevent:
         value = _dt(vevent, "DURATION")
         if not isinstance(value, timedelta) or value <= timedelta(0):
             raise SourceError("DURATION: must be a positive duration such as PT1H or P1D", at("DURATION"))
-        return None, Duration(days=value.days, seconds=value.seconds)
+        return None, ics_duration(raw_duration, value)
     if "DTEND" not in vevent:
         return None, (Duration(days=1) if all_day else None)
     end = _dt(vevent, "DTEND")
@@ -279,6 +293,18 @@ def _length(
     if exact <= timedelta(0):
         raise SourceError("DTEND: must be after DTSTART", at("DTEND"))
     return exact, None
+
+
+def ics_duration(text: str | None, parsed: timedelta) -> Duration:
+    """A DURATION value as written: its weeks and days nominal, its hours, minutes and seconds
+    exact (``PT24H`` is 24 elapsed hours, ``P1D`` one local day). ``parsed`` (the library's
+    ``timedelta``) only serves when the text is not at hand; it reads every 24 hours as a day."""
+    if text is not None:
+        try:
+            return Duration.parse(text.strip().upper().removeprefix("+"))
+        except InvalidDurationError:
+            pass  # the library accepted it (checked above): fall back to its reading
+    return Duration(days=parsed.days, seconds=parsed.seconds)
 
 
 def _instant(value: datetime, zone: tzinfo | None) -> datetime:

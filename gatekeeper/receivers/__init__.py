@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gatekeeper.domain.types import InvalidTargetError, ReleaseRequest, TargetKey, parse_target
+from gatekeeper.receivers.jsonbody import JsonBodyError, parse_json
 
 
 class ReceiverError(Exception):
@@ -60,7 +61,7 @@ def identities_at(data: Mapping[str, Any], *paths: str) -> tuple[str, ...]:
     for hidden ones, which would otherwise make everyone the same person)."""
     found: dict[str, None] = {}
     for path in paths:
-        value = text_at(data, path, required=False)
+        value = text_at(data, path, required=False, max_length=NAME)
         if value is None or not value.strip():
             continue
         if path.endswith("email") and "@" not in value:
@@ -125,12 +126,25 @@ class Receiver(Protocol):
         """The typed meaning of the delivery (event allow-list first, then the payload)."""
 
 
+def header_bytes(value: str) -> bytes:
+    """A header as the bytes that came on the wire (the server decodes them as Latin-1), so a
+    constant-time comparison never meets text it refuses (``hmac.compare_digest`` raises on
+    non-ASCII ``str``); a character Latin-1 cannot hold (only a caller in-process can pass one)
+    becomes ``?``, which matches no secret."""
+    return value.encode("latin-1", errors="replace")
+
+
+def secret_matches(secret: str, presented: str) -> bool:
+    """A token header against the configured secret, in constant time, as bytes."""
+    return hmac.compare_digest(header_bytes(presented), secret.encode())
+
+
 def hmac_sha256_matches(secret: str, body: bytes, header: str | None) -> bool:
-    """``sha256=<hex>`` over the raw body, compared in constant time."""
+    """``sha256=<hex>`` over the raw body, compared in constant time, as bytes."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    return hmac.compare_digest(expected, header_bytes(header.removeprefix("sha256=").strip().lower()))
 
 
 def body_digest(source: str, body: bytes) -> str:
@@ -138,18 +152,44 @@ def body_digest(source: str, body: bytes) -> str:
     return hashlib.sha256(source.encode() + b"\0" + body).hexdigest()
 
 
-def load_json(body: bytes) -> dict[str, Any]:
+def load_json(body: bytes | str) -> dict[str, Any]:
+    """The body as a JSON object: bounded and total (400 naming the problem, 422 if not an object)."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise malformed(f"body is not valid JSON: {getattr(exc, 'msg', exc)}") from None
+        data = parse_json(body)
+    except JsonBodyError as exc:
+        raise malformed(str(exc)) from None
     if not isinstance(data, dict):
         raise invalid("body", "expected a JSON object")
     return data
 
 
-def text_at(data: Mapping[str, Any], path: str, *, required: bool = True) -> str | None:
-    """The string at dotted ``path`` (e.g. ``repository.full_name``), 422 naming it if absent or not text."""
+# Limits of what a delivery may carry (DESIGN §4 "Limits"), checked here with the field named,
+# so no value the store cannot hold (PostgreSQL refuses NUL in text and over-long values) ever
+# reaches it: that was a 503 "database_unavailable" with the driver's words, and hooks retry 503s.
+COMMIT_ID = 64  # a SHA-1 (40) or SHA-256 (64) commit id
+REVISION = 256
+NAME = 256  # people, environments, namespaces
+TEXT = 512  # repositories, refs, application names, and any other text read
+TARGET = 512
+URL = 2048
+DELIVERY_ID = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def checked_text(value: str, field_name: str, max_length: int = TEXT) -> str:
+    """``value`` if it fits the limits, else 422 naming ``field_name`` with what is wrong."""
+    if len(value) > max_length:
+        raise invalid(field_name, f"at most {max_length} characters (got {len(value)})")
+    control = _CONTROL.search(value)
+    if control is not None:
+        where = control.start()
+        raise invalid(field_name, f"must not contain control characters (got {control.group()!r} at {where})")
+    return value
+
+
+def text_at(data: Mapping[str, Any], path: str, *, required: bool = True, max_length: int = TEXT) -> str | None:
+    """The string at dotted ``path`` (e.g. ``repository.full_name``), 422 naming it if absent, not
+    text, longer than ``max_length`` or holding a control character."""
     node: Any = data
     for step in path.split("."):
         if not isinstance(node, Mapping) or step not in node or node[step] is None:
@@ -159,10 +199,16 @@ def text_at(data: Mapping[str, Any], path: str, *, required: bool = True) -> str
         node = node[step]
     if isinstance(node, bool) or not isinstance(node, str | int):
         raise invalid(path, f"expected a string, got {type(node).__name__}")
-    value = str(node)
+    value = checked_text(str(node), path, max_length)
     if required and not value:
         raise invalid(path, "must not be empty")
     return value or None
+
+
+def header_text(headers: Mapping[str, str], name: str, max_length: int = DELIVERY_ID) -> str | None:
+    """A header that names the delivery, 422 naming the header if it does not fit the limits."""
+    value = headers.get(name.lower())
+    return checked_text(value, name, max_length) if value else None
 
 
 def list_at(data: Mapping[str, Any], path: str) -> list[Any]:
@@ -176,9 +222,16 @@ def list_at(data: Mapping[str, Any], path: str) -> list[Any]:
     return node
 
 
-def git_target(repo: str, branch: str, field_name: str) -> TargetKey:
-    """``git:<owner/repo>@<branch>``, 422 naming ``field_name`` if it is not a valid target."""
+def target_of(raw: str, field_name: str) -> TargetKey:
+    """``raw`` as a target key, 422 naming ``field_name`` if it is too long or not a valid target."""
+    if len(raw) > TARGET:
+        raise invalid(field_name, f"the target {raw[:40]}... is longer than {TARGET} characters ({len(raw)})")
     try:
-        return parse_target(f"git:{repo}@{branch}")
+        return parse_target(raw)
     except InvalidTargetError as exc:
         raise invalid(field_name, str(exc)) from None
+
+
+def git_target(repo: str, branch: str, field_name: str) -> TargetKey:
+    """``git:<owner/repo>@<branch>``, 422 naming ``field_name`` if it is not a valid target."""
+    return target_of(f"git:{repo}@{branch}", field_name)

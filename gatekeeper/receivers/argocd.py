@@ -7,11 +7,21 @@ unhealthy; ``sync-running`` asks for a decision (the PreSync hook gates the sync
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 
-from gatekeeper.domain.types import InvalidTargetError, ReleaseRequest, parse_target
-from gatekeeper.receivers import Ignored, Inbound, body_digest, invalid, load_json, text_at, unauthorized
+from gatekeeper.domain.types import ReleaseRequest
+from gatekeeper.receivers import (
+    NAME,
+    REVISION,
+    Ignored,
+    Inbound,
+    body_digest,
+    load_json,
+    secret_matches,
+    target_of,
+    text_at,
+    unauthorized,
+)
 
 OBSERVED = {"sync-succeeded": "applied", "health-degraded": "unhealthy", "sync-running": None}
 
@@ -23,7 +33,7 @@ class ArgoCDReceiver:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("missing Authorization: Bearer header")
-        if not hmac.compare_digest(token.strip().encode(), secret.encode()):
+        if not secret_matches(secret, token.strip()):
             raise unauthorized("bearer token is wrong")
 
     def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
@@ -35,17 +45,14 @@ class ArgoCDReceiver:
         if event not in OBSERVED:
             return Ignored(f"Argo CD event {event!r} is not handled (handled: {', '.join(OBSERVED)})")
         app = text_at(data, "app")
-        revision = text_at(data, "revision", required=False)
+        revision = text_at(data, "revision", required=False, max_length=REVISION)
         if not revision:
             return Ignored(f"Argo CD event {event} for {app} carries no revision")
-        try:
-            target = parse_target(f"argocd:{app}")
-        except InvalidTargetError as exc:
-            raise invalid("app", str(exc)) from None
+        target = target_of(f"argocd:{app}", "app")
         context = tuple(
             (key, value)
             for key in ("namespace", "project")
-            if (value := text_at(data, key, required=False)) is not None
+            if (value := text_at(data, key, required=False, max_length=NAME)) is not None
         )
         request = ReleaseRequest(target=target, revision=revision, trigger=f"argocd-{event}", context=context)
         return Inbound(request=request, observed=OBSERVED[event])

@@ -1,28 +1,37 @@
 """GitHub webhooks: ``ping``, ``push``, ``pull_request`` (closed and merged), ``deployment_protection_rule``.
 
 Authenticated by ``X-Hub-Signature-256: sha256=<hex HMAC of the raw body>``; the delivery id is
-``X-GitHub-Delivery``. A push or merge to a branch asks for a decision on ``git:<owner/repo>@<branch>``;
-a deployment protection rule is answered through its ``deployment_callback_url``.
+``X-GitHub-Delivery``. A webhook may be configured with either content type GitHub offers:
+``application/json``, or ``application/x-www-form-urlencoded``, whose body is ``payload=<JSON>``
+(the signature is over the raw body either way). A push or merge to a branch asks for a
+decision on ``git:<owner/repo>@<branch>``; a deployment protection rule is answered through its
+``deployment_callback_url``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from gatekeeper.domain.types import ReleaseRequest
 from gatekeeper.receivers import (
+    COMMIT_ID,
+    NAME,
+    URL,
     Callback,
     CommitPeople,
     Ignored,
     Inbound,
     body_digest,
     git_target,
+    header_text,
     hmac_sha256_matches,
     identities_at,
     invalid,
     list_at,
     load_json,
+    malformed,
     text_at,
     unauthorized,
 )
@@ -30,6 +39,25 @@ from gatekeeper.receivers import (
 EVENTS = ("ping", "push", "pull_request", "deployment_protection_rule")
 # Who touched a pushed commit, in GitHub's commit objects (``name`` is a display name: never).
 COMMIT_PEOPLE = ("author.username", "author.email", "committer.username", "committer.email")
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def is_form(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower() == FORM
+
+
+def form_payload(body: bytes) -> str:
+    """The JSON of a form-encoded delivery: its one ``payload`` field (400 if there is none)."""
+    try:
+        fields = parse_qs(body.decode("latin-1"), max_num_fields=20, encoding="utf-8", errors="strict")
+    except ValueError as exc:  # too many fields, or percent-escapes that are not UTF-8
+        raise malformed(f"form body is not valid: {exc}") from None
+    payload = fields.get("payload")
+    if not payload:
+        raise malformed(f"form body ({FORM}) has no payload field")
+    return payload[0]
 
 
 class GitHubReceiver:
@@ -43,13 +71,13 @@ class GitHubReceiver:
             raise unauthorized("X-Hub-Signature-256 does not match the body")
 
     def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
-        return headers.get("x-github-delivery") or body_digest(self.source, body)
+        return header_text(headers, "X-GitHub-Delivery") or body_digest(self.source, body)
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> Inbound | Ignored:
         event = headers.get("x-github-event", "")
         if event not in EVENTS:
             return Ignored(f"GitHub event {event or '(none)'!r} is not handled (handled: {', '.join(EVENTS)})")
-        data = load_json(body)
+        data = load_json(form_payload(body) if is_form(headers) else body)
         if event == "ping":
             return Inbound()
         if event == "push":
@@ -65,7 +93,7 @@ class GitHubReceiver:
         if data.get("deleted") is True:
             return Ignored(f"push deleted {ref}")
         repo = text_at(data, "repository.full_name") or ""
-        sha = text_at(data, "after") or ""
+        sha = text_at(data, "after", max_length=COMMIT_ID) or ""
         target = git_target(repo, ref.removeprefix("refs/heads/"), "ref")
         people, paths = _pushed(data, sha)
         request = ReleaseRequest(target=target, revision=sha, trigger="github-push")
@@ -78,11 +106,11 @@ class GitHubReceiver:
             return Ignored(f"pull_request {action} (merged: {merged}) is not a merge")
         repo = text_at(data, "pull_request.base.repo.full_name") or ""
         branch = text_at(data, "pull_request.base.ref") or ""
-        sha = text_at(data, "pull_request.merge_commit_sha") or ""
+        sha = text_at(data, "pull_request.merge_commit_sha", max_length=COMMIT_ID) or ""
         people = CommitPeople(
             sha,
-            text_at(data, "pull_request.user.login", required=False),
-            text_at(data, "pull_request.merged_by.login", required=False),
+            text_at(data, "pull_request.user.login", required=False, max_length=NAME),
+            text_at(data, "pull_request.merged_by.login", required=False, max_length=NAME),
             identities_at(data, "pull_request.user.login", "pull_request.merged_by.login", "sender.login"),
         )
         request = ReleaseRequest(
@@ -96,9 +124,14 @@ class GitHubReceiver:
             return Ignored(f"deployment_protection_rule {action} is not a request")
         repo = text_at(data, "repository.full_name") or ""
         ref = text_at(data, "deployment.ref", required=False) or text_at(data, "ref") or ""
-        sha = text_at(data, "deployment.sha", required=False) or text_at(data, "sha") or ""
-        environment = text_at(data, "environment")
-        callback = Callback("github-deployment", text_at(data, "deployment_callback_url") or "", environment)
+        sha = (
+            text_at(data, "deployment.sha", required=False, max_length=COMMIT_ID)
+            or text_at(data, "sha", max_length=COMMIT_ID)
+            or ""
+        )
+        environment = text_at(data, "environment", max_length=NAME)
+        url = text_at(data, "deployment_callback_url", max_length=URL) or ""
+        callback = Callback("github-deployment", url, environment)
         target = git_target(repo, ref.removeprefix("refs/heads/"), "deployment.ref")
         context = (("environment", environment or ""),)
         request = ReleaseRequest(target=target, revision=sha, trigger="github-deployment", context=context)
@@ -110,19 +143,19 @@ def _pushed(data: dict[str, Any], sha: str) -> tuple[tuple[CommitPeople, ...], t
 
     The pusher and sender touched every commit they pushed. The released revision (``after``)
     holds every pushed change, so everyone who touched any pushed commit touched it."""
-    pusher = text_at(data, "pusher.name", required=False)  # GitHub puts the pusher's login here
+    pusher = text_at(data, "pusher.name", required=False, max_length=NAME)  # GitHub puts the pusher's login here
     pushed = identities_at(data, "pusher.name", "pusher.email", "sender.login")
     everyone = dict.fromkeys(pushed)
     people: list[CommitPeople] = []
     paths: set[str] = set()
-    author = text_at(data, "head_commit.author.username", required=False)
+    author = text_at(data, "head_commit.author.username", required=False, max_length=NAME)
     for position, commit in enumerate(list_at(data, "commits")):
         if not isinstance(commit, dict):
             raise invalid(f"commits.{position}", "expected an object")
-        commit_sha = text_at(commit, "id") or ""
+        commit_sha = text_at(commit, "id", max_length=COMMIT_ID) or ""
         touched = identities_at(commit, *COMMIT_PEOPLE)
         everyone.update(dict.fromkeys(touched))
-        login = text_at(commit, "author.username", required=False)
+        login = text_at(commit, "author.username", required=False, max_length=NAME)
         if commit_sha == sha:
             author = login or author
         else:

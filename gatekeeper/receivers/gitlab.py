@@ -6,21 +6,24 @@ Authenticated by ``X-Gitlab-Token`` (compared in constant time); the delivery id
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
 from gatekeeper.domain.types import ReleaseRequest
 from gatekeeper.receivers import (
+    COMMIT_ID,
+    NAME,
     CommitPeople,
     Ignored,
     Inbound,
     body_digest,
     git_target,
+    header_text,
     identities_at,
     invalid,
     list_at,
     load_json,
+    secret_matches,
     text_at,
     unauthorized,
 )
@@ -42,11 +45,15 @@ class GitLabReceiver:
         token = headers.get("x-gitlab-token")
         if not token:
             raise unauthorized("missing X-Gitlab-Token header")
-        if not hmac.compare_digest(token.encode(), secret.encode()):
+        if not secret_matches(secret, token):
             raise unauthorized("X-Gitlab-Token is wrong")
 
     def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
-        return headers.get("idempotency-key") or headers.get("x-gitlab-event-uuid") or body_digest(self.source, body)
+        return (
+            header_text(headers, "Idempotency-Key")
+            or header_text(headers, "X-Gitlab-Event-UUID")
+            or body_digest(self.source, body)
+        )
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> Inbound | Ignored:
         event = headers.get("x-gitlab-event", "")
@@ -59,7 +66,11 @@ class GitLabReceiver:
         ref = text_at(data, "ref") or ""
         if not ref.startswith("refs/heads/"):
             return Ignored(f"push to {ref} is not a branch")
-        sha = text_at(data, "checkout_sha", required=False) or text_at(data, "after") or ""
+        sha = (
+            text_at(data, "checkout_sha", required=False, max_length=COMMIT_ID)
+            or text_at(data, "after", max_length=COMMIT_ID)
+            or ""
+        )
         if set(sha) == {"0"}:
             return Ignored(f"push deleted {ref}")
         repo = text_at(data, "project.path_with_namespace") or ""
@@ -72,11 +83,18 @@ class GitLabReceiver:
         action = text_at(data, "object_attributes.action", required=False)
         if action != "merge":
             return Ignored(f"merge request action {action!r} is not a merge")
-        repo = text_at(data, "project.path_with_namespace") or ""
+        # A merge request hook names the target project in object_attributes.target as well; some
+        # senders (older GitLab, system hooks) leave out the top-level project.
+        repo = (
+            text_at(data, "project.path_with_namespace", required=False)
+            or text_at(data, "object_attributes.target.path_with_namespace", required=False)
+            or text_at(data, "project.path_with_namespace")
+            or ""
+        )
         branch = text_at(data, "object_attributes.target_branch") or ""
         sha = (
-            text_at(data, "object_attributes.merge_commit_sha", required=False)
-            or text_at(data, "object_attributes.last_commit.id")
+            text_at(data, "object_attributes.merge_commit_sha", required=False, max_length=COMMIT_ID)
+            or text_at(data, "object_attributes.last_commit.id", max_length=COMMIT_ID)
             or ""
         )
         # GitLab names the merge request's author only by a numeric author_id, and commit authors
@@ -84,7 +102,7 @@ class GitLabReceiver:
         people = CommitPeople(
             sha,
             None,
-            text_at(data, "user.username", required=False),
+            text_at(data, "user.username", required=False, max_length=NAME),
             identities_at(data, *MERGE_PEOPLE),
         )
         target = git_target(repo, branch, "object_attributes.target_branch")
@@ -98,7 +116,7 @@ def _pushed(data: dict[str, Any], sha: str) -> tuple[tuple[CommitPeople, ...], t
     GitLab's commit objects carry no username, only ``author.name`` (a display name, never used)
     and ``author.email``. The pusher touched every commit pushed; the released revision holds
     every pushed change, so everyone who touched any pushed commit touched it."""
-    pusher = text_at(data, "user_username", required=False)
+    pusher = text_at(data, "user_username", required=False, max_length=NAME)
     pushed = identities_at(data, *PUSH_PEOPLE)
     everyone = dict.fromkeys(pushed)
     people: list[CommitPeople] = []
@@ -106,7 +124,7 @@ def _pushed(data: dict[str, Any], sha: str) -> tuple[tuple[CommitPeople, ...], t
     for position, commit in enumerate(list_at(data, "commits")):
         if not isinstance(commit, dict):
             raise invalid(f"commits.{position}", "expected an object")
-        commit_sha = text_at(commit, "id") or ""
+        commit_sha = text_at(commit, "id", max_length=COMMIT_ID) or ""
         touched = identities_at(commit, "author.email")
         everyone.update(dict.fromkeys(touched))
         if commit_sha != sha:

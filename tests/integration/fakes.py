@@ -40,6 +40,11 @@ class FakeApi:
     errors: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     fail_next: int = 0  # answer this many requests 500 (a GitHub outage), then as usual
+    # GitLab: the state of each (path, name) commit status; a transition to the state it has is
+    # refused with 400, as GitLab's state machine does ("Cannot transition status via :enqueue
+    # from :pending").
+    statuses: dict[tuple[str, str], str] = field(default_factory=dict)
+    refused: list[Recorded] = field(default_factory=list)
     delay: float = 0.0  # seconds each answer takes (a slow API)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,6 +83,9 @@ def _github(recorded: Recorded) -> tuple[int, dict[str, Any]] | str:
     return f"unknown GitHub path {recorded.path}"
 
 
+GITLAB_EVENTS = {"pending": "enqueue", "running": "run", "success": "succeed", "failed": "drop", "canceled": "cancel"}
+
+
 def _gitlab(recorded: Recorded) -> tuple[int, dict[str, Any]] | str:
     if recorded.headers.get("private-token") != GITLAB_TOKEN:
         return "missing or wrong PRIVATE-TOKEN"
@@ -108,8 +116,17 @@ def start_fake(kind: str) -> FakeApi:
                 fake.failed.append(recorded)
                 self._answer(500, {"message": "Server Error"})
                 return
-            fake.requests.append(recorded)
             outcome = check(recorded) if isinstance(body, dict) else "body is not a JSON object"
+            if kind == "gitlab" and not isinstance(outcome, str):
+                key = (recorded.path, str(body.get("name")))
+                if fake.statuses.get(key) == body["state"]:
+                    fake.refused.append(recorded)
+                    verb = GITLAB_EVENTS.get(body["state"], body["state"])
+                    message = f"Cannot transition status via :{verb} from :{body['state']}"
+                    self._answer(400, {"message": message})
+                    return
+                fake.statuses[key] = body["state"]
+            fake.requests.append(recorded)
             if isinstance(outcome, str):
                 fake.errors.append(outcome)
                 status, answer = 422, {"message": outcome}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -188,3 +189,46 @@ def flux_headers(secret: str, body: bytes) -> dict[str, str]:
 
 def argocd_headers(token: str) -> dict[str, str]:
     return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+
+# Fixtures for issue 14, written from each sender's documented format (docs/receivers.md cites them).
+
+DIGEST = "4f1d6c0a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817060f5e"
+
+
+def flux_with_metadata(
+    metadata: dict[str, str],
+    kind: str = "Kustomization",
+    reason: str = "Progressing",
+    message: str = "Reconciliation in progress",
+    severity: str = "info",
+) -> dict[str, Any]:
+    """A notification-controller event for ``kind`` odoo-prod/odoo with exactly ``metadata``."""
+    group = {"Kustomization": "kustomize.toolkit.fluxcd.io/v1", "HelmRelease": "helm.toolkit.fluxcd.io/v2"}[kind]
+    event = flux_event(reason=reason, severity=severity)
+    event["involvedObject"] |= {"kind": kind, "apiVersion": group}
+    event["metadata"] = metadata
+    event["message"] = message
+    event["reportingController"] = "helm-controller" if kind == "HelmRelease" else "kustomize-controller"
+    return event
+
+
+def github_form(payload: Any) -> bytes:
+    """GitHub's ``application/x-www-form-urlencoded`` delivery: ``payload=<url-encoded JSON>``."""
+    return b"payload=" + urllib.parse.quote_plus(json.dumps(payload)).encode()
+
+
+def gitlab_merge_without_project(sha: str = SHA_B) -> dict[str, Any]:
+    """A merge hook that names its project only in ``object_attributes.target``."""
+    hook = gitlab_merge(sha)
+    del hook["project"]
+    hook["object_attributes"]["target"] = {
+        "name": "odoo-config",
+        "namespace": "acme",
+        "path_with_namespace": "acme/odoo-config",
+        "web_url": "https://git.acme.io/acme/odoo-config",
+        "default_branch": "main",
+    }
+    hook["object_attributes"]["source"] = dict(hook["object_attributes"]["target"])
+    hook["repository"] = {"name": "odoo-config", "url": "git@git.acme.io:acme/odoo-config.git"}
+    return hook

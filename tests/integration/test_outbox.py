@@ -226,3 +226,32 @@ def test_two_replicas_post_every_commit_status_once(
 
 
 __all__ = ["CUTOFF", "token_of"]
+
+
+def test_gitlab_refusing_a_status_it_already_has_counts_as_done() -> None:
+    """GitLab answers 400 to pending -> pending ("Cannot transition status via :enqueue from
+    :pending"), which gatekeeper sends when only the description changed: the status is there."""
+    from gatekeeper.actions.commit_status import CommitStatusHandler
+    from gatekeeper.domain.records import ActionRecord
+    from gatekeeper.notifiers.gitlab import GitLabNotifier
+    from tests.integration.fakes import GITLAB_TOKEN
+
+    api = start_fake("gitlab")
+    try:
+        handler = CommitStatusHandler({"gitlab": GitLabNotifier(f"{api.url}/api/v4", GITLAB_TOKEN)})
+        now = datetime(2026, 11, 24, 9, 0, tzinfo=__import__("datetime").UTC)
+
+        def action(description: str) -> ActionRecord:
+            payload = {
+                "source": "gitlab", "repo": "acme/odoo-config", "sha": p.SHA_A, "verdict": "defer",
+                "description": description, "link": "https://gatekeeper.acme.io/#release-1",
+            }
+            return ActionRecord(1, "commit_status", 1, "s", "k", payload, "", "running", 0, now, None, None, None,
+                                None, now, now)
+
+        assert "pending" in handler.run(action("gatekeeper: deferred (dispatch_cutoff)"), None)
+        done = handler.run(action("gatekeeper: deferred (month_end_close)"), None)
+        assert "already pending" in done
+        assert len(api.refused) == 1 and len(api.requests) == 1
+    finally:
+        api.stop()

@@ -99,7 +99,7 @@ def test_github_push_decides_records_people_and_posts_one_commit_status(
     assert sent.path == f"/repos/acme/odoo-config/statuses/{p.SHA_A}"
     assert sent.body["state"] == "success"
     assert sent.body["context"] == "gatekeeper"
-    assert sent.body["target_url"] == f"https://gatekeeper.acme.io/v1/releases/{body['release_id']}"
+    assert sent.body["target_url"] == f"https://gatekeeper.acme.io/#release-{body['release_id']}"
     assert fakes[0].errors == []
     detail = release(hooks, body["release_id"])
     assert (detail["author"], detail["merger"]) == ("erik", "dora")

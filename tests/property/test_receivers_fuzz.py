@@ -110,3 +110,17 @@ def test_a_wrong_signature_is_always_401() -> None:
             assert exc.status == 401
         else:
             raise AssertionError(f"{source} accepted a wrong secret")
+
+
+@settings(max_examples=200, deadline=None)
+@given(source=st.sampled_from(sorted(RECEIVERS)), value=st.text(max_size=80))
+def test_any_signature_or_token_text_is_refused_with_401(source: str, value: str) -> None:
+    """Header text of any characters (non-ASCII among them) is refused, never a TypeError."""
+    name = {"github": "x-hub-signature-256", "gitlab": "x-gitlab-token", "flux": "x-signature"}.get(
+        source, "authorization"
+    )
+    for presented in (value, "sha256=" + value, "Bearer " + value):
+        try:
+            RECEIVERS[source].verify({name: presented}, b"{}", SECRET)
+        except ReceiverError as exc:
+            assert exc.status == 401
