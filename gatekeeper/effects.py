@@ -20,8 +20,9 @@ DEPLOYMENT_REVIEW = "deployment_review"
 
 
 def release_link(public_url: str, release_id: int) -> str:
-    """Where a person follows a status or review to (the page's view of the release)."""
-    return f"{public_url.rstrip('/')}/v1/releases/{release_id}"
+    """Where a person follows a status or review to: the page's view of the release (a browser
+    sends no token, so the API's /v1/releases/{id} would answer it 401)."""
+    return f"{public_url.rstrip('/')}/#release-{release_id}"
 
 
 def _digest(payload: dict[str, Any]) -> str:

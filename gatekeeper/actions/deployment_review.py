@@ -50,7 +50,7 @@ class DeploymentReviewHandler:
     def _answer(self, detail: ReleaseDetail) -> tuple[str, str] | None:
         release = detail.release
         latest = detail.decisions[-1] if detail.decisions else None
-        link = f"{self.public_url}/v1/releases/{release.id}"
+        link = f"{self.public_url}/#release-{release.id}"  # the page's view: a browser has no token
         reasons = "; ".join(reason["message"] for reason in latest.reasons) if latest is not None else ""
         if release.status in GONE_OUT or (
             release.status is ReleaseStatus.APPROVED and latest is not None and latest.verdict == "approve"

@@ -1,4 +1,4 @@
-"""Commands for release managers against a server: ``releases ...`` and ``audit ...``.
+"""Commands for release managers against a server: ``releases ...``, ``actions list`` and ``audit ...``.
 
 Token from ``GATEKEEPER_TOKEN`` or ``--token-file``; ``--json`` prints the API's shapes, a table
 otherwise. Exit codes: 0 ok, 1 audit chain broken, 2 bad input, 4 refused, 5 unreachable.
@@ -28,9 +28,11 @@ from gatekeeper.cli.common import (
 from gatekeeper.cli.server import TokenFileOpt, read_token
 
 releases_app = typer.Typer(no_args_is_help=True, help="Releases on a server: list, show, approve, reject, rollback.")
+actions_app = typer.Typer(no_args_is_help=True, help="The outbox on a server: what decisions caused and how it went.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log: export and verify.")
 app.add_typer(releases_app, name="releases")
 app.add_typer(audit_app, name="audit")
+app.add_typer(actions_app, name="actions")
 
 ServerOpt = Annotated[str, typer.Option("--server", envvar="GATEKEEPER_SERVER", help="gatekeeper URL.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
@@ -117,6 +119,32 @@ def releases_list(
     )
     for release in body["items"]:
         typer.echo(_row(release))
+
+
+@actions_app.command("list")
+def actions_list(
+    server: ServerOpt,
+    status: Annotated[str | None, typer.Option("--status", help="pending, running, done or failed")] = None,
+    release: Annotated[int | None, typer.Option("--release", help="Only this release's actions.")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Actions (commit statuses, deployment reviews, ...), newest first, with their attempts."""
+    wanted = {"status": status, "release": release, "limit": limit}
+    body = call(server, token_file, "GET", "/v1/actions", params={k: v for k, v in wanted.items() if v is not None})
+    if as_json:
+        print_json(body)
+        return
+    header = f"{'ID':>6}  {'KIND':<18} {'RELEASE':>7}  {'STATUS':<8} {'TRIES':>5}  {'NEXT TRY':<20}"
+    typer.echo(header + " LAST ERROR / RESULT")
+    for action in body["items"]:
+        next_try = action["next_attempt_at"] if action["status"] == "pending" else "-"
+        detail = action["last_error"] or action["result"] or "-"
+        typer.echo(
+            f"{action['id']:>6}  {action['kind']:<18} {action['release_id'] or '-':>7}  {action['status']:<8} "
+            f"{action['attempts']:>5}  {next_try:<20} {detail[:240]}"
+        )
 
 
 @releases_app.command("show")

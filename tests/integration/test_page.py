@@ -81,3 +81,51 @@ def test_the_page_shows_an_honest_error_when_the_api_refuses(server: Server, bro
     page.click("#login-form button[type=submit]")
     expect(page.locator("#error")).to_contain_text("401")
     page.close()
+
+
+def test_the_page_and_the_cli_show_an_action_that_keeps_failing(
+    config_tree: tuple[Path, Path], tokens_file: Path, tmp_path: Path, browser: Browser
+) -> None:
+    """GitHub is unreachable: the commit status a push's decision enqueued fails, is retried, and
+    the page and `gatekeeper actions list` say so with the error."""
+    import subprocess
+    import sys
+
+    from tests.integration import payloads as p
+    from tests.integration.conftest import MutableClock, eventually, free_port, make_settings, start_server
+    from tests.integration.test_gate_api import OPEN
+    from tests.integration.test_webhooks import GITHUB_SECRET
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'gk.db'}", *config_tree, tokens_file,
+        GITHUB_SECRET=GITHUB_SECRET, GITHUB_API_TOKEN="ghs_x", GITHUB_API_URL=dead, SCHEDULER_INTERVAL=0.1,
+    )
+    server = start_server(settings, MutableClock(OPEN))
+    try:
+        body = p.encode(p.github_push())
+        with server.client() as client:
+            pushed = client.post("/webhooks/github", content=body, headers=p.github_headers(GITHUB_SECRET, "push", body))
+        assert pushed.status_code == 200, pushed.text
+
+        def failing() -> list[dict[str, object]]:
+            with server.client("viewer") as client:
+                return [a for a in client.get("/v1/actions").json()["items"] if a["last_error"]]
+
+        eventually(lambda: len(failing()) == 1)
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.fill("#token", token_of("manager"))
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#actions")).to_contain_text("commit_status")
+        expect(page.locator("#actions")).to_contain_text("failed")  # the error says the POST failed
+        page.close()
+        listed = subprocess.run(
+            [str(Path(sys.executable).with_name("gatekeeper")), "actions", "list", "--server", server.url],
+            env={**os.environ, "GATEKEEPER_TOKEN": token_of("viewer")}, capture_output=True, text=True, timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert "commit_status" in listed.stdout and "pending" in listed.stdout
+        assert "ConnectError" in listed.stdout or "failed" in listed.stdout
+    finally:
+        server.stop()
