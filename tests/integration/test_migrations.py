@@ -58,7 +58,9 @@ def test_replicas_migrating_one_postgresql_database_at_once_all_succeed(pg_schem
     url = pg_schema_url()
     env = {**os.environ, "GATEKEEPER_DATABASE_URL": url}
     upgrades = [
-        subprocess.Popen([GATEKEEPER, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [GATEKEEPER, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     errors = [process.communicate(timeout=60)[1] for process in upgrades]
@@ -70,3 +72,50 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
     done = run("serve", env=env)
     assert done.returncode == 2
     assert "needs PostgreSQL" in done.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_outbox_migration_keeps_the_deployment_reviews_still_waiting(
+    backend: str, tmp_path: Path, pg_schema_url: Callable[[], str]
+) -> None:
+    """0005 replaces pending_reviews with the actions outbox: a review that was waiting becomes a
+    due deployment_review action of its release; an answered one is not carried over."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from gatekeeper.store import migrations
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else pg_schema_url()
+    engine = create_engine(url)
+    config = migrations.alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        connection.execute(
+            text(
+                "INSERT INTO releases (id, target, revision, status, trigger, created_at, updated_at)"
+                " VALUES (1, 'git:acme/odoo-config@main', 'abc', 'deferred', 'github-deployment', :t, :t)"
+            ),
+            {"t": "2026-12-01 10:00:00+00:00"},
+        )
+        for callback, answered in (
+            ("https://api.github.com/runs/1/rule", None),
+            ("https://api.github.com/runs/2/rule", "2026-12-01 11:00:00+00:00"),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO pending_reviews (release_id, callback_url, environment, created_at, answered_at)"
+                    " VALUES (1, :url, 'production', :t, :answered)"
+                ),
+                {"url": callback, "t": "2026-12-01 10:00:00+00:00", "answered": answered},
+            )
+    upgraded = run("db", "upgrade", env={"GATEKEEPER_DATABASE_URL": url})
+    assert upgraded.returncode == 0, upgraded.stderr
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT kind, release_id, status, payload FROM actions")).all()
+    engine.dispose()
+    assert len(rows) == 1
+    kind, release_id, status, payload = rows[0]
+    payload = payload if isinstance(payload, dict) else __import__("json").loads(payload)
+    assert (kind, release_id, status) == ("deployment_review", 1, "pending")
+    assert payload == {"callback_url": "https://api.github.com/runs/1/rule", "environment": "production"}
