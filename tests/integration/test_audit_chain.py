@@ -135,3 +135,44 @@ def test_a_malformed_expected_head_is_bad_input(tmp_path: Path, head: str) -> No
     done = verify(str(export), "--expect-head", head, env=environment("sqlite:///unused.db"))
     assert done.returncode == 2
     assert done.stderr.startswith("--expect-head: expected SEQ:HASH")
+
+
+def test_the_served_app_chains_under_audit_key_and_a_plain_rewrite_is_caught_without_a_head(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path
+) -> None:
+    """AUDIT_KEY set on the service: its records are HMACs; someone with write access to the
+    database rewrites a record and recomputes every later hash with plain SHA-256 (all they can
+    do without the key): `audit verify` under the key fails with no head to compare with."""
+    from tests.integration.conftest import MutableClock, make_settings, start_server
+    from tests.integration.test_gate_api import OPEN
+
+    server = start_server(make_settings(database_url, *config_tree, tokens_file, AUDIT_KEY=KEY), MutableClock(OPEN))
+    try:
+        with server.client("hook") as client:
+            for revision in ("k1", "k2", "k3"):
+                assert (
+                    client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": revision}).status_code
+                    == 200
+                )
+        records = chained(server, 3)
+    finally:
+        server.stop()
+    env = environment(database_url, GATEKEEPER_AUDIT_KEY=KEY)
+    assert verify(env=env).returncode == 0
+    assert verify(env=environment(database_url)).returncode == 1  # without the key nothing checks out
+    engine = create_engine(database_url)
+    previous = records[0]["hash"]
+    with engine.begin() as connection:
+        for record in records[1:]:
+            record["actor"] = "mallory"
+            record["prev_hash"] = previous
+            record["hash"] = previous = chain_hash(previous, record, None)
+            connection.execute(
+                text("UPDATE audit SET actor = :actor, prev_hash = :prev, hash = :hash WHERE seq = :seq"),
+                {"actor": "mallory", "prev": record["prev_hash"], "hash": record["hash"], "seq": record["seq"]},
+            )
+        connection.execute(text("UPDATE audit_head SET hash = :hash"), {"hash": previous})
+    engine.dispose()
+    broken = verify(env=env)
+    assert broken.returncode == 1
+    assert "record 2: its hash is a plain SHA-256, not the HMAC under AUDIT_KEY" in broken.stderr

@@ -234,3 +234,13 @@ def test_the_releases_cli_lists_shows_and_approves(people: Server, tmp_path: Pat
     assert "decisions (the last 3 of 5; --json shows all):" in shown.stdout
     token.write_text(token_of("viewer"))
     assert cli("releases", "approve", str(release_id)).returncode == 4
+
+
+def test_a_rejection_needs_a_reason(people: Server) -> None:
+    release_id = gate(people, "no-reason")["release_id"]
+    for body in ({}, {"reason": "   "}):
+        refused = act(people, "manager", release_id, "reject", **body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["field"] == "reason"
+    with people.client("viewer") as client:
+        assert client.get(f"/v1/releases/{release_id}").json()["status"] != "rejected"
