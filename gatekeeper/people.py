@@ -32,17 +32,44 @@ class ReleaseNotFoundError(LookupError):
 
 
 class ActionRefusedError(Exception):
-    """A person may not do this: HTTP status, error code, message, field."""
+    """A person may not do this: a stable ``code``, a message and the field at fault. Which HTTP
+    status each kind is lives in one table, ``gatekeeper.api.errors.STATUS_OF``."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    code = "forbidden"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        self.message, self.field = message, field
+
+
+class ForbiddenError(ActionRefusedError):
+    """The token lacks a role, or may not act on the target (403)."""
+
+    code = "forbidden"
+
+
+class FourEyesError(ActionRefusedError):
+    """The approver touched the revision (403 ``four_eyes``)."""
+
+    code = "four_eyes"
+
+
+class ConflictError(ActionRefusedError):
+    """The release is not in a state that allows it (409)."""
+
+    code = "conflict"
+
+
+class ReasonRequiredError(ActionRefusedError):
+    """A break-glass approval or a rejection without a reason (422 naming ``reason``)."""
+
+    code = "invalid_request"
 
 
 def _reason_required(reason: str | None, what: str) -> str:
     text = (reason or "").strip()
     if not text:
-        raise ActionRefusedError(422, "invalid_request", f"reason: {what} needs a reason", "reason")
+        raise ReasonRequiredError(f"reason: {what} needs a reason", "reason")
     return text
 
 
@@ -54,10 +81,10 @@ class ReleaseManager:
         if break_glass:
             missing = sorted({MANAGER_ROLE, BREAK_GLASS_ROLE} - who.roles)
             if missing:
-                raise ActionRefusedError(403, "forbidden", f"token {who.name!r} lacks the role {missing[0]}")
+                raise ForbiddenError(f"token {who.name!r} lacks the role {missing[0]}")
             reason = _reason_required(reason, "a break-glass approval")
         elif MANAGER_ROLE not in who.roles:
-            raise ActionRefusedError(403, "forbidden", f"token {who.name!r} lacks the role {MANAGER_ROLE}")
+            raise ForbiddenError(f"token {who.name!r} lacks the role {MANAGER_ROLE}")
         kind = "break_glass" if break_glass else "approval"
         release = self._peek(release_id, who)
         request = ReleaseRequest(TargetKey(release.target), release.revision, trigger=f"{kind}:{who.name}")
@@ -83,7 +110,7 @@ class ReleaseManager:
                 record = self.service.decide_in(tx, request, gathered, now, actor=who.name)
         if refusal is not None:
             logger.warning("approval of release %s by %s refused: %s", release_id, who.name, refusal)
-            raise ActionRefusedError(403, "four_eyes", refusal)
+            raise FourEyesError(refusal)
         if record is None:
             logger.info("release %s: %s approved it already", release_id, who.name, extra={"release_id": release_id})
         else:
@@ -111,9 +138,7 @@ class ReleaseManager:
         with self.service.store.transaction() as tx:
             release = self._release(tx, release_id, who)
             if release.status not in ROLLBACKABLE:
-                raise ActionRefusedError(
-                    409,
-                    "conflict",
+                raise ConflictError(
                     f"release {release_id} is {release.status.value}; only an approved, applied or "
                     "verified release can be rolled back",
                 )
@@ -161,13 +186,13 @@ class ReleaseManager:
     @staticmethod
     def _may_act(release: ReleaseRecord, who: Identity) -> None:
         if not who.may_act_on(release.target):
-            raise ActionRefusedError(403, "forbidden", f"token {who.name!r} may not act on target {release.target}")
+            raise ForbiddenError(f"token {who.name!r} may not act on target {release.target}")
 
     def _open_release(self, tx: StoreTransaction, release_id: int, who: Identity) -> ReleaseRecord:
         release = self._release(tx, release_id, who)
         if release.status not in REDECIDABLE:
-            raise ActionRefusedError(
-                409, "conflict", f"release {release_id} is {release.status.value}, no longer waiting for a decision"
+            raise ConflictError(
+                f"release {release_id} is {release.status.value}, no longer waiting for a decision"
             )
         return release
 

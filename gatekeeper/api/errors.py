@@ -14,10 +14,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gatekeeper.people import ActionRefusedError, ReleaseNotFoundError
+from gatekeeper.people import (
+    ActionRefusedError,
+    ConflictError,
+    ForbiddenError,
+    FourEyesError,
+    ReasonRequiredError,
+    ReleaseNotFoundError,
+)
+from gatekeeper.receivers import InvalidPayloadError, MalformedPayloadError, ReceiverError, UnauthorizedError
 from gatekeeper.schemas import PRINTABLE
 from gatekeeper.service import ConfigUnavailableError
 from gatekeeper.store import NotMigratedError, StoreError
+from gatekeeper.webhooks import SourceDisabledError
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +39,39 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
-# exception type -> (HTTP status, error code)
-STATUS_OF: dict[type[Exception], tuple[int, str]] = {
+# exception type -> (HTTP status, error code; None: the exception's own ``code``). The first
+# entry the exception is an instance of wins, so subclasses come before their bases. Only ApiError,
+# the HTTP layer's own error, carries its status itself.
+STATUS_OF: dict[type[Exception], tuple[int, str | None]] = {
+    UnauthorizedError: (401, None),
+    MalformedPayloadError: (400, None),
+    InvalidPayloadError: (422, None),
+    ReceiverError: (422, None),
+    SourceDisabledError: (404, "not_found"),
+    ForbiddenError: (403, None),
+    FourEyesError: (403, None),
+    ConflictError: (409, None),
+    ReasonRequiredError: (422, None),
+    ActionRefusedError: (403, None),
+    ReleaseNotFoundError: (404, "not_found"),
     NotMigratedError: (503, "database_not_migrated"),
     StoreError: (503, "database_unavailable"),
     ConfigUnavailableError: (503, "config_invalid"),
-    ReleaseNotFoundError: (404, "not_found"),
 }
+REFUSALS = (ReceiverError, ActionRefusedError)  # their message and field are the client's answer
+
+
+def response(exc: Exception) -> JSONResponse:
+    """The answer to ``exc`` as the table says (500, logged, for anything not in it)."""
+    for kind, (status, code) in STATUS_OF.items():
+        if not isinstance(exc, kind):
+            continue
+        if isinstance(exc, REFUSALS):
+            return JSONResponse(error_body(code or exc.code, exc.message, exc.field), status)
+        logger.warning("%s: %s", code, exc)
+        return JSONResponse(error_body(code or "error", _public_message(exc)), status)
+    logger.exception("unexpected error", exc_info=exc)
+    return JSONResponse(error_body("internal", "internal error; the server log has details"), 500)
 
 # What a 503 of the store says: never the driver's words (they go to the log). The messages of a
 # missing migration and of a lock timeout are gatekeeper's own and say what to do.
@@ -94,23 +129,13 @@ def install(app: FastAPI) -> None:
         code = _STARLETTE_CODES.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
-    async def refused(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ActionRefusedError)  # noqa: S101
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status)
-
     async def mapped(_request: Request, exc: Exception) -> JSONResponse:
-        for kind, (status, code) in STATUS_OF.items():
-            if isinstance(exc, kind):
-                logger.warning("%s: %s", code, exc)
-                return JSONResponse(error_body(code, _public_message(exc)), status)
-        logger.exception("unexpected error", exc_info=exc)
-        return JSONResponse(error_body("internal", "internal error; the server log has details"), 500)
+        return response(exc)
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:
         return _validation(request, exc)
 
     app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(ActionRefusedError, refused)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation)
     for kind in STATUS_OF:

@@ -7,7 +7,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gatekeeper.api.errors import error_body
+from gatekeeper.api import errors
 from gatekeeper.receivers import ReceiverError
 from gatekeeper.webhooks import SourceDisabledError, WebhookService
 
@@ -24,8 +24,6 @@ async def webhook(source: str, request: Request) -> JSONResponse:
         # waits here, holding no thread, while the hooks' gate calls keep the other threads.
         slots: anyio.CapacityLimiter = request.app.state.webhook_slots
         answer = await anyio.to_thread.run_sync(service.receive, source, headers, body, limiter=slots)
-    except SourceDisabledError as exc:
-        return JSONResponse(error_body("not_found", str(exc)), 404)
-    except ReceiverError as exc:
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status)
+    except (SourceDisabledError, ReceiverError) as exc:
+        return errors.response(exc)
     return JSONResponse(answer.body, answer.status)

@@ -19,23 +19,44 @@ from gatekeeper.receivers.jsonbody import JsonBodyError, parse_json
 
 
 class ReceiverError(Exception):
-    """A request a receiver refuses: HTTP status, stable code, message, field at fault."""
+    """A request a receiver refuses: a stable ``code``, a message and the field at fault. Which
+    HTTP status each kind is lives in one table, ``gatekeeper.api.errors.STATUS_OF``."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    code = "invalid_payload"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        self.message, self.field = message, field
+
+
+class UnauthorizedError(ReceiverError):
+    """The signature or token does not match (401)."""
+
+    code = "unauthorized"
+
+
+class MalformedPayloadError(ReceiverError):
+    """The body is not what the source sends at all: not JSON, too deep, not UTF-8 (400)."""
+
+    code = "malformed_payload"
+
+
+class InvalidPayloadError(ReceiverError):
+    """A field is missing, of the wrong type or beyond its limits (422, naming it)."""
+
+    code = "invalid_payload"
 
 
 def unauthorized(message: str) -> ReceiverError:
-    return ReceiverError(401, "unauthorized", message)
+    return UnauthorizedError(message)
 
 
 def malformed(message: str) -> ReceiverError:
-    return ReceiverError(400, "malformed_payload", message)
+    return MalformedPayloadError(message)
 
 
 def invalid(field_name: str, message: str) -> ReceiverError:
-    return ReceiverError(422, "invalid_payload", f"{field_name}: {message}", field_name)
+    return InvalidPayloadError(f"{field_name}: {message}", field_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +138,7 @@ class Receiver(Protocol):
     source: str
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
-        """Raise ReceiverError(401) unless the request is authentic."""
+        """Raise UnauthorizedError unless the request is authentic."""
 
     def delivery_id(self, headers: Mapping[str, str], body: bytes) -> str:
         """The id a redelivery repeats."""

@@ -80,7 +80,7 @@ def feed(source: str, body: bytes, event: str) -> None:
         assert receiver.delivery_id(headers, body)
         assert isinstance(receiver.parse(headers, body), Inbound | Ignored)
     except ReceiverError as exc:
-        assert 400 <= exc.status < 500
+        assert exc.code in ("unauthorized", "malformed_payload", "invalid_payload")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -107,7 +107,7 @@ def test_a_wrong_signature_is_always_401() -> None:
         try:
             receiver.verify(headers, b"{}", "another-secret")
         except ReceiverError as exc:
-            assert exc.status == 401
+            assert exc.code == "unauthorized"
         else:
             raise AssertionError(f"{source} accepted a wrong secret")
 
@@ -123,4 +123,4 @@ def test_any_signature_or_token_text_is_refused_with_401(source: str, value: str
         try:
             RECEIVERS[source].verify({name: presented}, b"{}", SECRET)
         except ReceiverError as exc:
-            assert exc.status == 401
+            assert exc.code == "unauthorized"
