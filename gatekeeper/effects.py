@@ -52,6 +52,14 @@ def commit_status(
     )
 
 
+WAITED_ON = "review"  # a release context key: a deployment review waits for this release
+
+
+def waited_on(release: ReleaseRecord) -> bool:
+    """Whether an action waits for this release's decisions (its context says so)."""
+    return bool((release.context or {}).get(WAITED_ON))
+
+
 def deployment_review(release: ReleaseRecord, callback_url: str, environment: str) -> NewAction:
     """One answer to a GitHub deployment protection rule, given when the release is decided."""
     payload = {"callback_url": callback_url, "environment": environment}

@@ -1,7 +1,8 @@
 """The scheduler: decides due deferrals again and carries out the outbox (DESIGN §1, §8).
 
-Every replica runs one. Each run (1) decides again the deferred releases whose ``not_before`` has
-come, through the service's one decision path; (2) claims due actions (``SKIP LOCKED`` and a
+Every replica runs one (and a loop that decides again, through the service's one decision path,
+the deferred releases an action waits for once their ``not_before`` has come). Each run claims
+due actions (``SKIP LOCKED`` and a
 lease, so each due action is claimed by one replica and a dead replica's claim passes to another
 when its lease expires), hands each to the handler registered for its kind, and records the
 outcome: done, retried with exponential backoff up to a cap, or failed after ``max_attempts``.
@@ -64,8 +65,9 @@ class Scheduler:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="action")
 
     def run_once(self) -> int:
-        """One pass: due deferrals, then every due action (batch by batch). Returns actions run."""
-        self.service.redecide_due()
+        """One pass over every due action, batch by batch. Returns how many ran. (Due deferrals
+        are decided again by their own loop, ``GateService.redecide_due``: a decision that gives
+        the scheduler work wakes it.)"""
         ran = 0
         while True:
             claimed = self.service.store.claim_actions(

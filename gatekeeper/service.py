@@ -26,7 +26,7 @@ from gatekeeper.domain.releases import REDECIDABLE, after_decision
 from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.facts import FactGatherer, Gathered
 from gatekeeper.metrics import Metrics
-from gatekeeper.ports import Clock, ReleaseStore, StoreTransaction
+from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
 from gatekeeper.reload import ConfigHolder
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,10 @@ class GateService:
             latest = tx.latest_decision(release.id)
             if latest is not None:
                 return GateRecord(release, latest, decided_now=False)
-        people = tx.people_of(request.revision)
+        # Who touched the revision matters only where four eyes applies (two statements saved per
+        # hook poll elsewhere); approvals are always read: a break-glass can stand on any release.
+        four_eyes = any(p.approvals.required and p.approvals.four_eyes for p in gathered.policies)
+        people = tx.people_of(request.revision) if four_eyes else People()
         approvals = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
         facts = replace(gathered.facts, approvals=approvals)
         decision = decide(request, facts, gathered.policies, now=now, options=self.options)
@@ -109,9 +112,10 @@ class GateService:
     ) -> GateRecord:
         """Store ``decision`` with its audit record and the actions it causes; an open release
         moves as the state machine says."""
-        if release.status in REDECIDABLE:
-            release = tx.set_status(release, after_decision(release.status, decision.verdict), now)
-        stored = tx.add_decision(release, decision, trigger)
+        status = after_decision(release.status, decision.verdict) if release.status in REDECIDABLE else release.status
+        stored = tx.add_decision(release, decision, trigger, status, now)
+        if status is not release.status:
+            release = replace(release, status=status, updated_at=now)
         data = {
             "target": release.target,
             "revision": release.revision,
@@ -124,17 +128,21 @@ class GateService:
         broke_glass = any(reason["code"] == "break_glass" for reason in stored.reasons)
         tx.append_audit("decision", actor or trigger, f"release/{release.id}", data, now, break_glass=broke_glass)
         release = replace(release, not_before=decision.not_before)
-        status = effects.commit_status(release, stored, self.public_url, self.status_sources)
-        for action in (*((status,) if status else ()), *extra):
-            tx.enqueue(action, now)
-        tx.wake_actions(release.id, now)
-        return GateRecord(release, stored, decided_now=True)
+        commit_status = effects.commit_status(release, stored, self.public_url, self.status_sources)
+        enqueued = [tx.enqueue(action, now) for action in (*((commit_status,) if commit_status else ()), *extra)]
+        # Only a release something waits on (a deployment review) has actions to wake: for a hook
+        # polling through a freeze that is one statement saved per call.
+        woken = tx.wake_actions(release.id, now) if effects.waited_on(release) else 0
+        return GateRecord(release, stored, decided_now=True, actions=any(enqueued) or woken > 0)
 
     def committed(self, record: GateRecord) -> None:
-        """Step 3: after commit, count it and wake the scheduler (nothing else leaves here)."""
+        """Step 3: after commit, count it and wake the scheduler if the decision gave it work
+        (nothing else leaves here)."""
         if not record.decided_now:
             return
         self.count(record.decision)
+        if record.actions:
+            self.wake()
         logger.info(
             "decision %s@%s: %s",
             record.release.target,
@@ -142,7 +150,6 @@ class GateService:
             record.decision.verdict,
             extra={"target": record.release.target, "release_id": record.release.id},
         )
-        self.wake()
 
     def gate(self, request: ReleaseRequest) -> GateRecord:
         """A gate call: decide (target, revision) at now, or answer a release no longer open."""

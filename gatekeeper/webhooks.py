@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -99,13 +99,16 @@ class WebhookService:
         context: dict[str, Any] = dict(request.context) | {"source": source}
         if parsed.repo and parsed.callback is None:  # a deployment review answers instead of a status
             context["repo"] = parsed.repo
+        if parsed.callback is not None:
+            context[effects.WAITED_ON] = True
         assert gathered is not None  # noqa: S101 - gathered for every request that decides
         if parsed.observed:
             return self._observe(tx, parsed.observed, request, gathered, source, context, now)
         record = self.gate.decide_in(tx, request, gathered, now, context=context)
         if parsed.callback is not None and parsed.callback.kind == "github-deployment" and record.decided_now:
             review = effects.deployment_review(record.release, parsed.callback.url, parsed.callback.environment or "")
-            tx.enqueue(review, now)
+            if tx.enqueue(review, now):
+                record = replace(record, actions=True)
         return record
 
     def _answer(self, delivery_id: str, release: ReleaseRecord, decision: DecisionRecord | None) -> Answer:

@@ -42,7 +42,11 @@ logger = logging.getLogger(__name__)
 
 
 def build_service(
-    settings: Settings, clock: Clock, metrics: Metrics, readers: Sequence[FactReader] = ()
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics,
+    readers: Sequence[FactReader] = (),
+    status_sources: frozenset[str] = frozenset(),
 ) -> GateService:
     """Store (migrated or refused), configuration (loaded), fact readers and the orchestrator."""
     store = SqlReleaseStore.from_url(settings.DATABASE_URL, audit_key=settings.audit_key)
@@ -65,7 +69,7 @@ def build_service(
         metrics=metrics,
         facts=facts,
         public_url=settings.PUBLIC_URL,
-        status_sources=frozenset(build_notifiers(settings)),
+        status_sources=status_sources,
     )
 
 
@@ -79,9 +83,10 @@ def build_notifiers(settings: Settings) -> dict[str, GitHubNotifier | GitLabNoti
     return found
 
 
-def build_scheduler(settings: Settings, service: GateService) -> Scheduler:
+def build_scheduler(
+    settings: Settings, service: GateService, notifiers: dict[str, GitHubNotifier | GitLabNotifier]
+) -> Scheduler:
     """The outbox handlers, registered by kind, and the scheduler that runs them."""
-    notifiers = build_notifiers(settings)
     github = notifiers.get("github")
     handlers = registry(
         [
@@ -128,10 +133,11 @@ def create_app(
     ``readers`` are the fact sources decisions wait for (each with FACT_TIMEOUT).
     """
     metrics = Metrics()
-    service = build_service(settings, clock, metrics, readers)
+    notifiers = build_notifiers(settings)
+    service = build_service(settings, clock, metrics, readers, frozenset(notifiers))
     tokens = TokenStore(settings.TOKENS_FILE)
     retention = timedelta(seconds=settings.delivery_retention_seconds)
-    scheduler = build_scheduler(settings, service)
+    scheduler = build_scheduler(settings, service, notifiers)
 
     def prune() -> None:
         service.prune(retention)
@@ -147,6 +153,7 @@ def create_app(
         Loop("tokens", tokens.refresh, settings.RELOAD_INTERVAL),
         Loop("prune", prune, 3600.0),
         Loop("audit-chainer", chain_audit, 0.25),
+        Loop("deferrals", service.redecide_due, settings.SCHEDULER_INTERVAL),
         Loop("scheduler", scheduler.run_once, settings.SCHEDULER_INTERVAL),
     ]
     service.wake = loops[-1].wake
@@ -163,6 +170,8 @@ def create_app(
         for loop in loops:
             loop.stop()
         scheduler.close()
+        for notifier in notifiers.values():
+            notifier.close()
         if service.facts is not None:
             service.facts.close()
         service.store.close()

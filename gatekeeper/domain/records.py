@@ -64,6 +64,7 @@ class GateRecord:
     release: ReleaseRecord
     decision: DecisionRecord
     decided_now: bool
+    actions: bool = False  # the decision enqueued or woke an action: the scheduler has work
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,13 +60,13 @@ class ActionRows:
         inserted = self.connection.execute(insert_ignore(self.connection, actions).values(**values))
         return bool(inserted.rowcount)
 
-    def wake_actions(self, release_id: int, now: datetime) -> None:
+    def wake_actions(self, release_id: int, now: datetime) -> int:
         """A release was decided again: its waiting actions (a deferred review) are due now."""
-        self.connection.execute(
+        return self.connection.execute(
             update(actions)
             .where(actions.c.release_id == release_id, actions.c.status == PENDING, actions.c.next_attempt_at > now)
             .values(next_attempt_at=now)
-        )
+        ).rowcount
 
 
 def claim(connection: Connection, now: datetime, owner: str, lease: timedelta, limit: int) -> list[ActionRecord]:

@@ -99,10 +99,14 @@ class InMemoryTransaction:
         self.s.releases[release.id] = moved
         return replace(release, status=status, updated_at=now)
 
-    def add_decision(self, release: ReleaseRecord, decision: Decision, trigger: str) -> DecisionRecord:
+    def add_decision(
+        self, release: ReleaseRecord, decision: Decision, trigger: str, status: ReleaseStatus, now: datetime
+    ) -> DecisionRecord:
         record = DecisionRecord(id=self.s.new_id(), **decision_values(release.id, decision, trigger))
         self.s.decisions.append(record)
-        self.s.releases[release.id] = replace(self.s.releases[release.id], not_before=decision.not_before)
+        stored = self.s.releases[release.id]
+        moved = replace(stored, status=status, updated_at=now) if status is not stored.status else stored
+        self.s.releases[release.id] = replace(moved, not_before=decision.not_before)
         return record
 
     def latest_decision(self, release_id: int) -> DecisionRecord | None:
@@ -177,10 +181,13 @@ class InMemoryTransaction:
         self.s.actions[record.id] = record
         return True
 
-    def wake_actions(self, release_id: int, now: datetime) -> None:
+    def wake_actions(self, release_id: int, now: datetime) -> int:
+        woken = 0
         for action in list(self.s.actions.values()):
             if action.release_id == release_id and action.status == PENDING and action.next_attempt_at > now:
                 self.s.actions[action.id] = replace(action, next_attempt_at=now)
+                woken += 1
+        return woken
 
     def claim_delivery(self, source: str, delivery_id: str, now: datetime) -> StoredAnswer | None:
         found = self.s.deliveries.get((source, delivery_id))
