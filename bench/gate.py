@@ -609,12 +609,16 @@ def run_scheduler(database_url: str, workdir: Path, replicas: int, args: argpars
             per_replica[f"replica {index + 1}" if index is not None else str(owner)] += int(count)
         cores = os.cpu_count() or 1
         shares = ", ".join(f"{name} {per_replica[name]}" for name in sorted(per_replica))
-        cpu = ", ".join(f"{1e3 * seconds / max(done, 1):.1f} ms" for seconds in spent)
+        # each replica's CPU over the actions it finished itself
+        cpu = ", ".join(
+            f"{1e3 * seconds / max(per_replica[f'replica {index + 1}'], 1):.1f} ms"
+            for index, seconds in enumerate(spent)
+        )
         others = busy - sum(spent) - database - bench
         print(
             f"{'scheduler':<11} {replicas:>8} {elapsed:10.2f} {done / elapsed:10.1f} {posts:6d} "
             f"{posts - SCHEDULER_ACTIONS:8d} {missing:8d} {SCHEDULER_ACTIONS - done:9d}  {shares}; "
-            f"server CPU per action {cpu}, PostgreSQL {1e3 * database / max(done, 1):.1f} ms, bench process "
+            f"server CPU per action it finished {cpu}, PostgreSQL {1e3 * database / max(done, 1):.1f} ms, bench process "
             f"(fake GitHub) {1e3 * bench / max(done, 1):.1f} ms; the machine {100 * busy / elapsed / cores:.0f}% of "
             f"{cores} cores busy, {100 * max(others, 0.0) / elapsed / cores:.0f}% by other processes"
         )
