@@ -3,6 +3,7 @@
 Run from the repository root:  .venv/bin/python bench/gate.py [--backends postgresql,sqlite]
                                [--duration 40] [--rate R] [--burst N] [--burst-seconds S]
                                [--burst-concurrency N] [--closed-seconds 8] [--scheduler]
+                               [--webhook-concurrency N]
 
 For each backend, `gatekeeper serve` runs as a subprocess (GATEKEEPER_WORKERS, a fresh
 PostgreSQL schema at 127.0.0.1:5432/test or a temp SQLite file, a temp tokens file, and a policy
@@ -24,8 +25,13 @@ in this process) then drives it:
 2. Closed loop (reference, no target): 32 keep-alive clients on `/v1/gate` for --closed-seconds,
    then the same on the one-INSERT route of bench/gate_app.py (its own uvicorn app, outside the
    gatekeeper package, same worker count, same database), printed side by side.
-3. --scheduler (PostgreSQL): 500 due actions drained by 2 replicas, the time printed. A skeleton:
-   it skips while the `actions` table (issue 12's outbox) does not exist.
+3. --scheduler (PostgreSQL): 500 due `commit_status` actions (the outbox, enqueued through the
+   store's own port) drained by 2 `gatekeeper serve` replicas of 1 worker each, then by 1 replica
+   for a baseline, each on a fresh schema, against a fake GitHub on 127.0.0.1 (bench/fake_github.py)
+   that counts the posts per commit: the time from the commit of the actions until all are done,
+   the actions each replica finished (`claimed_by`), and the repeats (posts - 500).
+
+--webhook-concurrency N passes GATEKEEPER_WEBHOOK_CONCURRENCY=N to every server started.
 
 Also printed: the CPU of the server processes, of PostgreSQL (every backend on this machine, so
 other users' load too) and of the load generator itself over the open loop, and what the server
@@ -53,11 +59,13 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.fake_github import FakeGitHub
 from bench.gate_app import bench_rows
 from bench.loadgen import (
     LOOP,
@@ -70,11 +78,14 @@ from bench.loadgen import (
     run_schedule,
     summary,
 )
+from gatekeeper.domain.records import NewAction
+from gatekeeper.store.sql import SqlReleaseStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TOKEN = "bench-hook-token"
 SECRET = "bench-github-secret"
+AUDIT_KEY = "bench-audit-key-" + "0" * 32
 POLL_INTERVAL = 15.0  # `gatekeeper gate --interval`'s default: how often a deferred hook Job asks again
 TIMEOUT = 10.0  # a request not answered within this is an error (the hook's own timeout is 10 s)
 TARGET_P99_MS = 50.0
@@ -161,13 +172,22 @@ def gatekeeper_env(database_url: str, workdir: Path, workers: int) -> dict[str, 
         "GATEKEEPER_CALENDARS_DIR": str(workdir / "calendars"),
         "GATEKEEPER_TOKENS_FILE": str(workdir / "tokens.yaml"),
         "GATEKEEPER_GITHUB_SECRET": SECRET,
+        "GATEKEEPER_AUDIT_KEY": AUDIT_KEY,  # as in production (unset, every process warns at start-up)
         "GATEKEEPER_LOG_FORMAT": "json",
     }
 
 
-def start_gatekeeper(database_url: str, workdir: Path, workers: int, log: Path) -> Server:
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    """Settings the bench's flags pass to every `gatekeeper serve` it starts."""
+    return {"GATEKEEPER_WEBHOOK_CONCURRENCY": str(args.webhook_concurrency)} if args.webhook_concurrency else {}
+
+
+def start_gatekeeper(
+    database_url: str, workdir: Path, workers: int, log: Path, extra: dict[str, str] | None = None
+) -> Server:
     command = [str(Path(sys.executable).with_name("gatekeeper")), "serve", "--host", "127.0.0.1"]
-    return Server("gatekeeper serve", command, gatekeeper_env(database_url, workdir, workers), log, "/readyz")
+    env = {**gatekeeper_env(database_url, workdir, workers), **(extra or {})}
+    return Server("gatekeeper serve", command, env, log, "/readyz")
 
 
 def start_reference(database_url: str, workers: int, log: Path) -> Server:
@@ -320,7 +340,8 @@ def open_loop_phase(backend: Backend, server: Server, args: argparse.Namespace, 
     ]
     run_schedule(server.port, warm, timeout=TIMEOUT)  # first connections, caches; not counted
     print(
-        f"{backend.name}: gatekeeper serve, {backend.workers} worker(s); {jobs} hook Jobs polling every "
+        f"{backend.name}: gatekeeper serve, {backend.workers} worker(s), WEBHOOK_CONCURRENCY "
+        f"{args.webhook_concurrency or 'default'}; {jobs} hook Jobs polling every "
         f"{POLL_INTERVAL:.0f} s = {backend.rate:g} gate calls/s for {args.duration:g} s, a new connection each; "
         + (
             f"burst of {backend.burst} signed GitHub pushes at t={burst_at:g} s"
@@ -434,15 +455,59 @@ def closed_loop_phase(
         )
 
 
-def run_scheduler(database_url: str, workdir: Path) -> None:
-    """500 due actions drained by 2 replicas (issue 12, item 7), on PostgreSQL: the time printed.
+SCHEDULER_ACTIONS = 500
+SCHEDULER_DEADLINE = 120.0  # seconds for the replicas to finish every action
 
-    Skips while the schema has no ``actions`` table (the outbox of issue 12, item 4).
+
+def scheduler_phase(admin: Engine, run: str, workdir: Path, args: argparse.Namespace) -> None:
+    """The scheduler's figures: 500 due actions drained by 2 replicas, then by 1 (the baseline)."""
+    print(
+        f"scheduler: {SCHEDULER_ACTIONS} due commit_status actions on a fresh PostgreSQL schema, a fake GitHub on "
+        f"127.0.0.1 counting the posts, `gatekeeper serve` replicas of 1 worker each (SCHEDULER_INTERVAL default)"
+    )
+    print(
+        f"{'scheduler':<11} {'replicas':>8} {'drained s':>10} {'actions/s':>10} {'posts':>6} {'repeats':>8} "
+        f"{'missing':>8} {'not done':>9}  posts per replica; CPU"
+    )
+    for replicas in (2, 1):
+        schema = f"gk_bench_{run}_sched{replicas}"
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            run_scheduler(f"{PG}?options=-csearch_path%3D{schema}", workdir, replicas, args)
+        finally:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+def fake_sha(seed: str) -> str:
+    return hashlib.sha1(seed.encode()).hexdigest()  # noqa: S324 - a fake commit SHA
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def run_scheduler(database_url: str, workdir: Path, replicas: int, args: argparse.Namespace) -> None:
+    """``replicas`` gatekeeper serve processes drain SCHEDULER_ACTIONS due actions (issue 12, item 7).
+
+    The schema is migrated with `gatekeeper db upgrade`; the replicas start on the empty outbox, and
+    once every one answers /readyz the bench enqueues all the actions in one transaction through the
+    store's own port (``tx.enqueue``), due at once. The clock runs from that commit until
+    ``SELECT count(*) FROM actions WHERE status = 'done'`` reaches the count (every 50 ms). Seeding
+    after start-up rather than before keeps the first replica up from draining the outbox alone
+    while the second still starts; the replicas learn of the rows from their own scheduler pass
+    (every SCHEDULER_INTERVAL), as a replica does of actions another one enqueued.
     """
+    env = gatekeeper_env(database_url, workdir, 1)
     migrated = subprocess.run(
         [str(Path(sys.executable).with_name("gatekeeper")), "db", "upgrade"],
         cwd=ROOT,
-        env={**os.environ, **gatekeeper_env(database_url, workdir, 1)},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -453,20 +518,127 @@ def run_scheduler(database_url: str, workdir: Path) -> None:
     engine = create_engine(database_url)
     try:
         if not inspect(engine).has_table("actions"):
-            print("scheduler: skipped: the migrated schema has no `actions` table (issue 12's outbox is not built yet)")
+            print("scheduler: skipped: the migrated schema has no `actions` table")
             return
-        # TODO(issue 12, item 4): seed 500 due actions, then time 2 replicas draining them.
-        # 1. Insert 500 rows into `actions` (status pending, next_attempt_at <= now, distinct
-        #    idempotency keys), of a kind whose handler only reaches 127.0.0.1: e.g. commit statuses
-        #    posted to a fake GitHub (GATEKEEPER_GITHUB_API_URL=http://127.0.0.1:<port>) that counts
-        #    the posts. Better through the store's own port than raw SQL, once it exists.
-        # 2. Start two replicas: two `gatekeeper serve` processes (start_gatekeeper, 1 worker each) on
-        #    this schema; the clock starts when both answer /readyz.
-        # 3. Poll `SELECT count(*) FROM actions WHERE status = 'done'` every 50 ms until 500, with a
-        #    deadline (60 s); print the time, the posts the fake counted, and any repeats.
-        print("scheduler: skipped: the `actions` table exists, but seeding and timing are not written yet (TODO)")
     finally:
         engine.dispose()
+    with FakeGitHub() as github:
+        extra = {
+            **server_env(args),
+            "GATEKEEPER_GITHUB_API_URL": github.url,
+            "GATEKEEPER_GITHUB_API_TOKEN": "bench-github-api-token",
+        }
+        servers: list[Server] = []
+        logs = [workdir / f"scheduler-{replicas}-{index}.log" for index in range(replicas)]
+        try:
+            for log in logs:
+                servers.append(start_gatekeeper(database_url, workdir, 1, log, extra))
+            shas = [fake_sha(f"sched-{replicas}-{index}") for index in range(SCHEDULER_ACTIONS)]
+            store = SqlReleaseStore.from_url(database_url)
+            probe = create_engine(database_url)
+            try:
+                cpu_before = [cpu_seconds(server.pid) for server in servers]
+                machine_before = machine_cpu()
+                with store.transaction() as tx:
+                    now = datetime.now(UTC)
+                    for sha in shas:
+                        tx.enqueue(
+                            NewAction(
+                                kind="commit_status",
+                                key=f"bench:commit_status:{sha}",
+                                scope=f"github_status:acme/odoo-config@{sha}",
+                                payload={
+                                    "source": "github",
+                                    "repo": "acme/odoo-config",
+                                    "sha": sha,
+                                    "verdict": "approve",
+                                    "description": "gatekeeper: approved",
+                                    "link": "http://127.0.0.1/x",
+                                },
+                                digest=hashlib.sha256(sha.encode()).hexdigest(),
+                            ),
+                            now,
+                        )
+                started = time.monotonic()  # the commit: every action is due from here
+                done, first_post = 0, None
+                while time.monotonic() - started < SCHEDULER_DEADLINE:
+                    if first_post is None and github.total():
+                        first_post = time.monotonic() - started
+                    with probe.connect() as connection:
+                        done = int(
+                            connection.execute(text("SELECT count(*) FROM actions WHERE status = 'done'")).scalar_one()
+                        )
+                    if done >= SCHEDULER_ACTIONS:
+                        break
+                    time.sleep(0.05)
+                elapsed = time.monotonic() - started
+                cpu_after = [cpu_seconds(server.pid) for server in servers]
+                spent = [
+                    after.get("server", 0.0) - before.get("server", 0.0)
+                    for after, before in zip(cpu_after, cpu_before, strict=True)
+                ]
+                # PostgreSQL and this process (the fake GitHub, the polling) are the same in every view.
+                database = cpu_after[0].get("postgresql", 0.0) - cpu_before[0].get("postgresql", 0.0)
+                bench = cpu_after[0].get("load generator", 0.0) - cpu_before[0].get("load generator", 0.0)
+                busy = machine_cpu()[0] - machine_before[0]
+                time.sleep(0.5)  # a post in flight as the last row turned done
+                with probe.connect() as connection:
+                    by_owner = connection.execute(
+                        text(
+                            "SELECT claimed_by, status, count(*), sum(attempts) FROM actions GROUP BY claimed_by, status"
+                        )
+                    ).all()
+            finally:
+                store.close()
+                probe.dispose()
+        finally:
+            for server in servers:
+                server.stop()
+        posts = github.total()
+        missing = sum(1 for sha in shas if github.posts[sha] == 0)
+        twice = sum(1 for sha in shas if github.posts[sha] > 1)
+        pids = {server.pid: index for index, server in enumerate(servers)}
+        per_replica: Counter[str] = Counter()
+        attempts = 0
+        for owner, status, count, tries in by_owner:
+            attempts += int(tries or 0)
+            if status != "done":
+                continue
+            pid = int(str(owner).rsplit(":", 1)[-1]) if owner else -1
+            index = pids.get(pid, pids.get(parent_of(pid) or -1))
+            per_replica[f"replica {index + 1}" if index is not None else str(owner)] += int(count)
+        cores = os.cpu_count() or 1
+        shares = ", ".join(f"{name} {per_replica[name]}" for name in sorted(per_replica))
+        # each replica's CPU over the actions it finished itself
+        cpu = ", ".join(
+            f"{1e3 * seconds / max(per_replica[f'replica {index + 1}'], 1):.1f} ms"
+            for index, seconds in enumerate(spent)
+        )
+        others = busy - sum(spent) - database - bench
+        print(
+            f"{'scheduler':<11} {replicas:>8} {elapsed:10.2f} {done / elapsed:10.1f} {posts:6d} "
+            f"{posts - SCHEDULER_ACTIONS:8d} {missing:8d} {SCHEDULER_ACTIONS - done:9d}  {shares}; "
+            f"server CPU per action it finished {cpu}, PostgreSQL {1e3 * database / max(done, 1):.1f} ms, bench process "
+            f"(fake GitHub) {1e3 * bench / max(done, 1):.1f} ms; the machine {100 * busy / elapsed / cores:.0f}% of "
+            f"{cores} cores busy, {100 * max(others, 0.0) / elapsed / cores:.0f}% by other processes"
+        )
+        notes = []
+        if first_post is not None:
+            notes.append(f"first post {first_post:.2f} s after the commit")
+        if twice:
+            notes.append(f"{twice} SHA(s) posted more than once")
+        if attempts != done:
+            notes.append(f"attempts recorded {attempts} for {done} done")
+        if github.other:
+            notes.append(f"{github.other} request(s) to other paths")
+        if done < SCHEDULER_ACTIONS:
+            notes.append(f"DEADLINE: {SCHEDULER_ACTIONS - done} not done after {SCHEDULER_DEADLINE:.0f} s")
+        for index, log in enumerate(logs):
+            levels, samples = log_findings(log)
+            if levels:
+                notes.append(f"replica {index + 1} logged {dict(levels)}, e.g. {samples[0][:200]!r}")
+        if notes:
+            print(f"{'scheduler':<11} {replicas:>8}   " + "; ".join(notes))
 
 
 def main() -> None:
@@ -493,7 +665,15 @@ def main() -> None:
     )
     parser.add_argument("--closed-seconds", type=float, default=8.0, help="seconds of each closed-loop reference run")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients")
-    parser.add_argument("--scheduler", action="store_true", help="also: 500 due actions drained by 2 replicas")
+    parser.add_argument(
+        "--scheduler", action="store_true", help="also: 500 due actions drained by 2 replicas, and by 1 (PostgreSQL)"
+    )
+    parser.add_argument(
+        "--webhook-concurrency",
+        type=int,
+        default=0,
+        help="GATEKEEPER_WEBHOOK_CONCURRENCY for every server started (default 0: the server's own default)",
+    )
     args = parser.parse_args()
     names = [name.strip() for name in args.backends.split(",") if name.strip()]
     unknown = set(names) - {"postgresql", "sqlite"}
@@ -523,14 +703,7 @@ def main() -> None:
                         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
                 results[name] = run_backend(backend, workdir, args, run)
                 if args.scheduler and name == "postgresql":
-                    scheduler_schema = f"gk_bench_{run}_sched"
-                    with admin.begin() as connection:
-                        connection.execute(text(f'CREATE SCHEMA "{scheduler_schema}"'))
-                    try:
-                        run_scheduler(f"{PG}?options=-csearch_path%3D{scheduler_schema}", workdir)
-                    finally:
-                        with admin.begin() as connection:
-                            connection.execute(text(f'DROP SCHEMA IF EXISTS "{scheduler_schema}" CASCADE'))
+                    scheduler_phase(admin, run, workdir, args)
             finally:
                 if schema:
                     with admin.begin() as connection:
@@ -543,7 +716,7 @@ def main() -> None:
 
 def run_backend(backend: Backend, workdir: Path, args: argparse.Namespace, run: str) -> bool:
     log = workdir / f"gatekeeper-{backend.name}.log"
-    server = start_gatekeeper(backend.url, workdir, backend.workers, log)
+    server = start_gatekeeper(backend.url, workdir, backend.workers, log, server_env(args))
     try:
         passed = open_loop_phase(backend, server, args, run)
         closed_loop_phase(backend, backend.url, server, workdir, args, run)
