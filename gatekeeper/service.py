@@ -28,6 +28,7 @@ from gatekeeper.facts import FactGatherer, Gathered
 from gatekeeper.metrics import Metrics
 from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
 from gatekeeper.reload import ConfigHolder
+from gatekeeper.store import ConnectionLostError
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +156,16 @@ class GateService:
         """A gate call: decide (target, revision) at now, or answer a release no longer open."""
         now = self.clock()
         gathered = self.gather(request, now)
-        with self.store.transaction() as tx:
-            record = self.decide_in(tx, request, gathered, now, context=dict(request.context))
+        try:
+            record = self._gate_once(request, gathered, now)
+        except ConnectionLostError:  # the database restarted: once more, on a fresh connection
+            record = self._gate_once(request, gathered, now)
         self.committed(record)
         return record
+
+    def _gate_once(self, request: ReleaseRequest, gathered: Gathered, now: datetime) -> GateRecord:
+        with self.store.transaction() as tx:
+            return self.decide_in(tx, request, gathered, now, context=dict(request.context))
 
     def redecide(self, release: ReleaseRecord, trigger: str) -> GateRecord:
         """The scheduler's call: decide an open release again at now (its window may have opened)."""

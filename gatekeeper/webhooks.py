@@ -25,6 +25,7 @@ from gatekeeper.ports import StoredAnswer, StoreTransaction
 from gatekeeper.receivers import Ignored, Inbound, Receiver, ReceiverError
 from gatekeeper.schemas import decision_record_json
 from gatekeeper.service import GateService
+from gatekeeper.store import ConnectionLostError
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,20 @@ class WebhookService:
         gathered: Gathered | None = None
         if early is None and isinstance(parsed, Inbound) and parsed.request is not None:
             gathered = self.gate.gather(parsed.request, now)  # step 1: outside any transaction
+        try:
+            return self._store(source, delivery_id, parsed, early, gathered, now)
+        except ConnectionLostError:  # the database restarted: once more (a redelivery finds what was)
+            return self._store(source, delivery_id, parsed, early, gathered, now)
+
+    def _store(
+        self,
+        source: str,
+        delivery_id: str,
+        parsed: Inbound | Ignored,
+        early: Answer | None,
+        gathered: Gathered | None,
+        now: datetime,
+    ) -> Answer:
         record: GateRecord | None = None
         with self.gate.store.transaction() as tx:
             stored = tx.claim_delivery(source, delivery_id, now)

@@ -37,8 +37,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_pragmas(engine)
         return engine
-    # pre_ping: a connection the database dropped (a restart) is replaced, not handed out.
-    return create_engine(url, pool_size=16, max_overflow=16, pool_timeout=10, pool_pre_ping=True)
+    # No pre-ping (a round trip per transaction): a connection the database dropped (a restart)
+    # fails its first statement, SQLAlchemy then drops the whole pool, and the caller tries once
+    # more (ConnectionLostError).
+    return create_engine(url, pool_size=16, max_overflow=16, pool_timeout=10)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

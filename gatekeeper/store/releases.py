@@ -13,7 +13,6 @@ from sqlalchemy import Connection, and_, insert, select, update
 
 from gatekeeper.domain.records import ReleaseRecord
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus
-from gatekeeper.store import StoreError
 from gatekeeper.store.dialect import for_update, is_postgresql, lock_target
 from gatekeeper.store.rows import release_record
 from gatekeeper.store.tables import commits, releases
@@ -31,19 +30,12 @@ class ReleaseRows:
 
     def _one(self, where: Any, *, lock: bool) -> ReleaseRecord | None:
         if lock and is_postgresql(self.connection):
-            # Lock the release row alone (an outer join cannot be locked), then read its people.
+            # Lock the release row alone (an outer join cannot be locked). Who touched its revision
+            # is read where a decision needs it (people_of), not on every locked read.
             row = self.connection.execute(select(releases).where(where).with_for_update()).first()
-            return self._with_people(release_record(row._mapping)) if row is not None else None
+            return release_record(row._mapping) if row is not None else None
         row = self.connection.execute(WITH_PEOPLE.where(where)).first()
         return release_record(row._mapping) if row is not None else None
-
-    def _with_people(self, release: ReleaseRecord) -> ReleaseRecord:
-        people = self.connection.execute(
-            select(commits.c.author, commits.c.merger).where(commits.c.sha == release.revision)
-        ).first()
-        if people is None:
-            return release
-        return replace(release, author=people.author, merger=people.merger)
 
     def find_release(self, target: str, revision: str, *, lock: bool) -> ReleaseRecord | None:
         return self._one(and_(releases.c.target == target, releases.c.revision == revision), lock=lock)
@@ -67,11 +59,8 @@ class ReleaseRows:
             "created_at": now,
             "updated_at": now,
         }
-        new_id = self.connection.execute(insert(releases).values(**values).returning(releases.c.id)).scalar_one()
-        created = self.release_by_id(new_id, lock=False)
-        if created is None:  # pragma: no cover - inserted a statement ago
-            raise StoreError(f"release {target}@{revision} vanished")
-        return created
+        row = self.connection.execute(insert(releases).values(**values).returning(*releases.c)).one()
+        return release_record(row._mapping)
 
     def supersede_open(self, target: str, keep_id: int, now: datetime) -> int:
         """Every other open release of ``target`` becomes superseded (locked in id order)."""

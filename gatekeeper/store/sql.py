@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from gatekeeper.domain.records import ActionRecord, ReleaseDetail, ReleaseRecord
-from gatekeeper.store import NotMigratedError, StoreError
+from gatekeeper.store import ConnectionLostError, NotMigratedError, StoreError
 from gatekeeper.store import actions as outbox
 from gatekeeper.store import migrations as schema_migrations
 from gatekeeper.store.actions import ActionRows
@@ -58,6 +58,11 @@ class SqlReleaseStore:
         try:
             with self.engine.begin() as connection:
                 yield connection
+        except DBAPIError as exc:
+            logger.error("database error: %s", short(exc, 500))
+            if exc.connection_invalidated:  # the database went away under a pooled connection
+                raise ConnectionLostError("the database connection was lost; try again") from exc
+            raise StoreError("the database could not complete the request; the server log has details") from exc
         except SQLAlchemyError as exc:
             logger.error("database error: %s", short(exc, 500))
             raise StoreError("the database could not complete the request; the server log has details") from exc
