@@ -37,13 +37,16 @@ class ApprovalRows:
         )
 
     def people_of(self, sha: str) -> People:
-        row = self.connection.execute(select(commits.c.author, commits.c.merger).where(commits.c.sha == sha)).first()
-        touched = frozenset(
-            self.connection.execute(select(commit_people.c.identity).where(commit_people.c.sha == sha)).scalars()
-        )
-        if row is None:
-            return People(touched=touched)
-        return People(row.author, row.merger, touched)
+        """Who touched ``sha``, in one statement (every event writes both tables together)."""
+        rows = self.connection.execute(
+            select(commits.c.author, commits.c.merger, commit_people.c.identity)
+            .select_from(commits.outerjoin(commit_people, commit_people.c.sha == commits.c.sha))
+            .where(commits.c.sha == sha)
+        ).all()
+        if not rows:
+            return People()
+        touched = frozenset(row.identity for row in rows if row.identity is not None)
+        return People(rows[0].author, rows[0].merger, touched)
 
     def record_commit(
         self, sha: str, author: str | None, merger: str | None, identities: Iterable[str], now: datetime
