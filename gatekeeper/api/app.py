@@ -172,6 +172,8 @@ def create_app(
         version=__version__,
         summary="May this release go out now? Business calendars, drift and provenance for GitOps releases.",
         lifespan=lifespan,
+        docs_url=None,  # served by openapi.install, with its assets (no CDN)
+        redoc_url=None,
     )
     app.state.service = service
     app.state.manager = ReleaseManager(service)

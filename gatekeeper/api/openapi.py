@@ -4,15 +4,18 @@ The models here only document; the routes keep rendering their bodies with ``gat
 (so the CLI's ``--json`` and the API stay one shape), and schemathesis checks, through the served
 app, that every answer matches what is written here. FastAPI's own 422 (``HTTPValidationError``)
 is never sent: every error is ``{error, message, field}`` (``gatekeeper.api.errors``), so it is
-taken out of the document.
+taken out of the document. ``/docs`` is Swagger UI served from a Python package, with no CDN.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 
@@ -269,7 +272,7 @@ def _drop_framework_validation_error(document: dict[str, Any]) -> None:
 
 
 def install(app: FastAPI) -> None:
-    """The honest document at /openapi.json."""
+    """The honest document at /openapi.json and Swagger UI at /docs with its assets served here."""
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(
@@ -281,3 +284,17 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # fastapi-offline ships Swagger UI 5 (which reads OpenAPI 3.1, as FastAPI writes it; the 4.x
+    # of swagger-ui-bundle does not): only its static files are used.
+    app.mount("/docs/assets", StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon.png",
+        )
