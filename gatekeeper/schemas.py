@@ -26,6 +26,12 @@ from gatekeeper.domain.types import (
 # would fail the batch it shares with other callers' (gatekeeper.store.batching).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
+# The white space that Python's and Rust's (pydantic's) ``\s`` match beyond the control characters
+# above, spelled out: ECMA 262's ``\s`` (OpenAPI readers, schemathesis) differs at U+0085 and U+FEFF,
+# so a pattern of the document never says ``\s``.
+SPACE = r"\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+REVISION_PATTERN = rf"^[^\x00-\x1f\x7f{SPACE}]+$"
+
 # Ids are PostgreSQL BIGINTs: a release id, audit sequence number or cursor outside 1..2^63-1
 # is a 422 naming the parameter, never a database error (DESIGN §4 "Limits").
 MAX_ID = 2**63 - 1
@@ -33,8 +39,41 @@ MAX_TARGET = 512
 MAX_STATUS = 32
 
 
+
+def decimal_pattern(maximum: int) -> str:
+    """A regular expression of the decimals 1..``maximum`` without leading zeros (for OpenAPI:
+    a range of an integer sent as a string, as cursors are, said as exactly as the server checks it)."""
+    digits = str(maximum)
+    shorter = f"[1-9][0-9]{{0,{len(digits) - 2}}}" if len(digits) > 1 else ""
+    same_length = [digits]
+    for at, digit in enumerate(digits):
+        low = 1 if at == 0 else 0
+        if int(digit) > low:
+            rest = len(digits) - at - 1
+            same_length.append(f"{digits[:at]}[{low}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "^(?:" + "|".join(filter(None, [shorter, *same_length])) + ")$"
+
+
+# What ``?cursor=`` takes, for the OpenAPI document (empty: the first page, as when absent).
+CURSOR_PATTERN = decimal_pattern(MAX_ID).replace("^(?:", "^(?:|", 1)
+
+# The target formats of ``domain.types.parse_target`` as one pattern, without control characters
+# (PRINTABLE): what the API accepts as a target, for the OpenAPI document. A unit test holds the
+# two together.
+TARGET_PATTERN = (
+    r"^(?:argocd:[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
+    r"|flux:(?:Kustomization|HelmRelease)/[a-z0-9](?:[-a-z0-9]*[a-z0-9])?/[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
+    rf"|git:[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+@[^@\x00-\x1f\x7f{SPACE}]+)$"
+)
+
+
 def _cursor(value: str | None) -> str | None:
-    if value and (not (value.isascii() and value.isdigit()) or len(value) > 19 or not 1 <= int(value) <= MAX_ID):
+    if value and (
+        not (value.isascii() and value.isdigit())
+        or value.startswith("0")
+        or len(value) > 19
+        or not 1 <= int(value) <= MAX_ID
+    ):
         raise ValueError(f"not a cursor returned by this API (a release id from 1 to {MAX_ID})")
     return value
 
@@ -56,8 +95,10 @@ class GateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target: str = Field(min_length=1, max_length=MAX_TARGET, pattern=PRINTABLE)
-    revision: str = Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$")
+    target: str = Field(
+        min_length=1, max_length=MAX_TARGET, pattern=PRINTABLE, json_schema_extra={"pattern": TARGET_PATTERN}
+    )
+    revision: str = Field(min_length=1, max_length=256, pattern=REVISION_PATTERN)
     # A label of what called (presync, sync-wave, pipeline...). No ":", which marks the decisions
     # gatekeeper itself makes ("approval:alice", "rejection:bob"): a caller cannot pass as one.
     trigger: str = Field("presync", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

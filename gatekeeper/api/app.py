@@ -18,7 +18,7 @@ from gatekeeper import __version__, audit, logs
 from gatekeeper.actions import registry
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
-from gatekeeper.api import errors, ops, page, receivers, v1
+from gatekeeper.api import errors, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
 from gatekeeper.domain.types import Verdict
@@ -181,6 +181,8 @@ def create_app(
         version=__version__,
         summary="May this release go out now? Business calendars, drift and provenance for GitOps releases.",
         lifespan=lifespan,
+        docs_url=None,  # served by openapi.install, with its assets (no CDN)
+        redoc_url=None,
     )
     app.state.service = service
     app.state.manager = ReleaseManager(service)
@@ -194,6 +196,7 @@ def create_app(
     app.include_router(v1.router)
     app.include_router(receivers.router)
     app.include_router(page.router)
+    openapi.install(app)
 
     app.add_middleware(
         BodyLimit,

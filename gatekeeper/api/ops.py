@@ -9,18 +9,26 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from gatekeeper.api.openapi import Health, Readiness, text
 from gatekeeper.store import StoreError
 from gatekeeper.tokens import TokenFileState
 
-router = APIRouter()
+router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@router.get("/healthz", summary="Liveness: the process answers", responses={200: {"model": Health}})
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable, a configuration and (if configured) tokens active")
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable, a configuration and (if configured) tokens active",
+    responses={
+        200: {"model": Readiness, "description": "Ready"},
+        503: {"model": Readiness, "description": "Not ready: the body says what is missing"},
+    },
+)
 def readyz(request: Request) -> JSONResponse:
     """503 while the database is down, no configuration ever loaded, or a tokens file is configured
     but none ever loaded (every authenticated call would be 401)."""
@@ -50,7 +58,12 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses=text("text/plain", "Prometheus text exposition format"),
+)
 def metrics(request: Request) -> Response:
     with contextlib.suppress(StoreError):  # the database is down: /readyz says so; the rest still answers
         store, recorder = request.app.state.service.store, request.app.state.metrics

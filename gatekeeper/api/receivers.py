@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
-from gatekeeper.api import errors
+from gatekeeper.api import errors as failures
+from gatekeeper.api.openapi import BODY, SOURCES, WEBHOOK_OPENAPI, WebhookAnswer, errors
 from gatekeeper.receivers import ReceiverError
 from gatekeeper.webhooks import SourceDisabledError, WebhookService
 
-router = APIRouter()
+router = APIRouter(tags=["webhooks"])
 
 
-@router.post("/webhooks/{source}", summary="Inbound webhooks: github, gitlab, flux, argocd")
-async def webhook(source: str, request: Request) -> JSONResponse:
+@router.post(
+    "/webhooks/{source}",
+    summary="Inbound webhooks: github, gitlab, flux, argocd",
+    description="Each source authenticates as its sender does (DESIGN §4); a source whose secret is unset is 404.",
+    responses={
+        200: {"model": WebhookAnswer, "description": "Decided (or a ping); a redelivery gets the stored answer"},
+        202: {"model": WebhookAnswer, "description": "Ignored, with the reason"},
+        **errors(401, 404, *BODY),
+    },
+    openapi_extra=WEBHOOK_OPENAPI,
+)
+async def webhook(
+    source: Annotated[str, Path(json_schema_extra={"enum": list(SOURCES)})], request: Request
+) -> JSONResponse:
     body = await request.body()  # already bounded by the BodyLimit middleware (413)
     headers = {name.lower(): value for name, value in request.headers.items()}
     service: WebhookService = request.app.state.webhooks
@@ -25,5 +40,5 @@ async def webhook(source: str, request: Request) -> JSONResponse:
         slots: anyio.CapacityLimiter = request.app.state.webhook_slots
         answer = await anyio.to_thread.run_sync(service.receive, source, headers, body, limiter=slots)
     except (SourceDisabledError, ReceiverError) as exc:
-        return errors.response(exc)
+        return failures.response(exc)
     return JSONResponse(answer.body, answer.status)

@@ -13,14 +13,32 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from gatekeeper.api.auth import check_target, require
 from gatekeeper.api.errors import ApiError
 from gatekeeper.api.feed import closed_windows_feed
+from gatekeeper.api.openapi import (
+    AUTH,
+    BODY,
+    ActionPage,
+    AuditHead,
+    AuditPage,
+    ClosedWindows,
+    GateDecision,
+    GateStatus,
+    Release,
+    ReleasePage,
+    errors,
+    reason_required,
+    reason_with_break_glass,
+    text,
+)
 from gatekeeper.domain.records import ActionRecord, DecisionRecord, GateRecord, ReleaseDetail
 from gatekeeper.domain.types import InvalidTargetError, format_instant, parse_target, utc_epoch
 from gatekeeper.people import ReleaseManager
 from gatekeeper.schemas import (
+    CURSOR_PATTERN,
     MAX_ID,
     MAX_STATUS,
     MAX_TARGET,
     PRINTABLE,
+    TARGET_PATTERN,
     Cursor,
     GateRequest,
     decision_record_json,
@@ -32,7 +50,7 @@ from gatekeeper.schemas import (
 from gatekeeper.service import GateService
 from gatekeeper.tokens import Identity
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["v1: hooks, people and tools"])
 PAGE = 50
 FEED_DAYS = 120  # the calendar feed: from 7 days back (UTC midnight) to 120 days ahead
 FEED_PAST_DAYS = 7
@@ -53,7 +71,12 @@ async def service(request: Request) -> GateService:
 
 Service = Annotated[GateService, Depends(service)]
 ReleaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
-Target = Annotated[str, Query(max_length=MAX_TARGET, pattern=PRINTABLE)]
+# The target formats are checked by target_param (its message names them); the document says them.
+Target = Annotated[str, Query(max_length=MAX_TARGET, pattern=PRINTABLE, json_schema_extra={"pattern": TARGET_PATTERN})]
+# RFC 3339 with an offset, checked by instant_param (an instant without one is 422).
+CursorQuery = Annotated[Cursor, Query(json_schema_extra={"pattern": CURSOR_PATTERN})]
+INSTANT = {"format": "date-time", "description": "RFC 3339 with an offset, e.g. 2026-11-24T14:00:00+01:00"}
+
 
 
 def instant_param(value: str, field: str) -> datetime:
@@ -107,7 +130,12 @@ def release_body(detail: ReleaseDetail) -> dict[str, Any]:
     }
 
 
-@router.post("/gate", summary="Decide whether a release may go now (Argo CD PreSync hook, pipelines)")
+@router.post(
+    "/gate",
+    summary="Decide whether a release may go now (Argo CD PreSync hook, pipelines)",
+    description="Role `hook` (a token limited to targets may act only on those).",
+    responses={200: {"model": GateDecision}, **errors(*AUTH, *BODY)},
+)
 def gate(
     body: GateRequest, gatekeeper: Service, identity: Annotated[Identity, Depends(require("hook"))]
 ) -> dict[str, Any]:
@@ -115,13 +143,18 @@ def gate(
     return gate_body(gatekeeper.gate(body.to_domain()))
 
 
-@router.get("/releases", summary="Releases, newest first")
+@router.get(
+    "/releases",
+    summary="Releases, newest first",
+    description="Role `viewer`.",
+    responses={200: {"model": ReleasePage}, **errors(*AUTH, 422, 503)},
+)
 def list_releases(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
     status: Annotated[str | None, Query(max_length=MAX_STATUS, pattern=PRINTABLE)] = None,
     target: Annotated[str | None, Query(max_length=MAX_TARGET, pattern=PRINTABLE)] = None,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE,
 ) -> dict[str, Any]:
     before = None
@@ -133,7 +166,12 @@ def list_releases(
     return {"items": [release_body(d) for d in page], "next": str(next_id) if next_id is not None else None}
 
 
-@router.get("/releases/{release_id}", summary="One release with its decisions and approvals")
+@router.get(
+    "/releases/{release_id}",
+    summary="One release with its decisions and approvals",
+    description="Role `viewer` or `hook`.",
+    responses={200: {"model": Release}, **errors(*AUTH, 404, 422, 503)},
+)
 def get_release(
     release_id: ReleaseId, gatekeeper: Service, _identity: Annotated[Identity, Depends(require("viewer", "hook"))]
 ) -> dict[str, Any]:
@@ -144,7 +182,7 @@ def get_release(
 
 
 class ApproveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=reason_with_break_glass)
 
     reason: str | None = Field(None, max_length=2000)
     break_glass: StrictBool = False  # true or false, never "yes" or 1: it overrides the calendar
@@ -156,6 +194,12 @@ class ReasonBody(BaseModel):
     reason: str | None = Field(None, max_length=2000)
 
 
+class RejectBody(ReasonBody):
+    # The reason is checked by the release manager (its message says what needs it); the
+    # document says it is required.
+    model_config = ConfigDict(extra="forbid", json_schema_extra=reason_required)
+
+
 async def manager(request: Request) -> ReleaseManager:
     result: ReleaseManager = request.app.state.manager
     return result
@@ -164,7 +208,13 @@ async def manager(request: Request) -> ReleaseManager:
 Manager = Annotated[ReleaseManager, Depends(manager)]
 
 
-@router.post("/releases/{release_id}/approve", summary="Approve (release-manager); break_glass also needs break-glass")
+@router.post(
+    "/releases/{release_id}/approve",
+    summary="Approve (release-manager); break_glass also needs break-glass",
+    description="Role `release-manager`; with `break_glass: true` the role `break-glass`. "
+    "A four-eyes refusal is 403 with error `four_eyes`.",
+    responses={200: {"model": Release}, **errors(*AUTH, 404, 409, *BODY)},
+)
 def approve(
     release_id: ReleaseId,
     body: ApproveBody,
@@ -176,17 +226,27 @@ def approve(
     return release_body(people.approve(release_id, identity, body.reason, break_glass=body.break_glass))
 
 
-@router.post("/releases/{release_id}/reject", summary="Reject a waiting release (release-manager)")
+@router.post(
+    "/releases/{release_id}/reject",
+    summary="Reject a waiting release (release-manager)",
+    description="Role `release-manager`.",
+    responses={200: {"model": Release}, **errors(*AUTH, 404, 409, *BODY)},
+)
 def reject(
     release_id: ReleaseId,
-    body: ReasonBody,
+    body: RejectBody,
     people: Manager,
     identity: Annotated[Identity, Depends(require("release-manager"))],
 ) -> dict[str, Any]:
     return release_body(people.reject(release_id, identity, body.reason))
 
 
-@router.post("/releases/{release_id}/rollback", summary="Ask for a rollback of a release (release-manager)")
+@router.post(
+    "/releases/{release_id}/rollback",
+    summary="Ask for a rollback of a release (release-manager)",
+    description="Role `release-manager`.",
+    responses={200: {"model": Release}, **errors(*AUTH, 404, 409, *BODY)},
+)
 def rollback(
     release_id: ReleaseId,
     body: ReasonBody,
@@ -196,13 +256,23 @@ def rollback(
     return release_body(people.rollback(release_id, identity, body.reason))
 
 
-@router.get("/audit/head", summary="The newest record of the audit chain: keep it outside the database")
+@router.get(
+    "/audit/head",
+    summary="The newest record of the audit chain: keep it outside the database",
+    description="Role `viewer`.",
+    responses={200: {"model": AuditHead}, **errors(*AUTH, 503)},
+)
 def get_audit_head(gatekeeper: Service, _identity: Annotated[Identity, Depends(require("viewer"))]) -> dict[str, Any]:
     seq, digest = gatekeeper.store.audit_head()
     return {"seq": seq, "hash": digest}
 
 
-@router.get("/audit", summary="The hash-chained audit log, oldest first")
+@router.get(
+    "/audit",
+    summary="The hash-chained audit log, oldest first",
+    description="Role `viewer`.",
+    responses={200: {"model": AuditPage}, **errors(*AUTH, 422, 503)},
+)
 def get_audit(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
@@ -234,47 +304,58 @@ def action_body(action: ActionRecord) -> dict[str, Any]:
     }
 
 
-@router.get("/actions", summary="The outbox: effects of decisions and how they went, newest first")
+@router.get(
+    "/actions",
+    summary="The outbox: effects of decisions and how they went, newest first",
+    description="Role `viewer`.",
+    responses={200: {"model": ActionPage}, **errors(*AUTH, 422, 503)},
+)
 def list_actions(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
     release: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    status: str | None = None,
-    cursor: str | None = None,
+    status: Annotated[str | None, Query(json_schema_extra={"enum": list(ACTION_STATUSES)})] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE,
 ) -> dict[str, Any]:
     if status is not None and status not in ACTION_STATUSES:
         raise ApiError(422, "invalid_request", f"status: one of {', '.join(ACTION_STATUSES)}", "status")
-    before = None
-    if cursor:
-        if not cursor.isdigit() or len(cursor) > 19:
-            raise ApiError(422, "invalid_request", "cursor: not a cursor returned by this API", "cursor")
-        before = int(cursor)
+    before = int(cursor) if cursor else None
     found = gatekeeper.store.actions(status=status, before_id=before, limit=limit + 1, release_id=release)
     page = found[:limit]
     more = len(found) > limit
     return {"items": [action_body(a) for a in page], "next": str(page[-1].id) if more and page else None}
 
 
-@router.get("/status", summary="Is the gate of a target open at an instant?")
+@router.get(
+    "/status",
+    summary="Is the gate of a target open at an instant?",
+    description="Role `viewer`. `at` defaults to now.",
+    responses={200: {"model": GateStatus}, **errors(*AUTH, 422, 503)},
+)
 def get_status(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
     target: Target,
-    at: str | None = None,
+    at: Annotated[str | None, Query(json_schema_extra=INSTANT)] = None,
 ) -> dict[str, Any]:
     key = target_param(target)
     moment = instant_param(at, "at") if at is not None else None
     return status_json(gatekeeper.status(key, moment))
 
 
-@router.get("/windows", summary="Closed windows of a target in [from, to)")
+@router.get(
+    "/windows",
+    summary="Closed windows of a target in [from, to)",
+    description="Role `viewer`. `to` must not be before `from`, and at most 800 days after it (else 422).",
+    responses={200: {"model": ClosedWindows}, **errors(*AUTH, 422, 503)},
+)
 def get_windows(
     gatekeeper: Service,
     _identity: Annotated[Identity, Depends(require("viewer"))],
     target: Target,
-    start: Annotated[str, Query(alias="from")],
-    end: Annotated[str, Query(alias="to")],
+    start: Annotated[str, Query(alias="from", json_schema_extra=INSTANT)],
+    end: Annotated[str, Query(alias="to", json_schema_extra=INSTANT)],
 ) -> dict[str, Any]:
     key = target_param(target)
     first, last = instant_param(start, "from"), instant_param(end, "to")
@@ -285,7 +366,13 @@ def get_windows(
     return windows_json(gatekeeper.windows(key, first, last))
 
 
-@router.get("/calendar.ics", summary="Closed windows as an iCalendar feed (token may be a query parameter)")
+@router.get(
+    "/calendar.ics",
+    summary="Closed windows as an iCalendar feed (token may be a query parameter)",
+    description="Role `viewer`, as a bearer token or as `?token=` (calendar clients send no headers).",
+    response_class=Response,
+    responses={**text("text/calendar", "RFC 5545 feed of the closed windows"), **errors(*AUTH, 422, 503)},
+)
 def calendar_feed(
     request: Request,
     gatekeeper: Service,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from pydantic import ValidationError
@@ -39,3 +41,24 @@ def settings_or_exit() -> Settings:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
+
+
+def zone_or_exit(name: str, option: str = "GATEKEEPER_UI_TIMEZONE") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"{option}: unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)")
+
+
+def with_local(text: str | None, zone: ZoneInfo, missing: str = "-") -> str:
+    """An instant of the API (UTC, ``...Z``) with the local time people read beside it:
+    ``2026-11-24T15:00:00Z (16:00 Europe/Berlin)``; the local date too when it is another day.
+    ``--json`` output never goes through here: it stays UTC."""
+    if not text:
+        return missing
+    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if zone.key == "UTC":
+        return text
+    local = instant.astimezone(zone)
+    same_day = local.date() == instant.astimezone(UTC).date()
+    return f"{text} ({local.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M')} {zone.key})"

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -26,6 +27,8 @@ from gatekeeper.cli.common import (
     policy_app,
     print_json,
     settings_or_exit,
+    with_local,
+    zone_or_exit,
 )
 from gatekeeper.configuration.loader import (
     Configuration,
@@ -57,6 +60,15 @@ def _configuration(policies: Path | None, calendars: Path | None, now: datetime)
     except ConfigurationError as exc:
         fail("\n".join(str(error) for error in exc.errors))
     return configuration, settings
+
+
+def _zone_of(configuration: Configuration, target: str, settings: Settings) -> ZoneInfo:
+    """The zone people read ``target``'s times in: its policy's (the first governing one), else
+    UI_TIMEZONE."""
+    governing = configuration.governing(target)
+    if governing:
+        return zone_or_exit(governing[0].timezone, f"{governing[0].file}: spec.timezone")
+    return zone_or_exit(settings.UI_TIMEZONE)
 
 
 def _instant(text: str | None, option: str) -> datetime:
@@ -94,13 +106,14 @@ def status(
     if as_json:
         print_json(body)
     else:
+        zone, never = _zone_of(configuration, key, settings), "not within 366 days"
         state = "closed" if result.closed else "open"
-        typer.echo(f"{key} is {state} at {body['at']}")
+        typer.echo(f"{key} is {state} at {with_local(body['at'], zone)}")
         for reason in body["reasons"]:
             typer.echo(f"  - {reason['code']}: {reason['message']}")
-        typer.echo(f"next open:  {body['next_open'] or 'not within 366 days'}")
+        typer.echo(f"next open:  {with_local(body['next_open'], zone, never)}")
         close_reason = f" ({body['next_close_reason']})" if body["next_close_reason"] else ""
-        typer.echo(f"next close: {body['next_close'] or 'not within 366 days'}{close_reason}")
+        typer.echo(f"next close: {with_local(body['next_close'], zone, never)}{close_reason}")
     raise typer.Exit(EXIT_CLOSED if result.closed else EXIT_OK)
 
 
@@ -127,9 +140,12 @@ def windows(
     if as_json:
         print_json(body)
         return
-    typer.echo(f"{key}: {len(body['closed'])} closed window(s) in [{body['from']}, {body['to']})")
+    zone = _zone_of(configuration, key, settings)
+    span = f"[{with_local(body['from'], zone)}, {with_local(body['to'], zone)})"
+    typer.echo(f"{key}: {len(body['closed'])} closed window(s) in {span}")
     for window in body["closed"]:
-        typer.echo(f"  {window['start']}  {window['end']}  {', '.join(window['codes'])}")
+        start, end = with_local(window["start"], zone), with_local(window["end"], zone)
+        typer.echo(f"  {start}  {end}  {', '.join(window['codes'])}")
 
 
 @app.command()
@@ -158,11 +174,12 @@ def check(
     if as_json:
         print_json(body)
     else:
-        typer.echo(f"{request.target}@{request.revision}: {body['verdict']} at {body['decided_at']}")
+        zone = _zone_of(configuration, request.target, settings)
+        typer.echo(f"{request.target}@{request.revision}: {body['verdict']} at {with_local(body['decided_at'], zone)}")
         for reason in body["reasons"]:
             typer.echo(f"  - {reason['code']}: {reason['message']}")
         if body["not_before"]:
-            typer.echo(f"not before: {body['not_before']}")
+            typer.echo(f"not before: {with_local(body['not_before'], zone)}")
         for reason in body.get("would_defer", []):
             typer.echo(f"  (observe) would defer: {reason['code']}: {reason['message']}")
     raise typer.Exit(VERDICT_EXIT[decision.verdict])

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import typer
@@ -24,6 +25,8 @@ from gatekeeper.cli.common import (
     fail,
     print_json,
     settings_or_exit,
+    with_local,
+    zone_or_exit,
 )
 from gatekeeper.cli.server import TokenFileOpt, read_token
 
@@ -59,17 +62,26 @@ def call(server: str, token_file: Path | None, method: str, path: str, **kwargs:
 
 
 SHOWN_DECISIONS = 3  # a hook polling for hours decides many times; the table shows the latest
+RELEASE_HEADER = (
+    f"{'ID':>6}  {'STATUS':<11} {'TARGET':<34} {'REVISION':<12} {'NOT BEFORE':<42} {'REASONS':<28} APPROVALS"
+)
 
 
-def _row(release: dict[str, Any]) -> str:
+def _people_zone() -> ZoneInfo:
+    """The zone the people read times in (UI_TIMEZONE, as the page): the API does not say a
+    release's policy zone."""
+    return zone_or_exit(settings_or_exit().UI_TIMEZONE)
+
+
+def _row(release: dict[str, Any], zone: ZoneInfo) -> str:
     latest = release["decisions"][-1] if release["decisions"] else {}
     codes = ",".join(reason["code"] for reason in latest.get("reasons", [])) or "-"
     approvals = ",".join(a["approver"] + ("!" if a["break_glass"] else "") for a in release["approvals"]) or "-"
     waiting = release["status"] in ("pending", "deferred")  # only a waiting release has a not-before
-    not_before = (latest.get("not_before") if waiting else None) or "-"
+    not_before = with_local(latest.get("not_before") if waiting else None, zone)
     return (
         f"{release['id']:>6}  {release['status']:<11} {release['target']:<34} {release['revision'][:12]:<12} "
-        f"{not_before:<20} {codes:<28} {approvals}"
+        f"{not_before:<42} {codes:<28} {approvals}"
     )
 
 
@@ -77,16 +89,15 @@ def _print_release(release: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(release)
         return
-    typer.echo(
-        f"{'ID':>6}  {'STATUS':<11} {'TARGET':<34} {'REVISION':<12} {'NOT BEFORE':<20} {'REASONS':<28} APPROVALS"
-    )
-    typer.echo(_row(release))
+    zone = _people_zone()
+    typer.echo(RELEASE_HEADER)
+    typer.echo(_row(release, zone))
     if release["approvals"]:
         typer.echo("  approvals:")
     for given in release["approvals"]:
         kind = "break-glass" if given["break_glass"] else "approval"
         why = f": {given['reason']}" if given["reason"] else ""
-        typer.echo(f"    {given['created_at']} {given['approver']} ({kind}){why}")
+        typer.echo(f"    {with_local(given['created_at'], zone)} {given['approver']} ({kind}){why}")
     decisions = release["decisions"]
     shown = decisions[-SHOWN_DECISIONS:]
     if len(shown) < len(decisions):
@@ -94,7 +105,7 @@ def _print_release(release: dict[str, Any], as_json: bool) -> None:
     elif decisions:
         typer.echo("  decisions:")
     for decision in shown:
-        typer.echo(f"    {decision['decided_at']} {decision['verdict']} ({decision['trigger']})")
+        typer.echo(f"    {with_local(decision['decided_at'], zone)} {decision['verdict']} ({decision['trigger']})")
         for reason in decision["reasons"]:
             typer.echo(f"      - {reason['code']}: {reason['message']}")
 
@@ -114,11 +125,10 @@ def releases_list(
     if as_json:
         print_json(body)
         return
-    typer.echo(
-        f"{'ID':>6}  {'STATUS':<11} {'TARGET':<34} {'REVISION':<12} {'NOT BEFORE':<20} {'REASONS':<28} APPROVALS"
-    )
+    zone = _people_zone()
+    typer.echo(RELEASE_HEADER)
     for release in body["items"]:
-        typer.echo(_row(release))
+        typer.echo(_row(release, zone))
 
 
 @actions_app.command("list")
@@ -136,14 +146,15 @@ def actions_list(
     if as_json:
         print_json(body)
         return
-    header = f"{'ID':>6}  {'KIND':<18} {'RELEASE':>7}  {'STATUS':<8} {'TRIES':>5}  {'NEXT TRY':<20}"
+    zone = _people_zone()
+    header = f"{'ID':>6}  {'KIND':<18} {'RELEASE':>7}  {'STATUS':<8} {'TRIES':>5}  {'NEXT TRY':<42}"
     typer.echo(header + " LAST ERROR / RESULT")
     for action in body["items"]:
-        next_try = action["next_attempt_at"] if action["status"] == "pending" else "-"
+        next_try = with_local(action["next_attempt_at"] if action["status"] == "pending" else None, zone)
         detail = action["last_error"] or action["result"] or "-"
         typer.echo(
             f"{action['id']:>6}  {action['kind']:<18} {action['release_id'] or '-':>7}  {action['status']:<8} "
-            f"{action['attempts']:>5}  {next_try:<20} {detail[:240]}"
+            f"{action['attempts']:>5}  {next_try:<42} {detail[:240]}"
         )
 
 

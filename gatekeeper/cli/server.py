@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import typer
@@ -24,6 +25,8 @@ from gatekeeper.cli.common import (
     fail,
     print_json,
     settings_or_exit,
+    with_local,
+    zone_or_exit,
 )
 from gatekeeper.domain.durations import Duration, InvalidDurationError
 from gatekeeper.settings import Settings
@@ -134,15 +137,11 @@ def _seconds(text: str, option: str) -> float:
 FINAL = ("rejected", "superseded", "rolled_back")  # states the gate client stops on (exit 3)
 
 
-def _when(text: str | None, zone: tzinfo | None) -> str:
-    if not text:
-        return "not within 366 days (needs a person)"
-    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    local = instant.astimezone(zone)
-    return f"{local.strftime('%Y-%m-%d %H:%M %Z')} ({text})"
+def _when(text: str | None, zone: ZoneInfo) -> str:
+    return with_local(text, zone, "not within 366 days (needs a person)")
 
 
-def _report(body: dict[str, Any], zone: tzinfo | None) -> None:
+def _report(body: dict[str, Any], zone: ZoneInfo) -> None:
     typer.echo(
         f"{body['target']}@{body['revision']}: {body['verdict']} (release {body['release_id']}, {body.get('status')})"
     )
@@ -165,7 +164,9 @@ def gate(
     interval: Annotated[str, typer.Option("--interval", help="Time between polls while deferred.")] = "15s",
     trigger: Annotated[str, typer.Option("--trigger", help="What asks (presync, pipeline, ...).")] = "presync",
     token_file: TokenFileOpt = None,
-    timezone: Annotated[str | None, typer.Option("--timezone", help="Zone for local times (default: system).")] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="Zone for local times (default: GATEKEEPER_UI_TIMEZONE).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print each decision as JSON.")] = False,
 ) -> None:
     """Ask the gate and wait: exit 0 approved, 1 deferred when the wait ends, 3 rejected/superseded/rollback,
@@ -173,7 +174,7 @@ def gate(
     token = read_token(token_file)
     budget = 0.0 if wait in ("0", "0s") else _seconds(wait, "--wait")
     pause = _seconds(interval, "--interval")
-    zone = _zone(timezone)
+    zone = zone_or_exit(timezone, "--timezone") if timezone else zone_or_exit(settings_or_exit().UI_TIMEZONE)
     deadline = time.monotonic() + budget
     body = {"target": target, "revision": revision, "trigger": trigger}
     got_through, backoff = False, 1.0
@@ -244,14 +245,3 @@ def _until(not_before: str | None, default: float) -> float:
         return default
     instant = datetime.fromisoformat(not_before.replace("Z", "+00:00"))
     return max((instant - datetime.now(UTC)).total_seconds(), 1.0)
-
-
-def _zone(name: str | None) -> tzinfo | None:
-    if name is None:
-        return None
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        fail(f"--timezone: unknown time zone {name!r}")

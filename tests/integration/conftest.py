@@ -161,25 +161,35 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_schema_url: 
     return pg_schema_url()
 
 
-@pytest.fixture
-def tokens_file(tmp_path: Path) -> Path:
+def write_tokens(folder: Path) -> Path:
+    """``folder/tokens.yaml`` with the tokens of TOKENS (``token_of(role)``)."""
     lines = []
     for role, (name, roles) in TOKENS.items():
         digest = hashlib.sha256(token_of(role).encode()).hexdigest()
         targets = '\n  targets: ["argocd:odoo-staging*"]' if role == "narrow-hook" else ""
         lines.append(f"- name: {name}\n  roles: [{', '.join(roles)}]\n  token_sha256: {digest}{targets}")
-    path = tmp_path / "tokens.yaml"
+    path = folder / "tokens.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-@pytest.fixture
-def config_tree(tmp_path: Path) -> tuple[Path, Path]:
-    policies, calendars = tmp_path / "policies", tmp_path / "calendars"
+def write_config(folder: Path) -> tuple[Path, Path]:
+    """``folder/policies`` (POLICY) and an empty ``folder/calendars``."""
+    policies, calendars = folder / "policies", folder / "calendars"
     policies.mkdir()
     calendars.mkdir()
     (policies / "odoo.yaml").write_text(textwrap.dedent(POLICY))
     return policies, calendars
+
+
+@pytest.fixture
+def tokens_file(tmp_path: Path) -> Path:
+    return write_tokens(tmp_path)
+
+
+@pytest.fixture
+def config_tree(tmp_path: Path) -> tuple[Path, Path]:
+    return write_config(tmp_path)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, Route, expect, sync_playwright
 
 from tests.integration.conftest import Server, token_of
 
@@ -129,3 +129,32 @@ def test_the_page_and_the_cli_show_an_action_that_keeps_failing(
         assert "ConnectError" in listed.stdout or "failed" in listed.stdout
     finally:
         server.stop()
+
+
+def test_the_api_docs_render_from_the_server_alone_listing_every_operation(
+    server: Server, browser: Browser, tmp_path: Path
+) -> None:
+    """/docs is Swagger UI served with its own assets: every request that leaves for another host
+    is refused, and the page still lists the operations."""
+    with server.client() as client:
+        operations = sum(len(methods) for methods in client.get("/openapi.json").json()["paths"].values())
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    elsewhere: list[str] = []
+
+    def offline(route: Route) -> None:
+        if route.request.url.startswith(server.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", offline)
+    page.goto(server.url + "/docs")
+    expect(page.locator(".opblock")).to_have_count(operations)
+    expect(page.locator(".opblock-summary-path").filter(has_text="/v1/gate")).to_have_count(1)
+    expect(page.locator(".information-container")).to_contain_text("gatekeeper")
+    expect(page.locator(".auth-wrapper .authorize")).to_be_visible()  # the bearer scheme
+    screenshot = Path(os.environ.get("GATEKEEPER_DOCS_SCREENSHOT", tmp_path / "docs.png"))
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert elsewhere == []
+    page.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -223,10 +224,13 @@ def test_the_releases_cli_lists_shows_and_approves(people: Server, tmp_path: Pat
     listed = cli("releases", "list", "--status", "deferred")
     assert listed.returncode == 0, listed.stderr
     assert "argocd:odoo-finance" in listed.stdout and "approval_missing" in listed.stdout
-    assert cli("releases", "show", str(release_id), "--json").returncode == 0
+    as_json = cli("releases", "show", str(release_id), "--json")
+    assert as_json.returncode == 0
+    assert "Europe/Berlin" not in as_json.stdout  # --json stays UTC
     approved = cli("releases", "approve", str(release_id), "--reason", "ok")
     assert approved.returncode == 0
-    assert "alice (approval): ok" in approved.stdout
+    # People read local time (UI_TIMEZONE) beside UTC: "2026-11-24T09:00:00Z (10:00 Europe/Berlin)"
+    assert re.search(r"Z \(\d\d:\d\d Europe/Berlin\) alice \(approval\): ok", approved.stdout), approved.stdout
     for _ in range(3):  # a hook polling
         gate(people, "cli1")
     shown = cli("releases", "show", str(release_id))

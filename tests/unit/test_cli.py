@@ -135,3 +135,34 @@ def test_check_exits_by_verdict_and_2_on_bad_input(
         decision = json.loads(result.stdout)
         assert decision["verdict"] == ("approve" if code == 0 else "defer")
         assert decision["not_before"] == (None if code == 0 else "2026-06-03T14:00:00Z")
+
+
+def test_status_text_shows_the_policys_local_time_beside_utc(dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    result = run("status", "--target", "argocd:odoo-prod", "--at", "2026-06-03T12:30:00Z", *offline(dirs), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "argocd:odoo-prod is closed at 2026-06-03T12:30:00Z (14:30 Europe/Berlin)"  # CEST: +2
+    assert "next open:  2026-06-03T14:00:00Z (16:00 Europe/Berlin)" in lines
+
+
+def test_windows_text_shows_local_times_and_the_local_date_when_it_is_another_day(
+    dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    result = run(
+        "windows", "--target", "argocd:odoo-prod", "--from", "2026-11-24T13:00:00Z", "--to", "2026-11-24T23:30:00Z",
+        *offline(dirs), cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "argocd:odoo-prod: 1 closed window(s) in "
+        "[2026-11-24T13:00:00Z (14:00 Europe/Berlin), 2026-11-24T23:30:00Z (2026-11-25 00:30 Europe/Berlin))",
+        "  2026-11-24T13:00:00Z (14:00 Europe/Berlin)  2026-11-24T15:00:00Z (16:00 Europe/Berlin)  dispatch_cutoff",
+    ]
+
+
+def test_an_ungoverned_target_reads_in_ui_timezone(dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    args = ("status", "--target", "argocd:wms", "--at", "2026-06-03T10:00:00Z", *offline(dirs))
+    assert "at 2026-06-03T10:00:00Z (06:00 America/New_York)" in run(
+        *args, cwd=tmp_path, env={"GATEKEEPER_UI_TIMEZONE": "America/New_York"}
+    ).stdout
+    assert "at 2026-06-03T10:00:00Z\n" in run(*args, cwd=tmp_path, env={"GATEKEEPER_UI_TIMEZONE": "UTC"}).stdout
