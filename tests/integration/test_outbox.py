@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -198,14 +199,15 @@ def test_two_replicas_post_every_commit_status_once(
     second, b = serve(url, config_tree, tokens_file, api, ACTION_LEASE="3s")
     shas = [f"{n:040x}" for n in range(1, 501)]
     try:
-        for n, sha in enumerate(shas):
-            push(first if n % 2 else second, sha)
-            if kill and n == 250:
+        with ThreadPoolExecutor(8) as senders:  # webhooks arrive concurrently, as GitHub sends them
+            list(senders.map(lambda n: push(first if n % 2 else second, shas[n]), range(250)))
+            if kill:
                 a.send_signal(signal.SIGKILL)
                 a.wait(10)
                 first = second
+            list(senders.map(lambda n: push(first if n % 2 else second, shas[n]), range(250, 500)))
         eventually(lambda: set(statuses(api)) == set(shas), timeout=120)
-        time.sleep(4)  # longer than a lease: any late repeat would show now
+        time.sleep(3.5)  # longer than a lease: any late repeat would show now
         posted = statuses(api)
         repeats = sum(count - 1 for count in posted.values())
         print(f"\\n{'one replica killed' if kill else 'both replicas live'}: {len(posted)} statuses posted, "
