@@ -2,8 +2,9 @@
 
 ``ReleaseStore`` and its ``StoreTransaction`` (implemented by ``store.sql.SqlReleaseStore`` and
 ``store.memory.InMemoryReleaseStore``), the ``Clock``, the ``FactReader`` family (Git, cluster and
-registry readers plug in here), and ``ActionHandler`` (outbox handlers, one module per kind under
-``gatekeeper.actions``). Protocols only: nothing here does I/O.
+registry readers plug in here), ``GitReader`` and ``ClusterReader`` (``readers.git``,
+``readers.kubernetes``) with the errors they translate theirs to, and ``ActionHandler`` (outbox
+handlers, one module per kind under ``gatekeeper.actions``). Protocols only: nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -31,6 +32,43 @@ class Clock(Protocol):
     """The one source of ``now``: the orchestrator asks it, ``decide`` never does."""
 
     def __call__(self) -> datetime: ...
+
+
+class GitReadError(Exception):
+    """A repository that could not be read at a revision: names repository, path and revision."""
+
+    def __init__(self, repo: str, path: str, revision: str, message: str) -> None:
+        super().__init__(f"{repo} at {revision[:40]} ({path or '/'}): {message}")
+        self.repo, self.path, self.revision = repo, path, revision
+
+
+class RevisionNotFoundError(GitReadError):
+    """The repository was read, but it has no such revision (not even after a fetch)."""
+
+
+class UnsupportedManifestsError(Exception):
+    """Manifests that would need rendering gatekeeper does not do (Helm, Kustomize patches and
+    generators, remote bases): the drift check warns ``drift_unsupported`` instead of guessing."""
+
+
+class ClusterReadError(Exception):
+    """The Kubernetes API could not be read (unreachable, refused, forbidden): names the cluster."""
+
+
+class GitReader(Protocol):
+    """Desired state: the Kubernetes objects in a repository's ``path`` at ``revision``."""
+
+    def manifests(self, repo: str, path: str, revision: str) -> tuple[dict[str, Any], ...]: ...
+
+
+class ClusterReader(Protocol):
+    """Live state: objects of one cluster (a kubeconfig context; None: the current one)."""
+
+    def list(self, cluster: str | None, api_version: str, kind: str, namespace: str | None) -> list[dict[str, Any]]: ...
+
+    def get(
+        self, cluster: str | None, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None: ...
 
 
 class FactReader(Protocol):

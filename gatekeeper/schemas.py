@@ -20,6 +20,7 @@ from gatekeeper.domain.types import (
     format_instant,
     from_epoch,
     parse_target,
+    reason_details,
 )
 
 # No control characters (NUL among them): PostgreSQL refuses them in text, and one such call
@@ -136,6 +137,7 @@ def reason_json(reason: Reason) -> dict[str, Any]:
         "code": reason.code,
         "message": reason.message,
         "until": format_instant(reason.until),
+        **reason_details(reason),
     }
 
 

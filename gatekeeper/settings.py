@@ -109,6 +109,22 @@ class Settings(BaseSettings):
             "facts_unavailable (duration; fail closed). Facts are gathered before any database lock."
         ),
     )
+    GIT_CACHE_DIR: Path = Field(
+        Path("./.gatekeeper/git"),
+        description="Directory of the bare Git mirrors the drift check reads manifests from (one per repository).",
+    )
+    GIT_TOKEN: SecretStr | None = Field(
+        None, description="Token for https Git repositories (sent as the password; the user is x-access-token)."
+    )
+    GIT_SSH_KEY_FILE: Path | None = Field(None, description="Private key file for ssh:// Git repositories.")
+    KUBECONFIG: Path | None = Field(
+        None,
+        description=(
+            "kubeconfig file of the clusters drift is read from (a policy's spec.source.cluster names a context). "
+            "Unset: in-cluster configuration, then the standard kubeconfig (~/.kube/config)."
+        ),
+    )
+    ARGOCD_NAMESPACE: str = Field("argocd", description="Namespace of the Argo CD Application objects.")
     SCHEDULER_INTERVAL: float = Field(
         1.0,
         gt=0,

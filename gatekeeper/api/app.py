@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from gatekeeper import __version__, audit, logs
+from gatekeeper import drift as drift_module
 from gatekeeper.actions import registry
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
@@ -22,6 +23,7 @@ from gatekeeper.api import errors, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
 from gatekeeper.domain.types import Verdict
+from gatekeeper.drift import DriftReader
 from gatekeeper.facts import FactGatherer
 from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
@@ -29,6 +31,8 @@ from gatekeeper.notifiers.github import GitHubNotifier
 from gatekeeper.notifiers.gitlab import GitLabNotifier
 from gatekeeper.people import ReleaseManager
 from gatekeeper.ports import Clock, FactReader
+from gatekeeper.readers.git import Pygit2GitReader
+from gatekeeper.readers.kubernetes import KubernetesClusterReader
 from gatekeeper.receivers.registry import registry as receiver_registry
 from gatekeeper.reload import ConfigHolder
 from gatekeeper.scheduler import Backoff, Scheduler
@@ -60,7 +64,9 @@ def build_service(
     options = DecideOptions(
         ungoverned=Verdict(settings.UNGOVERNED), retry_delay=timedelta(seconds=settings.retry_delay_seconds)
     )
-    facts = FactGatherer(holder, readers, timeout=float(settings.seconds("FACT_TIMEOUT")))
+    timeout = float(settings.seconds("FACT_TIMEOUT"))
+    drift = build_drift_reader(settings, store, timeout)
+    facts = FactGatherer(holder, [*readers, drift], timeout=timeout)
     return GateService(
         store=store,
         config=holder,
@@ -70,6 +76,20 @@ def build_service(
         facts=facts,
         public_url=settings.PUBLIC_URL,
         status_sources=status_sources,
+    )
+
+
+def build_drift_reader(settings: Settings, store: SqlReleaseStore, timeout: float) -> DriftReader:
+    """Git (bare mirrors under GIT_CACHE_DIR) and the clusters of KUBECONFIG, read only for the
+    policies whose drift rule is on."""
+    git = Pygit2GitReader(
+        settings.GIT_CACHE_DIR,
+        token=settings.GIT_TOKEN.get_secret_value() if settings.GIT_TOKEN is not None else None,
+        ssh_key_file=settings.GIT_SSH_KEY_FILE,
+    )
+    cluster = KubernetesClusterReader(settings.KUBECONFIG, timeout=timeout)
+    return DriftReader(
+        git, cluster, argocd_namespace=settings.ARGOCD_NAMESPACE, last_applied=drift_module.last_applied_in(store)
     )
 
 

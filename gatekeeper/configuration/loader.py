@@ -20,7 +20,7 @@ from gatekeeper.calendar_sources import SourceError, public_holidays
 from gatekeeper.calendar_sources.ics import IcsCalendar
 from gatekeeper.configuration.schema import ReleasePolicyDocument
 from gatekeeper.configuration.yamldoc import Document, YamlError, load_documents
-from gatekeeper.domain.policy import BusinessDaysEntry, DriftMode, HolidaysEntry, IcsEntry, Policy
+from gatekeeper.domain.policy import BusinessDaysEntry, HolidaysEntry, IcsEntry, Policy
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 
@@ -109,13 +109,11 @@ def lint_report(
 
 
 def _not_enforced(policy: Policy, document: Document) -> list[LoadError]:
-    """The drift, provenance and verification rules a policy sets: read and validated, not yet
+    """The provenance and verification rules a policy sets: read and validated, not yet
     checked or acted on by this version (README, "Still to come"). Said at every load, so that
     nobody takes a policy file's word for a check that does not run."""
     notices = []
     provenance = policy.provenance
-    if policy.drift is not DriftMode.OFF:
-        notices.append(("drift", f"spec.drift.mode {policy.drift.value}: drift is not checked by this version"))
     if (
         provenance.require_digest
         or provenance.allowed_registries

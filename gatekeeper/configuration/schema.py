@@ -144,8 +144,29 @@ class SourceSpec(_Strict):
     cluster: str | None = None
 
 
+class DriftIgnoreSpec(_Strict):
+    """One ``drift.ignore`` entry: JSON pointers (RFC 6901) of ``kind`` objects left out."""
+
+    kind: str = Field(min_length=1)
+    name: str | None = None
+    namespace: str | None = None
+    jsonPointers: list[str] = Field(min_length=1)
+
+    @field_validator("jsonPointers")
+    @classmethod
+    def _pointers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.startswith("/"):
+                raise ValueError(f"JSON pointer {value!r} must start with / (e.g. /spec/replicas)")
+        return values
+
+    def to_domain(self) -> domain.IgnoreRule:
+        return domain.IgnoreRule(self.kind, tuple(self.jsonPointers), self.name, self.namespace)
+
+
 class DriftSpec(_Strict):
     mode: Literal["block", "warn", "off"] = "off"
+    ignore: list[DriftIgnoreSpec] = []
 
 
 class SignaturesSpec(_Strict):
@@ -220,6 +241,7 @@ class ReleasePolicyDocument(_Strict):
                 allow=tuple(entry.to_domain(spec.timezone) for entry in spec.calendar.allow),
             ),
             drift=domain.DriftMode(spec.drift.mode),
+            drift_ignore=tuple(entry.to_domain() for entry in spec.drift.ignore),
             provenance=domain.ProvenanceRules(
                 require_digest=provenance.requireDigest,
                 allowed_registries=tuple(provenance.allowedRegistries),

@@ -1,8 +1,9 @@
 """``decide``: the pure function from (request, facts, policies, now) to a Decision.
 
 Every check runs; the decision is the strictest outcome, and each non-passing check adds its
-reasons (DESIGN §3). Checks are plain functions in ``CHECKS``: drift, provenance and approvals
-plug in there with their facts. Nothing here reads a clock, a file or the network.
+reasons (DESIGN §3). Checks are plain functions in ``CHECKS`` (calendar, drift, approvals,
+and the fail-closed gather check); provenance plugs in there with its facts. Nothing here
+reads a clock, a file or the network.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from gatekeeper.domain import approvals
+from gatekeeper.domain import approvals, drift
 from gatekeeper.domain.approvals import ApprovalFacts
-from gatekeeper.domain.policy import Mode, Policy
+from gatekeeper.domain.drift import DriftOutcome, DriftReading
+from gatekeeper.domain.policy import DriftMode, Mode, Policy
 from gatekeeper.domain.types import (
     STRICTNESS,
     Decision,
@@ -66,6 +68,7 @@ class CheckResult:
     not_before: datetime | None = None
     indefinite: bool = False
     requires: tuple[str, ...] = ()
+    retry: bool = False  # fail closed: not before now + RETRY_DELAY
 
 
 Check = Callable[[ReleaseRequest, Facts, Sequence[Policy], datetime], CheckResult]
@@ -129,6 +132,51 @@ def approvals_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Po
     return CheckResult(Verdict.DEFER, reasons, requires=requires)
 
 
+def drift_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime) -> CheckResult:
+    """Each policy's drift rule against the drift reader's outcome for it (DESIGN §3, Drift).
+
+    ``warn`` approves with the reason; ``block`` defers until a holder of the policy's approvals
+    role approves; a cluster or repository that cannot be read defers until RETRY_DELAY (fail
+    closed); an unsupported source or a first release warns.
+    """
+    checked = [policy for policy in policies if policy.drift is not DriftMode.OFF]
+    if not checked or any(reason.check == "drift" for reason in facts.gather_errors):
+        return CheckResult()  # no rule, or the reader failed: gather_check defers already
+    reading = facts.readings.get("drift")
+    results = [_drift_result(policy, reading.of(policy.name) if isinstance(reading, DriftReading) else None)
+               for policy in checked]  # fmt: skip
+    verdict = max((result.verdict for result in results), key=STRICTNESS.__getitem__)
+    return CheckResult(
+        verdict,
+        tuple(dict.fromkeys(reason for result in results for reason in result.reasons)),
+        requires=tuple(dict.fromkeys(need for result in results for need in result.requires)),
+        retry=any(result.retry for result in results),
+    )
+
+
+def _drift_result(policy: Policy, outcome: DriftOutcome | None) -> CheckResult:
+    if outcome is None:
+        reason = Reason("drift", "facts_unavailable", f"policy {policy.name} checks drift, but drift was not read")
+        return CheckResult(Verdict.DEFER, (reason,), retry=True)
+    if outcome.problem is not None:
+        if outcome.problem.code in drift.RETRIED:
+            return CheckResult(Verdict.DEFER, (outcome.problem,), retry=True)
+        return CheckResult(reasons=(outcome.problem,))
+    if not outcome.drifted:
+        return CheckResult()
+    reason = Reason(
+        "drift",
+        drift.DETECTED,
+        drift.summary(outcome.drifted, outcome.checked, outcome.baseline or "?"),
+        None,
+        drift.diff_lines(outcome.drifted),
+        drift.digest(outcome.drifted),
+    )
+    if policy.drift is DriftMode.WARN:
+        return CheckResult(reasons=(reason,))
+    return CheckResult(Verdict.DEFER, (reason,), requires=(f"approval:{policy.approvals.role}",))
+
+
 def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResult]:
     """A break-glass approval overrides calendar, freezes, drift and approvals (DESIGN §3)."""
     given = facts.approvals.break_glass
@@ -147,7 +195,7 @@ def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResul
     return kept
 
 
-CHECKS: tuple[Check, ...] = (calendar_check, approvals_check, gather_check)
+CHECKS: tuple[Check, ...] = (calendar_check, drift_check, approvals_check, gather_check)
 
 
 def decide(
@@ -196,7 +244,7 @@ def _combine(
         return verdict, reasons, None, requires
     blocking = [result for result in results if result.verdict is not Verdict.APPROVE]
     instants = [result.not_before for result in blocking if result.not_before is not None]
-    if facts.gather_errors:
+    if facts.gather_errors or any(result.retry for result in blocking):
         instants.append(retry_at)
     if any(result.indefinite for result in blocking) or not instants:
         return verdict, reasons, None, requires

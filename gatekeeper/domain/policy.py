@@ -107,6 +107,24 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class IgnoreRule:
+    """``drift.ignore``: JSON pointers left out of the drift comparison for objects of ``kind``
+    (and, where given, of that ``name`` and ``namespace``), as Argo CD's ``ignoreDifferences``."""
+
+    kind: str
+    json_pointers: tuple[str, ...]
+    name: str | None = None
+    namespace: str | None = None
+
+    def applies(self, kind: str, namespace: str | None, name: str) -> bool:
+        return (
+            self.kind == kind
+            and (self.name is None or self.name == name)
+            and (self.namespace is None or self.namespace == namespace)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ProvenanceRules:
     require_digest: bool = False
     allowed_registries: tuple[str, ...] = ()
@@ -139,6 +157,7 @@ class Policy:
     timezone: str = "UTC"
     calendar: CalendarRules = CalendarRules()
     drift: DriftMode = DriftMode.OFF
+    drift_ignore: tuple[IgnoreRule, ...] = ()
     provenance: ProvenanceRules = ProvenanceRules()
     approvals: ApprovalRules = ApprovalRules()
     verification: VerificationRules = VerificationRules()

@@ -46,13 +46,30 @@ STRICTNESS = {Verdict.APPROVE: 0, Verdict.DEFER: 1, Verdict.ROLLBACK: 2}
 
 
 @dataclass(frozen=True, slots=True)
+class DiffLine:
+    """One difference a check found, readable as is: in ``object`` (e.g. ``apps/v1 Deployment
+    odoo/web``) the field at JSON pointer ``path`` is ``desired`` in Git and ``live`` in the
+    cluster (values as short JSON; ``path`` empty when the whole object is missing)."""
+
+    object: str
+    path: str
+    desired: str
+    live: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reason:
-    """Why a check did not pass: a stable snake_case code, a message, and when it stops applying."""
+    """Why a check did not pass: a stable snake_case code, a message, and when it stops applying.
+
+    ``diff`` carries the differences behind a reason where a check has them (drift), truncated;
+    ``digest`` identifies them (an approval acknowledges exactly the drift of that digest)."""
 
     check: str
     code: str
     message: str
     until: datetime | None = None
+    diff: tuple[DiffLine, ...] = ()
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +94,20 @@ class Decision:
     decided_at: datetime
     would_defer: tuple[Reason, ...] | None = None
     policies: tuple[str, ...] = field(default=())
+
+
+def reason_details(reason: Reason) -> dict[str, object]:
+    """The optional parts of a reason as JSON (``diff``, ``digest``): present only when set, so
+    that the reasons of every other check keep their four keys."""
+    details: dict[str, object] = {}
+    if reason.diff:
+        details["diff"] = [
+            {"object": line.object, "path": line.path, "desired": line.desired, "live": line.live}
+            for line in reason.diff
+        ]
+    if reason.digest is not None:
+        details["digest"] = reason.digest
+    return details
 
 
 def utc_epoch(instant: datetime) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from gatekeeper.domain.approvals import Approval
 from gatekeeper.domain.records import ActionRecord, ApprovalRecord, DecisionRecord, ReleaseRecord
 from gatekeeper.domain.releases import ReleaseStatus
-from gatekeeper.domain.types import Decision, Reason, format_instant
+from gatekeeper.domain.types import Decision, Reason, format_instant, reason_details
 from gatekeeper.store.dialect import utc
 
 EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -21,6 +21,7 @@ def reason_dict(reason: Reason) -> dict[str, Any]:
         "code": reason.code,
         "message": reason.message,
         "until": format_instant(reason.until),
+        **reason_details(reason),
     }
 
 
