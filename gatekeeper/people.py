@@ -14,7 +14,7 @@ from datetime import datetime
 
 from gatekeeper.domain import approvals as approval_rules
 from gatekeeper.domain.approvals import BREAK_GLASS_ROLE, Approval
-from gatekeeper.domain.records import GateRecord, ReleaseDetail, ReleaseRecord
+from gatekeeper.domain.records import DecisionRecord, GateRecord, ReleaseDetail, ReleaseRecord
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, transition
 from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.ports import StoreTransaction
@@ -66,6 +66,18 @@ class ReasonRequiredError(ActionRefusedError):
     code = "invalid_request"
 
 
+def _drift_shown(decision: DecisionRecord | None) -> frozenset[str]:
+    """The digests of the drift the release's latest decision showed (what an approval given now
+    acknowledges, DESIGN §3)."""
+    if decision is None:
+        return frozenset()
+    return frozenset(
+        str(reason["digest"])
+        for reason in decision.reasons
+        if reason.get("code") == "drift_detected" and reason.get("digest")
+    )
+
+
 def _reason_required(reason: str | None, what: str) -> str:
     text = (reason or "").strip()
     if not text:
@@ -104,7 +116,8 @@ class ReleaseManager:
             if refusal is not None:
                 tx.append_audit("approval_refused", who.name, f"release/{release.id}", data | {"why": refusal}, now)
             elif not repeat:
-                approval = Approval(who.name, who.roles, break_glass, data["reason"], now, who.person)
+                shown = _drift_shown(tx.latest_decision(release.id))
+                approval = Approval(who.name, who.roles, break_glass, data["reason"], now, who.person, shown)
                 tx.add_approval(release.id, approval, now)
                 tx.append_audit(kind, who.name, f"release/{release.id}", data, now, break_glass=break_glass)
                 record = self.service.decide_in(tx, request, gathered, now, actor=who.name)

@@ -68,11 +68,20 @@ def text(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}}
 
 
+class DiffLine(BaseModel):
+    object: str = Field(description="apiVersion, kind, namespace/name of the object, e.g. apps/v1 Deployment odoo/web")
+    path: str = Field(description="JSON pointer of the field; empty when the whole object is missing live")
+    desired: str = Field(description="the value in Git, as short JSON (truncated)")
+    live: str = Field(description="the value in the cluster, as short JSON (truncated); (unset) when absent")
+
+
 class Reason(BaseModel):
     check: str
     code: str = Field(description="stable snake_case code, e.g. freeze_window_active")
     message: str
     until: str | None = Field(description="UTC instant the reason stops applying, if known")
+    diff: list[DiffLine] | None = Field(None, description="drift_detected only: the differences, truncated")
+    digest: str | None = Field(None, description="drift_detected only: sha256 identifying exactly this drift")
 
 
 Instant = Field(description="UTC instant, YYYY-MM-DDTHH:MM:SSZ")

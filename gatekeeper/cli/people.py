@@ -108,6 +108,9 @@ def _print_release(release: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"    {with_local(decision['decided_at'], zone)} {decision['verdict']} ({decision['trigger']})")
         for reason in decision["reasons"]:
             typer.echo(f"      - {reason['code']}: {reason['message']}")
+            for line in reason.get("diff") or []:  # drift: JSON path, desired (Git) and live
+                where = f" {line['path']}" if line["path"] else ""
+                typer.echo(f"          {line['object']}{where}: git {line['desired']}, live {line['live']}")
 
 
 @releases_app.command("list")

@@ -32,7 +32,8 @@ def identity_set(values: Iterable[str | None]) -> frozenset[str]:
 @dataclass(frozen=True, slots=True)
 class Approval:
     """One approval. ``identities``: the approver's token name plus its ``identities`` (casefolded);
-    empty means only ``approver`` is known."""
+    empty means only ``approver`` is known. ``acknowledged``: the digests of the drift the release
+    was deferred for when it was given (that drift, and only that, no longer blocks)."""
 
     approver: str
     roles: frozenset[str]
@@ -40,6 +41,7 @@ class Approval:
     reason: str | None = None
     at: datetime | None = None
     identities: frozenset[str] = frozenset()
+    acknowledged: frozenset[str] = frozenset()
 
     @property
     def person(self) -> frozenset[str]:

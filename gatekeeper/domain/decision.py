@@ -9,12 +9,12 @@ reads a clock, a file or the network.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from gatekeeper.domain import approvals, drift
-from gatekeeper.domain.approvals import ApprovalFacts
+from gatekeeper.domain.approvals import Approval, ApprovalFacts
 from gatekeeper.domain.drift import DriftOutcome, DriftReading
 from gatekeeper.domain.policy import DriftMode, Mode, Policy
 from gatekeeper.domain.types import (
@@ -143,7 +143,8 @@ def drift_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Policy
     if not checked or any(reason.check == "drift" for reason in facts.gather_errors):
         return CheckResult()  # no rule, or the reader failed: gather_check defers already
     reading = facts.readings.get("drift")
-    results = [_drift_result(policy, reading.of(policy.name) if isinstance(reading, DriftReading) else None)
+    given = facts.approvals.approvals
+    results = [_drift_result(policy, reading.of(policy.name) if isinstance(reading, DriftReading) else None, given)
                for policy in checked]  # fmt: skip
     verdict = max((result.verdict for result in results), key=STRICTNESS.__getitem__)
     return CheckResult(
@@ -154,7 +155,7 @@ def drift_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Policy
     )
 
 
-def _drift_result(policy: Policy, outcome: DriftOutcome | None) -> CheckResult:
+def _drift_result(policy: Policy, outcome: DriftOutcome | None, facts_approvals: Sequence[Approval]) -> CheckResult:
     if outcome is None:
         reason = Reason("drift", "facts_unavailable", f"policy {policy.name} checks drift, but drift was not read")
         return CheckResult(Verdict.DEFER, (reason,), retry=True)
@@ -174,7 +175,15 @@ def _drift_result(policy: Policy, outcome: DriftOutcome | None) -> CheckResult:
     )
     if policy.drift is DriftMode.WARN:
         return CheckResult(reasons=(reason,))
-    return CheckResult(Verdict.DEFER, (reason,), requires=(f"approval:{policy.approvals.role}",))
+    role = policy.approvals.role
+    given = [approval.approver for approval in facts_approvals if _acknowledges(approval, role, reason.digest)]
+    if given:  # an approval given while exactly this drift was shown
+        return CheckResult(reasons=(replace(reason, message=f"{reason.message} (acknowledged by {given[0]})"),))
+    return CheckResult(Verdict.DEFER, (reason,), requires=(f"approval:{role}",))
+
+
+def _acknowledges(approval: Approval, role: str, digest: str | None) -> bool:
+    return not approval.break_glass and role in approval.roles and digest in approval.acknowledged
 
 
 def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResult]:

@@ -33,6 +33,7 @@ class ApprovalRows:
                 break_glass=approval.break_glass,
                 created_at=now,
                 identities=sorted(approval.person),
+                drift_digests=sorted(approval.acknowledged) or None,
             )
         )
 

@@ -85,7 +85,8 @@ def approval_record(m: Mapping[Any, Any]) -> ApprovalRecord:
 def approval_of(m: Mapping[Any, Any]) -> Approval:
     """An approval row as the fact ``decide`` counts."""
     roles, identities = frozenset(m["roles"]), frozenset(m.get("identities") or ())
-    return Approval(m["approver"], roles, m["break_glass"], m["reason"], utc(m["created_at"]), identities)
+    acknowledged = frozenset(m.get("drift_digests") or ())
+    return Approval(m["approver"], roles, m["break_glass"], m["reason"], utc(m["created_at"]), identities, acknowledged)
 
 
 def action_record(m: Mapping[Any, Any]) -> ActionRecord:

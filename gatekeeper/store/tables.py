@@ -104,6 +104,7 @@ approvals = Table(
     Column("break_glass", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("identities", JSON(none_as_null=True), nullable=True),  # the approver's, casefolded
+    Column("drift_digests", JSON(none_as_null=True), nullable=True),  # the drift it acknowledged
 )
 Index("ix_approvals_release_id", approvals.c.release_id)
 

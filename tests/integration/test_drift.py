@@ -6,6 +6,8 @@ diff stored with the decision and shown by the API on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from gatekeeper.domain.windows import WindowIndex
 from gatekeeper.drift import DriftReader
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.kubernetes import KubernetesClusterReader
-from tests.integration.conftest import MutableClock, make_settings, start_server, write_tokens
+from tests.integration.conftest import MutableClock, make_settings, start_server, token_of, write_tokens
 from tests.integration.drift_world import (
     ARGO_APP,
     IMAGE_BASELINE,
@@ -37,6 +39,7 @@ from tests.integration.fake_kubernetes import FakeKubernetes, start_fake_kuberne
 
 pytestmark = pytest.mark.integration
 
+GATEKEEPER = str(Path(sys.executable).with_name("gatekeeper"))
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 TARGET = TargetKey(f"argocd:{ARGO_APP}")
 
@@ -312,9 +315,28 @@ def test_the_diff_is_stored_with_the_decision_and_shown_by_the_api(
         assert reason["diff"] == [
             {"object": "apps/v1 Deployment odoo/web", "path": "/spec/replicas", "desired": "2", "live": "5"}
         ]
+        release_id = body["release_id"]
         with server.client("viewer") as client:
-            shown = client.get(f"/v1/releases/{body['release_id']}").json()
+            shown = client.get(f"/v1/releases/{release_id}").json()
         assert shown["decisions"][-1]["reasons"][0]["diff"] == reason["diff"]
         assert shown["decisions"][-1]["reasons"][0]["digest"] == reason["digest"]
+        if database_url.startswith("sqlite"):  # the CLI reads the same API (once is enough)
+            token = tmp_path / "viewer.token"
+            token.write_text(token_of("viewer"))
+            cli = [GATEKEEPER, "releases", "show", str(release_id), "--server", server.url, "--token-file", str(token)]
+            printed = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False)
+            assert printed.returncode == 0, printed.stderr
+            assert "apps/v1 Deployment odoo/web /spec/replicas: git 2, live 5" in printed.stdout
+        # An approval acknowledges exactly the drift it was shown ...
+        with server.client("manager") as client:
+            approved = client.post(f"/v1/releases/{release_id}/approve", json={"reason": "scaled for the sale"}).json()
+        decision = approved["decisions"][-1]
+        assert decision["verdict"] == "approve", decision
+        assert "acknowledged by alice" in decision["reasons"][0]["message"]
+        # ... and drift that differs afterwards defers again
+        world.kube.put(live_deployment(replicas=6))
+        with server.client("hook") as client:
+            again = client.post("/v1/gate", json={"target": TARGET, "revision": world.repo.release}).json()
+        assert again["verdict"] == "defer" and again["reasons"][0]["diff"][0]["live"] == "6"
     finally:
         server.stop()
