@@ -22,6 +22,7 @@ from gatekeeper.domain.policy import DriftMode, IgnoreRule, Policy, Source
 from gatekeeper.domain.types import ReleaseRequest, TargetKey, Verdict
 from gatekeeper.domain.windows import WindowIndex
 from gatekeeper.drift import DriftReader
+from gatekeeper.ports import GitReadError, UnsupportedManifestsError
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.kubernetes import KubernetesClusterReader
 from tests.integration.conftest import MutableClock, make_settings, start_server, token_of, write_tokens
@@ -340,3 +341,58 @@ def test_the_diff_is_stored_with_the_decision_and_shown_by_the_api(
         assert again["verdict"] == "defer" and again["reasons"][0]["diff"][0]["live"] == "6"
     finally:
         server.stop()
+
+
+# --- the Git reader on its own -------------------------------------------------------------------
+
+
+def test_the_git_reader_fetches_only_what_it_lacks_and_reads_without_a_checkout(world: World, tmp_path: Path) -> None:
+    git = Pygit2GitReader(tmp_path / "cache")
+    objects = git.manifests(world.repo.url, "clusters/prod", world.repo.baseline)
+    assert sorted((o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objects) == [
+        ("ConfigMap", "odoo-config", "odoo"), ("Deployment", "web", "odoo"), ("Service", "odoo", "odoo"),
+    ]  # fmt: skip
+    assert git.fetches == 1
+    git.manifests(world.repo.url, "apps/odoo", world.repo.release)  # a commit the mirror has: no fetch
+    assert git.fetches == 1
+    assert git.manifests(world.repo.url, "/clusters/prod/", "main")[0]["kind"]  # a branch: fetched
+    assert git.fetches == 2
+    assert not list((tmp_path / "cache").glob("*/apps"))  # a bare mirror, no work tree
+
+
+@pytest.mark.parametrize(
+    ("files", "path", "error", "says"),
+    [
+        pytest.param({"x/a.yaml": "kind: [unclosed"}, "x", GitReadError, "x/a.yaml is not valid YAML", id="bad-yaml"),
+        pytest.param({"x/a.yaml": "a: 1"}, "y", GitReadError, "path y does not exist", id="no-such-path"),
+        pytest.param(
+            {"x/kustomization.yaml": "resources: ['https://github.com/acme/base//odoo?ref=v1']"},
+            "x", UnsupportedManifestsError, "remote resource", id="remote-base",
+        ),
+        pytest.param(
+            {"x/kustomization.yaml": "resources: [../../elsewhere]"},
+            "x", UnsupportedManifestsError, "outside the repository", id="outside-the-repository",
+        ),
+        pytest.param(
+            {"x/kustomization.yaml": "configMapGenerator: [{name: c, literals: [a=b]}]"},
+            "x", UnsupportedManifestsError, "sets configMapGenerator", id="generator",
+        ),
+    ],
+)  # fmt: skip
+def test_what_the_git_reader_cannot_read_is_named(
+    world: World, tmp_path: Path, files: dict[str, str], path: str, error: type[Exception], says: str
+) -> None:
+    sha = world.repo.branch(f"case-{tmp_path.name[-12:]}", files, "a case")
+    with pytest.raises(error) as raised:
+        Pygit2GitReader(tmp_path / "cache").manifests(world.repo.url, path, sha)
+    assert says in str(raised.value)
+    if error is GitReadError:
+        assert world.repo.url in str(raised.value) and sha in str(raised.value)
+
+
+def test_a_list_and_multi_document_files_are_read_and_other_documents_skipped(world: World, tmp_path: Path) -> None:
+    listed = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n"
+    files = {"x/list.yaml": listed, "x/values.yaml": "replicaCount: 2\n", "x/sub/b.json": '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}'}
+    sha = world.repo.branch("lists", files, "lists")
+    objects = Pygit2GitReader(tmp_path / "cache").manifests(world.repo.url, "x", sha)
+    assert [o["metadata"]["name"] for o in objects] == ["a", "b"]  # by file name

@@ -49,6 +49,9 @@ INJECTED = [
         "Calendar sources do not",
         id="calendar-source-imports-another",
     ),
+    pytest.param("readers/git.py", "import gatekeeper.readers.kubernetes", "Readers do not", id="reader-imports-reader"),
+    pytest.param("readers/kubernetes.py", "import pygit2", "pygit2 only in readers.git", id="pygit2-in-the-cluster-reader"),
+    pytest.param("drift.py", "import kubernetes", "pygit2, kubernetes and cryptography only", id="kubernetes-in-drift"),
 ]
 
 
