@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/calendar.py
 	$(BIN)/python bench/gate.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/drift.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

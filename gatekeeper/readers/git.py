@@ -37,7 +37,11 @@ MAX_DEPTH = 16
 CACHED_TREES = 64
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser where PyYAML has it (eight times faster on large trees), safe constructors.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
     """YAML as Kubernetes reads it into JSON: timestamps stay strings."""
 
 

@@ -1,0 +1,143 @@
+"""One drift check of a target with 50, 200 and 800 objects (issue 15): time and API requests.
+
+Run from the repository root:  .venv/bin/python bench/drift.py [--sizes 50,200,800] [--checks 20]
+
+For each size, a bare Git repository made with pygit2 holds the target's manifests (Deployments,
+Services and ConfigMaps spread over four namespaces: twelve (kind, namespace) pairs, in files of 50
+documents), and the fake Kubernetes API server of the tests (tests/integration/fake_kubernetes.py,
+real HTTP on loopback, the real `kubernetes` client) holds the live objects with every server-set
+field. The drift reader (Pygit2GitReader + KubernetesClusterReader, as `gatekeeper serve` builds
+them) then checks the target: once cold (a new mirror: clone, discovery, YAML parsing) and
+--checks times warm (what a hook's poll costs: the baseline's manifests are cached per commit).
+Printed per size: cold time, warm median and p95, API requests per warm check (expected: the
+Argo CD Application GET plus one LIST per (kind, namespace) pair), objects found drifted (0).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/calendar.py is named like the standard library's `calendar`: keep bench/ off the import path.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pygit2
+import yaml
+
+from gatekeeper.domain.policy import DriftMode, Policy
+from gatekeeper.domain.types import ReleaseRequest, TargetKey
+from gatekeeper.drift import DriftReader
+from gatekeeper.readers.git import Pygit2GitReader
+from gatekeeper.readers.kubernetes import KubernetesClusterReader
+from tests.integration.drift_world import (
+    DEPLOYMENT,
+    IMAGE_BASELINE,
+    argocd_application,
+    commit,
+    live_config_map,
+    live_deployment,
+    live_service,
+)
+from tests.integration.fake_kubernetes import start_fake_kubernetes, write_kubeconfig
+
+NAMESPACES = ("odoo", "odoo-wms", "odoo-finance", "odoo-portal")
+KINDS = ("Deployment", "Service", "ConfigMap")
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+def objects(count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``count`` (desired, live) pairs: kinds and namespaces in turn."""
+    base_desired = yaml.safe_load(DEPLOYMENT.replace("{image}", IMAGE_BASELINE))
+    pairs = []
+    for index in range(count):
+        kind, namespace, name = KINDS[index % 3], NAMESPACES[(index // 3) % 4], f"obj-{index:04d}"
+        if kind == "Deployment":
+            desired, live = copy.deepcopy(base_desired), live_deployment()
+            desired["metadata"]["annotations"]["acme.io/last-review"] = "2026-11-02"
+        elif kind == "Service":
+            desired = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                       "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}  # fmt: skip
+            live = live_service()
+            live["spec"]["selector"] = {"app.kubernetes.io/name": name}
+        else:
+            desired = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"index": str(index)}}
+            live = live_config_map(name, {"index": str(index)})
+        desired["metadata"].update(name=name, namespace=namespace)
+        live["metadata"].update(name=name, namespace=namespace)
+        pairs.append((desired, live))
+    return pairs
+
+
+def run(count: int, checks: int, root: Path) -> dict[str, Any]:
+    pairs = objects(count)
+    repo = pygit2.init_repository(str(root / f"config-{count}.git"), bare=True)
+    files = {
+        f"apps/bulk/part-{start // 50:03d}.yaml": "---\n".join(yaml.safe_dump(d, sort_keys=False) for d, _ in pairs[start : start + 50])
+        for start in range(0, count, 50)
+    }
+    sha = commit(repo, "main", files, f"{count} objects")
+    url = (root / f"config-{count}.git").resolve().as_uri()
+    kube = start_fake_kubernetes()
+    try:
+        for _, live in pairs:
+            kube.put(live)
+        kube.put(argocd_application(url, sha, path="apps/bulk"))
+        kubeconfig = write_kubeconfig(root / f"kubeconfig-{count}", {"bench": kube.url}, "bench")
+        reader = DriftReader(Pygit2GitReader(root / f"cache-{count}"), KubernetesClusterReader(kubeconfig))
+        policy = Policy(name="bench", targets=("argocd:*",), drift=DriftMode.BLOCK)
+        request = ReleaseRequest(TargetKey("argocd:odoo-prod"), "f" * 40)
+        started = time.perf_counter()
+        first = reader.read(request, [policy], NOW)
+        cold = time.perf_counter() - started
+        outcome = first.of("bench")
+        assert outcome is not None and outcome.problem is None, outcome
+        times, requests = [], []
+        for _ in range(checks):
+            before = len(kube.requests)
+            started = time.perf_counter()
+            reading = reader.read(request, [policy], NOW)
+            times.append(time.perf_counter() - started)
+            requests.append(len(kube.requests) - before)
+        drifted = len(reading.of("bench").drifted)  # type: ignore[union-attr]
+    finally:
+        kube.stop()
+    times.sort()
+    return {
+        "objects": count,
+        "checked": outcome.checked,
+        "cold_ms": cold * 1000,
+        "warm_median_ms": statistics.median(times) * 1000,
+        "warm_p95_ms": times[int(0.95 * (len(times) - 1))] * 1000,
+        "requests": sorted(set(requests)),
+        "pairs": len({(d["kind"], d["metadata"]["namespace"]) for d, _ in pairs}),
+        "drifted": drifted,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="50,200,800")
+    parser.add_argument("--checks", type=int, default=20)
+    args = parser.parse_args()
+    print(f"{'objects':>8} {'cold ms':>9} {'warm p50 ms':>12} {'warm p95 ms':>12} {'requests/check':>15} {'(kind,ns) pairs':>16} {'drifted':>8}")
+    with tempfile.TemporaryDirectory(prefix="gatekeeper-drift-bench-") as folder:
+        for size in (int(part) for part in args.sizes.split(",")):
+            result = run(size, args.checks, Path(folder))
+            assert result["checked"] == size, result
+            print(
+                f"{result['objects']:>8} {result['cold_ms']:>9.1f} {result['warm_median_ms']:>12.1f} {result['warm_p95_ms']:>12.1f}"
+                f" {','.join(map(str, result['requests'])):>15} {result['pairs']:>16} {result['drifted']:>8}"
+            )
+
+
+if __name__ == "__main__":
+    main()
