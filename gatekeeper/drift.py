@@ -93,6 +93,9 @@ class DriftReader:
         self.argocd_namespace = argocd_namespace
         self.last_applied = last_applied
 
+    def needed(self, policies: Sequence[Policy]) -> bool:
+        return any(policy.drift is not DriftMode.OFF for policy in policies)
+
     def read(self, request: ReleaseRequest, policies: Sequence[Policy], now: datetime) -> DriftReading:
         outcomes = tuple(
             (policy.name, self.outcome(request, policy)) for policy in policies if policy.drift is not DriftMode.OFF

@@ -64,10 +64,11 @@ class FactGatherer:
     def _read(
         self, request: ReleaseRequest, policies: tuple[Policy, ...], now: datetime
     ) -> tuple[dict[str, object], tuple[Reason, ...]]:
-        if not self.readers or not policies:
+        readers = [reader for reader in self.readers if _needed(reader, policies)]
+        if not readers or not policies:
             return {}, ()
         futures: list[tuple[FactReader, Future[object]]] = [
-            (reader, self._pool.submit(reader.read, request, policies, now)) for reader in self.readers
+            (reader, self._pool.submit(reader.read, request, policies, now)) for reader in readers
         ]
         readings: dict[str, object] = {}
         errors: list[Reason] = []
@@ -88,3 +89,10 @@ class FactGatherer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _needed(reader: FactReader, policies: Sequence[Policy]) -> bool:
+    """A reader with a ``needed(policies)`` method runs only when it says so (the drift reader,
+    for policies whose drift rule is on): a gate call that needs no reader costs no thread hop."""
+    needed = getattr(reader, "needed", None)
+    return needed is None or bool(needed(policies))

@@ -75,7 +75,8 @@ class FactReader(Protocol):
     """One source of facts (Git, a cluster, a registry), read before any transaction.
 
     ``read`` may block on the network; the orchestrator gives it ``FACT_TIMEOUT`` and turns a
-    timeout or an exception into a fail-closed reason naming ``name``.
+    timeout or an exception into a fail-closed reason naming ``name``. A reader may also have
+    ``needed(policies) -> bool``: then it runs only for the policies it says it is needed for.
     """
 
     name: str

@@ -277,6 +277,55 @@ def test_an_application_that_renders_helm_is_drift_unsupported(world: World) -> 
     assert codes(decision) == ["drift_unsupported"] and "chart" in decision.reasons[0].message
 
 
+def flux_objects(world: World, **spec: object) -> None:
+    world.kube.put(
+        {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": "odoo", "namespace": "flux-system", "uid": "k-1", "generation": 3},
+            "spec": {
+                "interval": "10m",
+                "path": "./apps/odoo",
+                "prune": True,
+                "sourceRef": {"kind": "GitRepository", "name": "odoo-config"},
+                "targetNamespace": "odoo",
+                **spec,
+            },
+            "status": {
+                "lastAppliedRevision": f"main@sha1:{world.repo.baseline}",
+                "lastAttemptedRevision": f"main@sha1:{world.repo.release}",
+                "observedGeneration": 3,
+            },
+        }
+    )
+    world.kube.put(
+        {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": "odoo-config", "namespace": "flux-system"},
+            "spec": {"interval": "1m", "url": world.repo.url, "ref": {"branch": "main"}},
+        }
+    )
+
+
+def test_a_flux_kustomization_gives_source_namespace_and_last_applied_revision(world: World) -> None:
+    """In the cluster named by spec.source.cluster (a kubeconfig context): the Kustomization's
+    path, its GitRepository's URL, targetNamespace, and lastAppliedRevision as the baseline."""
+    world.applied()
+    flux_objects(world)
+    request = ReleaseRequest(TargetKey("flux:Kustomization/flux-system/odoo"), world.repo.release)
+    rule = Policy(name="flux", targets=("flux:*",), source=Source(cluster="prod"), drift=DriftMode.BLOCK)
+    outcome = world.reader().read(request, [rule], NOW).of("flux")
+    assert outcome is not None and outcome.problem is None, outcome
+    assert (outcome.baseline, outcome.checked, outcome.drifted) == (world.repo.baseline, 3, ())
+    flux_objects(world, patches=[{"patch": "- {op: replace, path: /spec/replicas, value: 3}"}])
+    outcome = world.reader().read(request, [rule], NOW).of("flux")
+    assert outcome is not None and outcome.problem is not None and outcome.problem.code == "drift_unsupported"
+    helm = ReleaseRequest(TargetKey("flux:HelmRelease/odoo/web"), world.repo.release)
+    outcome = world.reader().read(helm, [rule], NOW).of("flux")
+    assert outcome is not None and outcome.problem is not None and "HelmRelease" in outcome.problem.message
+
+
 # --- through the service: stored with the decision, shown by the API ---------------------------------
 
 DRIFT_POLICY = """\
