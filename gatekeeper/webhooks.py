@@ -1,7 +1,9 @@
 """Inbound webhooks, orchestrated: verify -> allow-list -> parse -> gather facts -> one transaction.
 
 Receivers (one per source) turn a request into an ``Inbound``. Facts are gathered first, outside
-any transaction; then one transaction claims the delivery (a redelivery finds the stored answer
+any transaction (for the push's own release and for each release it announces: the governed
+targets deploying from the pushed repository whose source path it touched, ``announce``); then
+one transaction claims the delivery (a redelivery finds the stored answer
 and decides nothing twice), records who touched the commits, decides through the service's one
 decision path and stores the answer. What must go out (commit statuses, deployment reviews) is an
 outbox row of that transaction, sent by the scheduler after commit.
@@ -10,12 +12,13 @@ outbox row of that transaction, sent by the scheduler after commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from gatekeeper import effects
+from gatekeeper.announce import Announcer
 from gatekeeper.domain.lifecycle import applied_without_approval, unhealthy_after_apply
 from gatekeeper.domain.records import DecisionRecord, GateRecord, ReleaseRecord
 from gatekeeper.domain.releases import ReleaseStatus, transition
@@ -45,6 +48,7 @@ class WebhookService:
     gate: GateService
     receivers: Mapping[str, Receiver]
     secrets: Mapping[str, str | None]
+    announcer: Announcer | None = None  # a push announces releases of the targets deploying from it
 
     def receive(self, source: str, headers: Mapping[str, str], body: bytes) -> Answer:
         delivery_id, parsed = self._accept(source, headers, body)
@@ -53,10 +57,23 @@ class WebhookService:
         gathered: Gathered | None = None
         if early is None and isinstance(parsed, Inbound) and parsed.request is not None:
             gathered = self.gate.gather(parsed.request, now)  # step 1: outside any transaction
+        announced = self._announced(parsed, now)  # the same, for every target the push concerns
         try:
-            return self._store(source, delivery_id, parsed, early, gathered, now)
+            return self._store(source, delivery_id, parsed, early, gathered, now, announced)
         except ConnectionLostError:  # the database restarted: once more (a redelivery finds what was)
-            return self._store(source, delivery_id, parsed, early, gathered, now)
+            return self._store(source, delivery_id, parsed, early, gathered, now, announced)
+
+    def _announced(self, parsed: Inbound | Ignored, now: datetime) -> list[tuple[ReleaseRequest, Gathered]]:
+        """The releases a push announces, each with its facts: the new revision of every governed
+        target that deploys from the pushed repository and whose source path the push touched."""
+        if self.announcer is None or not isinstance(parsed, Inbound) or parsed.request is None:
+            return []
+        if parsed.paths is None or not parsed.repo_urls:
+            return []
+        pushed = parsed.request
+        targets = self.announcer.targets(parsed.repo_urls, parsed.paths, exclude=pushed.target)
+        requests = [ReleaseRequest(target, pushed.revision, trigger=f"{pushed.trigger}-announce") for target in targets]
+        return [(request, self.gate.gather(request, now)) for request in requests]
 
     def _store(
         self,
@@ -66,8 +83,10 @@ class WebhookService:
         early: Answer | None,
         gathered: Gathered | None,
         now: datetime,
+        announced: Sequence[tuple[ReleaseRequest, Gathered]] = (),
     ) -> Answer:
         record: GateRecord | None = None
+        records: list[GateRecord] = []
         with self.gate.store.transaction() as tx:
             stored = tx.claim_delivery(source, delivery_id, now)
             if stored is not None:
@@ -81,9 +100,15 @@ class WebhookService:
                 assert isinstance(parsed, Inbound)  # noqa: S101 - by _before_deciding
                 record = self._decide(tx, source, parsed, gathered, now)
                 answer = self._answer(delivery_id, record.release, record.decision)
+            if announced:  # one delivery, one transaction, however many targets
+                assert isinstance(parsed, Inbound) and parsed.request is not None  # noqa: S101 - by _announced
+                context = {"source": source, "announced_by": parsed.request.target}
+                records = [self.gate.decide_in(tx, req, facts, now, context=context) for req, facts in announced]
+                answer = Answer(answer.status, answer.body | {"announced": [_announced_body(r) for r in records]})
             tx.answer_delivery(source, delivery_id, StoredAnswer(answer.status, answer.body))
-        if record is not None:
-            self.gate.committed(record)
+        for done in (record, *records):
+            if done is not None:
+                self.gate.committed(done)
         return answer
 
     def _accept(self, source: str, headers: Mapping[str, str], body: bytes) -> tuple[str, Inbound | Ignored]:
@@ -171,6 +196,10 @@ class WebhookService:
             assert latest is not None  # noqa: S101 - every release has its first decision
             return GateRecord(release, latest, decided_now=False)
         return self.gate.record(tx, release, verdict, f"observed-{observed}", now, actor=source)
+
+
+def _announced_body(record: GateRecord) -> dict[str, Any]:
+    return {"target": record.release.target, "release_id": record.release.id, "verdict": record.decision.verdict}
 
 
 def _decision_body(record: DecisionRecord | None, release: ReleaseRecord) -> dict[str, Any] | None:

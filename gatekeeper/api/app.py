@@ -19,6 +19,7 @@ from gatekeeper import drift as drift_module
 from gatekeeper.actions import registry
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
+from gatekeeper.announce import Announcer
 from gatekeeper.api import errors, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
@@ -133,8 +134,14 @@ def build_webhooks(settings: Settings, service: GateService) -> WebhookService:
     def secret(value: SecretStr | None) -> str | None:
         return value.get_secret_value() if value is not None else None
 
+    announcer = Announcer(
+        service.config,
+        KubernetesClusterReader(settings.KUBECONFIG, timeout=float(settings.seconds("FACT_TIMEOUT"))),
+        argocd_namespace=settings.ARGOCD_NAMESPACE,
+    )
     return WebhookService(
         gate=service,
+        announcer=announcer,
         receivers=receiver_registry(),
         secrets={
             "github": secret(settings.GITHUB_SECRET),

@@ -106,7 +106,8 @@ class Inbound:
 
     ``request``: a release to decide. ``commits``: author/merger facts to record. ``paths``: the
     files the change touched (None: unknown, which counts as touching). ``observed``: a state the
-    GitOps controller reports for (target, revision): ``applied`` or ``unhealthy``.
+    GitOps controller reports for (target, revision): ``applied`` or ``unhealthy``. ``repo_urls``:
+    the pushed repository's clone URLs (a push announces releases of the targets deploying from it).
     """
 
     request: ReleaseRequest | None = None
@@ -115,6 +116,13 @@ class Inbound:
     observed: str | None = None
     callback: Callback | None = None
     repo: str | None = None
+    repo_urls: tuple[str, ...] = ()
+
+
+def urls_at(data: Mapping[str, Any], *paths: str) -> tuple[str, ...]:
+    """The repository URLs at dotted ``paths`` that are given (422 naming one that is too long)."""
+    found = (text_at(data, path, required=False, max_length=URL) for path in paths)
+    return tuple(dict.fromkeys(url for url in found if url))
 
 
 @dataclass(frozen=True, slots=True)

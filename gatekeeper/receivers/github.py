@@ -34,6 +34,7 @@ from gatekeeper.receivers import (
     malformed,
     text_at,
     unauthorized,
+    urls_at,
 )
 
 EVENTS = ("ping", "push", "pull_request", "deployment_protection_rule")
@@ -97,7 +98,8 @@ class GitHubReceiver:
         target = git_target(repo, ref.removeprefix("refs/heads/"), "ref")
         people, paths = _pushed(data, sha)
         request = ReleaseRequest(target=target, revision=sha, trigger="github-push")
-        return Inbound(request=request, commits=people, paths=paths, repo=repo)
+        urls = urls_at(data, "repository.clone_url", "repository.ssh_url", "repository.html_url")
+        return Inbound(request=request, commits=people, paths=paths, repo=repo, repo_urls=urls)
 
     def _pull_request(self, data: dict[str, Any]) -> Inbound | Ignored:
         action = text_at(data, "action")

@@ -26,6 +26,7 @@ from gatekeeper.receivers import (
     secret_matches,
     text_at,
     unauthorized,
+    urls_at,
 )
 
 EVENTS = ("Push Hook", "Merge Request Hook")
@@ -77,7 +78,8 @@ class GitLabReceiver:
         people, paths = _pushed(data, sha)
         target = git_target(repo, ref.removeprefix("refs/heads/"), "ref")
         request = ReleaseRequest(target=target, revision=sha, trigger="gitlab-push")
-        return Inbound(request=request, commits=people, paths=paths, repo=repo)
+        urls = urls_at(data, "project.git_http_url", "project.git_ssh_url", "project.web_url")
+        return Inbound(request=request, commits=people, paths=paths, repo=repo, repo_urls=urls)
 
     def _merge(self, data: dict[str, Any]) -> Inbound | Ignored:
         action = text_at(data, "object_attributes.action", required=False)

@@ -1,0 +1,108 @@
+"""Pushes announce releases: a GitHub push to a repository that governed targets deploy from
+announces a release of the new revision for every target whose source path it touched, decided in
+the delivery's one transaction (DESIGN §4 "announced"), on SQLite and PostgreSQL. The Argo CD
+Applications come from the fake Kubernetes API (the real kubernetes client)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration import payloads as p
+from tests.integration.conftest import MutableClock, Server, make_settings, start_server, write_tokens
+from tests.integration.drift_world import argocd_application
+from tests.integration.fake_kubernetes import FakeKubernetes, start_fake_kubernetes, write_kubeconfig
+from tests.integration.test_gate_api import OPEN
+
+pytestmark = pytest.mark.integration
+
+SECRET = "gh-webhook-secret"
+REPO = "https://github.com/acme/odoo-config.git"
+POLICIES = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-production}
+spec:
+  targets: ["argocd:odoo-prod*"]
+---
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-web}
+spec:
+  targets: ["flux:Kustomization/odoo/web"]
+  source: {repo: "git@github.com:acme/odoo-config.git", path: apps/web}
+  approvals: {required: 1}
+"""
+
+
+def application(name: str, repo: str, path: str) -> dict[str, Any]:
+    app = copy.deepcopy(argocd_application(repo, "0" * 40, path=path))
+    app["metadata"]["name"] = name
+    return app
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[FakeKubernetes]:
+    fake = start_fake_kubernetes()
+    fake.put(application("odoo-prod", REPO, "clusters/prod"))
+    fake.put(application("odoo-prod-wms", "ssh://git@github.com/acme/odoo-config", "clusters/prod-wms"))
+    fake.put(application("odoo-staging", REPO, "clusters/prod"))  # no policy governs it
+    fake.put(application("odoo-prod-other", "https://github.com/acme/other.git", "clusters/prod"))
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def hooks(kube: FakeKubernetes, database_url: str, tmp_path: Path) -> Iterator[Server]:
+    policies, calendars = tmp_path / "policies", tmp_path / "calendars"
+    policies.mkdir()
+    calendars.mkdir()
+    (policies / "odoo.yaml").write_text(POLICIES)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"prod": kube.url}, "prod")
+    settings = make_settings(
+        database_url, policies, calendars, write_tokens(tmp_path), GITHUB_SECRET=SECRET, KUBECONFIG=kubeconfig
+    )
+    server = start_server(settings, MutableClock(OPEN))
+    yield server
+    server.stop()
+
+
+def push(server: Server, files: tuple[str, ...], delivery: str) -> httpx.Response:
+    payload = p.github_push(files=files)
+    payload["repository"] |= {
+        "clone_url": REPO,
+        "ssh_url": "git@github.com:acme/odoo-config.git",
+        "html_url": "https://github.com/acme/odoo-config",
+    }
+    body = p.encode(payload)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        return client.post("/webhooks/github", content=body, headers=p.github_headers(SECRET, "push", body, delivery))
+
+
+def test_a_push_announces_a_release_for_each_target_whose_source_path_it_touched(hooks: Server) -> None:
+    answer = push(hooks, ("clusters/prod/odoo/deployment.yaml", "apps/web/service.yaml"), "d-1")
+    assert answer.status_code == 200, answer.text
+    announced = {item["target"]: item for item in answer.json()["announced"]}
+    # odoo-prod-wms: its path was not touched; odoo-staging: no policy; odoo-prod-other: another repo
+    assert sorted(announced) == ["argocd:odoo-prod", "flux:Kustomization/odoo/web"]
+    assert announced["argocd:odoo-prod"]["verdict"] == "approve"
+    assert announced["flux:Kustomization/odoo/web"]["verdict"] == "defer"  # it needs an approval
+    with hooks.client("viewer") as client:
+        shown = client.get(f"/v1/releases/{announced['argocd:odoo-prod']['release_id']}").json()
+    assert (shown["target"], shown["revision"], shown["status"]) == ("argocd:odoo-prod", p.SHA_A, "approved")
+    # a redelivery answers the same and decides nothing again
+    again = push(hooks, ("clusters/prod/odoo/deployment.yaml", "apps/web/service.yaml"), "d-1")
+    assert again.json() == answer.json()
+    with hooks.client("viewer") as client:
+        listed = client.get("/v1/releases", params={"target": "argocd:odoo-prod"}).json()["items"]
+    assert [len(item["decisions"]) for item in listed] == [1]
+
+
+def test_a_push_that_touches_no_target_source_announces_nothing(hooks: Server) -> None:
+    answer = push(hooks, ("docs/README.md",), "d-2")
+    assert answer.status_code == 200 and "announced" not in answer.json()
