@@ -1,6 +1,8 @@
-"""One drift check of a target with 50, 200 and 800 objects (issue 15): time and API requests.
+"""One drift check of a target with 50, 200 and 800 objects, and one push announcing 1,500
+releases (issue 15): time and API requests.
 
 Run from the repository root:  .venv/bin/python bench/drift.py [--sizes 50,200,800] [--checks 20]
+                               [--push-targets 1500] [--pushes 3]
 
 For each size, a bare Git repository made with pygit2 holds the target's manifests (Deployments,
 Services and ConfigMaps spread over four namespaces: twelve (kind, namespace) pairs, in files of 50
@@ -11,6 +13,15 @@ them) then checks the target: once cold (a new mirror: clone, discovery, YAML pa
 --checks times warm (what a hook's poll costs: the baseline's manifests are cached per commit).
 Printed per size: cold time, warm median and p95, API requests per warm check (expected: the
 Argo CD Application GET plus one LIST per (kind, namespace) pair), objects found drifted (0).
+
+Then the push: N Argo CD Applications (odoo-0000 ...) in the fake API, each deploying
+clusters/prod/app-NNNN of one repository, all governed by one policy (a calendar that is open, no
+drift rule: the announcement's own cost), on a fresh PostgreSQL schema at 127.0.0.1:5432/test.
+A signed GitHub push (one commit touching every app's path) goes through the service's webhook
+path in process (`WebhookService.receive`: verify, parse, find the targets, gather facts, one
+transaction deciding N + 1 releases, the stored answer), timed from receipt to the answer after
+commit. The first push lists the Applications (cached 30 s); each next push is a new revision.
+Target: under 1 s (Argo CD needs about 15 s for one webhook at 1,500 applications, argo-cd #14269).
 """
 
 from __future__ import annotations
@@ -123,10 +134,88 @@ def run(count: int, checks: int, root: Path) -> dict[str, Any]:
     }
 
 
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PUSH_POLICY = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-fleet}
+spec:
+  targets: ["argocd:odoo-*"]
+  calendar:
+    deny:
+      - {cron: "0 3 * * 0", duration: 1m, code: sunday_maintenance}
+"""
+
+
+def push_bench(targets: int, pushes: int, root: Path) -> list[tuple[float, int]]:
+    import hashlib
+    import hmac
+    import json
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from gatekeeper.api.app import build_service, build_webhooks
+    from gatekeeper.metrics import Metrics
+    from gatekeeper.service import system_clock
+    from gatekeeper.settings import Settings
+
+    repo = "https://github.com/acme/odoo-fleet.git"
+    kube = start_fake_kubernetes()
+    schema = f"gk_bench_drift_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(PG)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        for index in range(targets):
+            app = argocd_application(repo, "0" * 40, path=f"clusters/prod/app-{index:04d}")
+            app["metadata"]["name"] = f"odoo-{index:04d}"
+            kube.put(app)
+        (root / "policies").mkdir()
+        (root / "calendars").mkdir()
+        (root / "policies" / "fleet.yaml").write_text(PUSH_POLICY)
+        settings = Settings(
+            DATABASE_URL=f"{PG}?options=-csearch_path%3D{schema}", AUTO_MIGRATE=True,
+            POLICIES_DIR=root / "policies", CALENDARS_DIR=root / "calendars", GITHUB_SECRET="bench-secret",  # type: ignore[arg-type]  # noqa: S106
+            KUBECONFIG=write_kubeconfig(root / "kubeconfig-push", {"bench": kube.url}, "bench"),  # type: ignore[arg-type]
+        )  # fmt: skip
+        service = build_service(settings, system_clock, Metrics())
+        webhooks = build_webhooks(settings, service)
+        results = []
+        for run in range(pushes):
+            sha = hashlib.sha1(f"push-{run}".encode()).hexdigest()  # noqa: S324 - a commit id
+            files = [f"clusters/prod/app-{index:04d}/deployment.yaml" for index in range(targets)]
+            payload = {
+                "ref": "refs/heads/main", "before": "0" * 40, "after": sha, "deleted": False,
+                "repository": {"full_name": "acme/odoo-fleet", "clone_url": repo},
+                "pusher": {"name": "dora", "email": "dora@acme.io"}, "sender": {"login": "dora"},
+                "commits": [{"id": sha, "author": {"username": "erik", "email": "erik@acme.io"},
+                             "added": [], "modified": files, "removed": []}],
+            }  # fmt: skip
+            body = json.dumps(payload).encode()
+            signature = "sha256=" + hmac.new(b"bench-secret", body, hashlib.sha256).hexdigest()
+            headers = {"x-github-event": "push", "x-github-delivery": str(uuid.uuid4()), "x-hub-signature-256": signature,
+                       "content-type": "application/json"}  # fmt: skip
+            started = time.perf_counter()
+            answer = webhooks.receive("github", headers, body)
+            elapsed = time.perf_counter() - started
+            assert answer.status == 200, answer.body
+            results.append((elapsed, len(answer.body.get("announced", []))))
+        service.store.close()
+        return results
+    finally:
+        kube.stop()
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,200,800")
     parser.add_argument("--checks", type=int, default=20)
+    parser.add_argument("--push-targets", type=int, default=1500)
+    parser.add_argument("--pushes", type=int, default=3)
     args = parser.parse_args()
     print(f"{'objects':>8} {'cold ms':>9} {'warm p50 ms':>12} {'warm p95 ms':>12} {'requests/check':>15} {'(kind,ns) pairs':>16} {'drifted':>8}")
     with tempfile.TemporaryDirectory(prefix="gatekeeper-drift-bench-") as folder:
@@ -137,6 +226,11 @@ def main() -> None:
                 f"{result['objects']:>8} {result['cold_ms']:>9.1f} {result['warm_median_ms']:>12.1f} {result['warm_p95_ms']:>12.1f}"
                 f" {','.join(map(str, result['requests'])):>15} {result['pairs']:>16} {result['drifted']:>8}"
             )
+        if args.push_targets:
+            print(f"\npush announcing {args.push_targets} targets, PostgreSQL, in process (receipt to answer after commit):")
+            for index, (elapsed, announced) in enumerate(push_bench(args.push_targets, args.pushes, Path(folder))):
+                kind = "first (lists the Applications)" if index == 0 else "next (Applications cached)"
+                print(f"  push {index + 1}: {elapsed * 1000:8.1f} ms, {announced} releases announced and decided ({kind})")
 
 
 if __name__ == "__main__":

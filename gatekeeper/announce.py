@@ -48,10 +48,21 @@ def normalise(url: str) -> str:
 
 def touched(source_path: str, paths: Iterable[str]) -> bool:
     """Whether a change of ``paths`` lies inside ``source_path`` (empty: the whole repository)."""
+    return _inside(source_path, directories(paths))
+
+
+def directories(paths: Iterable[str]) -> frozenset[str]:
+    """Every path changed and every directory above one (a push's paths, asked once per target)."""
+    found: set[str] = set()
+    for path in paths:
+        parts = path.strip("/").split("/")
+        found.update("/".join(parts[:end]) for end in range(1, len(parts) + 1))
+    return frozenset(found)
+
+
+def _inside(source_path: str, changed: frozenset[str]) -> bool:
     base = source_path.strip("/").removeprefix("./").strip("/")
-    if base in ("", "."):
-        return True
-    return any(path == base or path.startswith(base + "/") for path in paths)
+    return base in ("", ".") or base in changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +95,9 @@ class Announcer:
         if configuration is None or not wanted or not paths:
             return []
         found: dict[str, None] = {}
+        changed = directories(paths)
         for item in (*self._from_policies(), *self._from_applications()):
-            concerned = item.repo in wanted and item.target != exclude and touched(item.path, paths)
+            concerned = item.repo in wanted and item.target != exclude and _inside(item.path, changed)
             if concerned and configuration.governing(item.target):
                 found[item.target] = None
         return [TargetKey(target) for target in found]
