@@ -113,9 +113,7 @@ class DriftReader:
                 return DriftOutcome(problem=Reason("drift", drift.BASELINE_UNKNOWN, message))
             desired = self.git.manifests(source.repo, source.path, baseline)
             return self.compare(source, baseline, desired, policy)
-        except _Unsupported as exc:
-            return _problem(drift.UNSUPPORTED, f"drift of {target} is not checked: {exc}")
-        except UnsupportedManifestsError as exc:
+        except (_Unsupported, UnsupportedManifestsError) as exc:
             return _problem(drift.UNSUPPORTED, f"drift of {target} is not checked: {exc}")
         except RevisionNotFoundError as exc:
             return _problem(drift.REVISION_UNKNOWN, f"baseline of {target} not found: {exc}")

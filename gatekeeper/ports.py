@@ -9,6 +9,7 @@ handlers, one module per kind under ``gatekeeper.actions``). Protocols only: not
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -34,11 +35,15 @@ class Clock(Protocol):
     def __call__(self) -> datetime: ...
 
 
+_USERINFO = re.compile(r"(://)[^/@\s]+@")
+
+
 class GitReadError(Exception):
     """A repository that could not be read at a revision: names repository, path and revision."""
 
     def __init__(self, repo: str, path: str, revision: str, message: str) -> None:
-        super().__init__(f"{repo} at {revision[:40]} ({path or '/'}): {message}")
+        text = f"{repo} at {revision[:40]} ({path or '/'}): {message}"
+        super().__init__(_USERINFO.sub(r"\1***@", text))  # a token in a URL never reaches a reason
         self.repo, self.path, self.revision = repo, path, revision
 
 

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from gatekeeper.announce import normalise, touched
 from gatekeeper.domain.drift import MAX_FIELDS, ObjectDrift, ObjectRef, compare, diff_lines, digest, summary
 from gatekeeper.domain.policy import IgnoreRule
+from gatekeeper.ports import GitReadError
 
 REF = ObjectRef("apps/v1", "Deployment", "odoo", "web")
 
@@ -133,3 +135,33 @@ def test_the_diff_is_truncated_and_its_digest_is_stable() -> None:
     message = summary([found, other], 12, "abcdef0123456789")
     assert message.startswith("2 of 12 objects differ from Git at abcdef012345: ")
     assert "apps/v1 Deployment odoo/web is missing live" in message
+
+
+def test_a_git_error_names_repository_path_and_revision_but_never_a_token_in_a_url() -> None:
+    url = "https://x-access-token:ghp_secret@github.com/acme/odoo-config.git"
+    error = GitReadError(url, "clusters/prod", "9181d06803", f"fetch failed: could not reach {url}")
+    assert str(error) == (
+        "https://***@github.com/acme/odoo-config.git at 9181d06803 (clusters/prod): "
+        "fetch failed: could not reach https://***@github.com/acme/odoo-config.git"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/acme/odoo-config.git",
+        "https://GitHub.com/acme/odoo-config/",
+        "git@github.com:acme/odoo-config.git",
+        "ssh://git@github.com/acme/odoo-config",
+        "https://token@github.com/acme/odoo-config",
+    ],
+)
+def test_one_repository_under_its_several_urls(url: str) -> None:
+    assert normalise(url) == "github.com/acme/odoo-config"
+
+
+def test_a_push_touches_a_source_path_below_it_not_beside_it() -> None:
+    assert touched("clusters/prod", ["clusters/prod/odoo/deployment.yaml"])
+    assert touched("./clusters/prod/", ["clusters/prod"])
+    assert not touched("clusters/prod", ["clusters/prod-wms/odoo.yaml", "clusters/production.yaml"])
+    assert touched("", ["README.md"])
