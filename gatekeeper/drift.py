@@ -201,7 +201,8 @@ class DriftReader:
     def compare(
         self, source: TargetSource, baseline: str, desired: Sequence[Mapping[str, Any]], policy: Policy
     ) -> DriftOutcome:
-        refs = [(self._ref(manifest, source), manifest) for manifest in desired]
+        # Secrets are never read (deploy/: the service account may not); their values never leave Git.
+        refs = [(self._ref(manifest, source), manifest) for manifest in desired if not _secret(manifest)]
         groups = sorted({(ref.api_version, ref.kind, ref.namespace) for ref, _ in refs}, key=str)
         live: dict[tuple[str, str, str | None], dict[str, Mapping[str, Any]]] = {}
         for api_version, kind, namespace in groups:  # one LIST per (apiVersion, kind, namespace)
@@ -226,6 +227,10 @@ class DriftReader:
         if source.override_namespace and ref.namespace is not None:
             return ObjectRef(ref.api_version, ref.kind, source.namespace, ref.name)
         return ref
+
+
+def _secret(manifest: Mapping[str, Any]) -> bool:
+    return manifest.get("kind") == "Secret" and manifest.get("apiVersion") == "v1"
 
 
 def _problem(code: str, message: str) -> DriftOutcome:

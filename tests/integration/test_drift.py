@@ -445,3 +445,16 @@ def test_a_list_and_multi_document_files_are_read_and_other_documents_skipped(wo
     sha = world.repo.branch("lists", files, "lists")
     objects = Pygit2GitReader(tmp_path / "cache").manifests(world.repo.url, "x", sha)
     assert [o["metadata"]["name"] for o in objects] == ["a", "b"]  # by file name
+
+
+def test_secrets_in_git_are_never_listed_from_the_cluster(world: World) -> None:
+    """The shipped service account may not read Secrets: a Secret in Git is left out, not a 403."""
+    world.applied()
+    world.kube.forbidden.add(("secrets", "odoo"))
+    files = {**files_at(IMAGE_BASELINE), "apps/odoo/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: hunter2}\n"}
+    sha = world.repo.branch("with-secret", files, "a secret")
+    world.kube.put(argocd_application(world.repo.url, sha))
+    before = len(world.kube.requests)
+    reading, decision = check(world, policy())
+    assert reading.of("odoo-production").checked == 3 and codes(decision) == []  # type: ignore[union-attr]
+    assert not any("/secrets" in request.path for request in world.kube.requests[before:])
