@@ -20,6 +20,7 @@ from gatekeeper.domain.approvals import Approval
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.records import (
     ActionRecord,
+    DecidedRelease,
     DecisionRecord,
     NewAction,
     ReleaseDetail,
@@ -121,6 +122,19 @@ class StoreTransaction(Protocol):
     ) -> ReleaseRecord: ...
 
     def supersede_open(self, target: str, keep_id: int, now: datetime) -> int: ...
+
+    # Set-based, for a push announcing many releases in one transaction (GateService.announce_in).
+    def find_releases(self, targets: Sequence[str], revision: str, *, lock: bool) -> dict[str, ReleaseRecord]: ...
+
+    def lock_targets(self, targets: Sequence[str]) -> None: ...
+
+    def create_decided(
+        self, items: Sequence[DecidedRelease], now: datetime
+    ) -> list[tuple[ReleaseRecord, DecisionRecord]]: ...
+
+    def append_audits(
+        self, kind: str, entries: Sequence[tuple[str, str | None, dict[str, Any], bool]], now: datetime
+    ) -> None: ...
 
     def set_status(self, release: ReleaseRecord, status: ReleaseStatus, now: datetime) -> ReleaseRecord: ...
 

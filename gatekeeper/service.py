@@ -11,7 +11,7 @@ place that asks the clock for ``now``; ``decide`` itself stays pure.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,8 +21,15 @@ from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
 from gatekeeper.domain.policy import Policy
-from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord
-from gatekeeper.domain.releases import REDECIDABLE, after_decision
+from gatekeeper.domain.records import (
+    DecidedRelease,
+    DecisionRecord,
+    GateRecord,
+    NewAction,
+    ReleaseDetail,
+    ReleaseRecord,
+)
+from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decision
 from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.facts import FactGatherer, Gathered
 from gatekeeper.metrics import Metrics
@@ -117,16 +124,7 @@ class GateService:
         stored = tx.add_decision(release, decision, trigger, status, now)
         if status is not release.status:
             release = replace(release, status=status, updated_at=now)
-        data = {
-            "target": release.target,
-            "revision": release.revision,
-            "verdict": stored.verdict,
-            "codes": [reason["code"] for reason in stored.reasons],
-            "policy_hash": stored.policy_hash,
-            "decision_id": stored.id,
-            "trigger": trigger,
-        }
-        broke_glass = any(reason["code"] == "break_glass" for reason in stored.reasons)
+        data, broke_glass = _audit_of(release, stored, trigger)
         tx.append_audit("decision", actor or trigger, f"release/{release.id}", data, now, break_glass=broke_glass)
         release = replace(release, not_before=decision.not_before)
         commit_status = effects.commit_status(release, stored, self.public_url, self.status_sources)
@@ -135,6 +133,62 @@ class GateService:
         # polling through a freeze that is one statement saved per call.
         woken = tx.wake_actions(release.id, now) if effects.waited_on(release) else 0
         return GateRecord(release, stored, decided_now=True, actions=any(enqueued) or woken > 0)
+
+    def announce_in(
+        self,
+        tx: StoreTransaction,
+        items: Sequence[tuple[ReleaseRequest, Gathered]],
+        now: datetime,
+        *,
+        context: dict[str, Any],
+    ) -> list[GateRecord]:
+        """Step 2 for many releases of one revision (a push's announcements), inside the caller's
+        transaction: those that exist are decided again one by one (``decide_in``); the new ones
+        are locked, decided and written set-based, a few statements however many targets."""
+        if not items:
+            return []
+        revision = items[0][0].revision
+        found = tx.find_releases([request.target for request, _ in items], revision, lock=True)
+        fresh = [(request, gathered) for request, gathered in items if request.target not in found]
+        if fresh:
+            tx.lock_targets([request.target for request, _ in fresh])
+            raced = tx.find_releases([request.target for request, _ in fresh], revision, lock=True)
+            found |= raced
+            fresh = [(request, gathered) for request, gathered in fresh if request.target not in raced]
+        records: dict[str, GateRecord] = {
+            request.target: self.decide_in(tx, request, gathered, now, context=context)
+            for request, gathered in items
+            if request.target in found
+        }
+        records |= {record.release.target: record for record in self._create_decided(tx, fresh, now, context)}
+        return [records[request.target] for request, _ in items]
+
+    def _create_decided(
+        self, tx: StoreTransaction, fresh: list[tuple[ReleaseRequest, Gathered]], now: datetime, context: dict[str, Any]
+    ) -> list[GateRecord]:
+        if not fresh:
+            return []
+        four_eyes = any(p.approvals.required and p.approvals.four_eyes for _, g in fresh for p in g.policies)
+        people = tx.people_of(fresh[0][0].revision) if four_eyes else People()
+        approvals = ApprovalFacts((), people.author, people.merger, people.touched)  # a new release has none
+        decided = []
+        for request, gathered in fresh:
+            facts = replace(gathered.facts, approvals=approvals)
+            decision = decide(request, facts, gathered.policies, now=now, options=self.options)
+            status = after_decision(ReleaseStatus.PENDING, decision.verdict)
+            decided.append(DecidedRelease(request.target, request.revision, request.trigger, context, decision, status))
+        created = tx.create_decided(decided, now)
+        audits = []
+        for release, stored in created:
+            data, broke_glass = _audit_of(release, stored, stored.trigger)
+            audits.append((stored.trigger, f"release/{release.id}", data, broke_glass))
+        tx.append_audits("decision", audits, now)
+        records = []
+        for release, stored in created:
+            status_action = effects.commit_status(release, stored, self.public_url, self.status_sources)
+            enqueued = tx.enqueue(status_action, now) if status_action is not None else False
+            records.append(GateRecord(release, stored, decided_now=True, actions=enqueued))
+        return records
 
     def committed(self, record: GateRecord) -> None:
         """Step 3: after commit, count it and wake the scheduler if the decision gave it work
@@ -243,3 +297,17 @@ class GateService:
 
     def prune(self, retention: timedelta) -> int:
         return self.store.prune_deliveries(self.clock() - retention)
+
+
+def _audit_of(release: ReleaseRecord, stored: DecisionRecord, trigger: str) -> tuple[dict[str, Any], bool]:
+    """A decision's audit record (its data, and whether it broke glass)."""
+    data = {
+        "target": release.target,
+        "revision": release.revision,
+        "verdict": stored.verdict,
+        "codes": [reason["code"] for reason in stored.reasons],
+        "policy_hash": stored.policy_hash,
+        "decision_id": stored.id,
+        "trigger": trigger,
+    }
+    return data, any(reason["code"] == "break_glass" for reason in stored.reasons)

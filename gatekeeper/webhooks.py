@@ -103,7 +103,7 @@ class WebhookService:
             if announced:  # one delivery, one transaction, however many targets
                 assert isinstance(parsed, Inbound) and parsed.request is not None  # noqa: S101 - by _announced
                 context = {"source": source, "announced_by": parsed.request.target}
-                records = [self.gate.decide_in(tx, req, facts, now, context=context) for req, facts in announced]
+                records = self.gate.announce_in(tx, announced, now, context=context)
                 answer = Answer(answer.status, answer.body | {"announced": [_announced_body(r) for r in records]})
             tx.answer_delivery(source, delivery_id, StoredAnswer(answer.status, answer.body))
         for done in (record, *records):

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus
+from gatekeeper.domain.types import Decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +116,16 @@ __all__ = [
     "ReleaseRecord",
     "ReleaseStatus",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedRelease:
+    """A release to create already decided: a push's announcements, written set-based (one
+    statement per table however many targets). ``status`` is where its decision moved it."""
+
+    target: str
+    revision: str
+    trigger: str
+    context: dict[str, Any]
+    decision: Decision
+    status: ReleaseStatus

@@ -8,6 +8,7 @@ every replica, one at a time through an advisory lock on PostgreSQL) moves them 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,11 @@ from gatekeeper.store.tables import audit, audit_head, audit_pending
 AUDIT_LOCK = 0x6761_7465  # "gate": the one advisory lock that orders audit appends
 LOCK_AUDIT = text("SELECT pg_advisory_xact_lock(:key)")
 TRY_LOCK_AUDIT = text("SELECT pg_try_advisory_xact_lock(:key)")
+INSERT_AUDITS = text(
+    "INSERT INTO audit_pending (at, kind, actor, subject, data, break_glass) "
+    "SELECT :now, :kind, a, s, CAST(d AS json), g FROM unnest(CAST(:actors AS text[]), CAST(:subjects AS text[]), "
+    "CAST(:datas AS text[]), CAST(:glasses AS boolean[])) AS u(a, s, d, g)"
+)
 CHAIN_COLUMNS = ("seq", "at", "kind", "actor", "subject", "data", "prev_hash", "hash", "break_glass")
 CHAIN_COPY = f"COPY audit ({', '.join(CHAIN_COLUMNS)}) FROM STDIN"
 
@@ -41,6 +47,30 @@ class AuditRows:
         """Record an audit entry in this transaction; the chainer links it into the chain."""
         values = {"at": now, "kind": kind, "actor": actor, "subject": subject, "data": data, "break_glass": break_glass}
         self.connection.execute(insert(audit_pending).values(**values))
+
+
+    def append_audits(
+        self, kind: str, entries: Sequence[tuple[str, str | None, dict[str, Any], bool]], now: datetime
+    ) -> None:
+        """Many audit entries of one kind (actor, subject, data, break_glass), in one statement."""
+        if entries and is_postgresql(self.connection):
+            self.connection.execute(
+                INSERT_AUDITS,
+                {
+                    "now": now,
+                    "kind": kind,
+                    "actors": [actor for actor, _, _, _ in entries],
+                    "subjects": [subject for _, subject, _, _ in entries],
+                    "datas": [json.dumps(data) for _, _, data, _ in entries],
+                    "glasses": [glass for _, _, _, glass in entries],
+                },
+            )
+        elif entries:
+            rows = [
+                {"at": now, "kind": kind, "actor": actor, "subject": subject, "data": data, "break_glass": glass}
+                for actor, subject, data, glass in entries
+            ]
+            self.connection.execute(insert(audit_pending), rows)
 
 
 def take_chain_lock(connection: Connection, *, wait: bool) -> bool:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event, text
+from sqlalchemy import Connection, Engine, Select, all_, any_, bindparam, create_engine, event, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -77,6 +78,15 @@ def lock_target(connection: Connection, target: str) -> None:
     """Serialise the creation of releases of one target until the transaction ends."""
     if is_postgresql(connection):
         connection.execute(TARGET_LOCK, {"classid": TARGET_LOCK_CLASS, "target": target})
+
+
+def one_of(connection: Connection, column: Any, values: list[Any], *, negate: bool = False) -> Any:
+    """``column IN (values)`` (``NOT IN`` with ``negate``); on PostgreSQL ``= ANY(array)``, one
+    parameter however many values (1,500 placeholders cost more to render and parse than to run)."""
+    if not is_postgresql(connection):
+        return column.not_in(values) if negate else column.in_(values)
+    array = bindparam(None, values, type_=ARRAY(column.type))
+    return column != all_(array) if negate else column == any_(array)
 
 
 def for_update(connection: Connection, query: Select[Any], *, skip_locked: bool = False) -> Select[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -20,6 +20,7 @@ from gatekeeper.domain.approvals import Approval, identity_set
 from gatekeeper.domain.records import (
     ActionRecord,
     ApprovalRecord,
+    DecidedRelease,
     DecisionRecord,
     NewAction,
     ReleaseDetail,
@@ -91,6 +92,30 @@ class InMemoryTransaction:
         for release in older:
             self.s.releases[release.id] = replace(release, status=ReleaseStatus.SUPERSEDED, updated_at=now)
         return len(older)
+
+    def find_releases(self, targets: Sequence[str], revision: str, *, lock: bool) -> dict[str, ReleaseRecord]:
+        wanted = set(targets)
+        return {r.target: r for r in self.s.releases.values() if r.target in wanted and r.revision == revision}
+
+    def lock_targets(self, targets: Sequence[str]) -> None:
+        return None  # the store's one lock is held already
+
+    def create_decided(
+        self, items: Sequence[DecidedRelease], now: datetime
+    ) -> list[tuple[ReleaseRecord, DecisionRecord]]:
+        done = []
+        for item in items:
+            release = self.create_release(item.target, item.revision, item.trigger, item.context, now)
+            self.supersede_open(item.target, release.id, now)
+            decision = self.add_decision(release, item.decision, item.trigger, item.status, now)
+            done.append((self.s.releases[release.id], decision))
+        return done
+
+    def append_audits(
+        self, kind: str, entries: Sequence[tuple[str, str | None, dict[str, Any], bool]], now: datetime
+    ) -> None:
+        for actor, subject, data, glass in entries:
+            self.append_audit(kind, actor, subject, data, now, break_glass=glass)
 
     def set_status(self, release: ReleaseRecord, status: ReleaseStatus, now: datetime) -> ReleaseRecord:
         if status is release.status:

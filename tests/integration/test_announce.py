@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.integration import payloads as p
-from tests.integration.conftest import MutableClock, Server, make_settings, start_server, write_tokens
+from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server, write_tokens
 from tests.integration.drift_world import argocd_application
 from tests.integration.fake_kubernetes import FakeKubernetes, start_fake_kubernetes, write_kubeconfig
 from tests.integration.test_gate_api import OPEN
@@ -84,7 +84,16 @@ def push(server: Server, files: tuple[str, ...], delivery: str) -> httpx.Respons
         return client.post("/webhooks/github", content=body, headers=p.github_headers(SECRET, "push", body, delivery))
 
 
+def gate(server: Server, target: str, revision: str) -> dict[str, Any]:
+    with server.client("hook") as client:
+        answer = client.post("/v1/gate", json={"target": target, "revision": revision})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def test_a_push_announces_a_release_for_each_target_whose_source_path_it_touched(hooks: Server) -> None:
+    older = gate(hooks, "argocd:odoo-prod", p.SHA_B)  # an open release of an older revision
+    gate(hooks, "flux:Kustomization/odoo/web", p.SHA_A)  # the hook was first: the push decides it again
     answer = push(hooks, ("clusters/prod/odoo/deployment.yaml", "apps/web/service.yaml"), "d-1")
     assert answer.status_code == 200, answer.text
     announced = {item["target"]: item for item in answer.json()["announced"]}
@@ -95,12 +104,23 @@ def test_a_push_announces_a_release_for_each_target_whose_source_path_it_touched
     with hooks.client("viewer") as client:
         shown = client.get(f"/v1/releases/{announced['argocd:odoo-prod']['release_id']}").json()
     assert (shown["target"], shown["revision"], shown["status"]) == ("argocd:odoo-prod", p.SHA_A, "approved")
+    assert shown["decisions"][0]["trigger"] == "github-push-announce"
+    with hooks.client("viewer") as client:
+        superseded = client.get(f"/v1/releases/{older['release_id']}").json()
+        web = client.get(f"/v1/releases/{announced['flux:Kustomization/odoo/web']['release_id']}").json()
+    assert superseded["status"] == "superseded"
+    assert [d["trigger"] for d in web["decisions"]] == ["presync", "github-push-announce"]
+    # every decision has its audit record (the announced ones were written set-based)
+    store = hooks.app.state.service.store
+    eventually(lambda: not store.chain_audit(wait=True))
+    audited = {r["data"]["decision_id"] for r in store.audit_records(after=0, limit=None) if r["kind"] == "decision"}
+    assert set(store.decision_ids()) <= audited
     # a redelivery answers the same and decides nothing again
     again = push(hooks, ("clusters/prod/odoo/deployment.yaml", "apps/web/service.yaml"), "d-1")
     assert again.json() == answer.json()
     with hooks.client("viewer") as client:
         listed = client.get("/v1/releases", params={"target": "argocd:odoo-prod"}).json()["items"]
-    assert [len(item["decisions"]) for item in listed] == [1]
+    assert sorted(len(item["decisions"]) for item in listed) == [1, 1]  # SHA_B's and SHA_A's
 
 
 def test_a_push_that_touches_no_target_source_announces_nothing(hooks: Server) -> None:
