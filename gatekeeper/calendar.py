@@ -213,7 +213,8 @@ def status(
         at=at,
         closed=state.closed,
         reasons=tuple(
-            calendar_reason(index, code, state.until[code], index.sources_at(code, moment)) for code in state.codes
+            calendar_reason(index, code, state.until[code], index.sources_at(code, moment), governing[0].timezone)
+            for code in state.codes
         ),
         next_open=_instant(look.next_open, limit),
         next_close=_instant(next_close, limit),

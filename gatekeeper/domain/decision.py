@@ -21,9 +21,9 @@ from gatekeeper.domain.types import (
     Reason,
     ReleaseRequest,
     Verdict,
-    format_instant,
     from_epoch,
     utc_epoch,
+    with_local_time,
 )
 from gatekeeper.domain.windows import OUTSIDE_ALLOW, WindowIndex
 
@@ -80,7 +80,10 @@ def calendar_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Pol
     state = index.state(at)
     if not state.closed:
         return CheckResult()
-    reasons = tuple(calendar_reason(index, code, state.until[code], index.sources_at(code, at)) for code in state.codes)
+    zone = policies[0].timezone  # people read the (first governing) policy's local time beside UTC
+    reasons = tuple(
+        calendar_reason(index, code, state.until[code], index.sources_at(code, at), zone) for code in state.codes
+    )
     opens = index.next_open(at)
     not_before = from_epoch(opens) if opens is not None else None
     if not_before is not None and not_before - now > LOOKAHEAD:
@@ -95,7 +98,9 @@ def _combined(indexes: tuple[WindowIndex, ...]) -> WindowIndex:
 
 
 @lru_cache(maxsize=8192)
-def calendar_reason(index: WindowIndex, code: str, until: int | None, active: tuple[str, ...]) -> Reason:
+def calendar_reason(
+    index: WindowIndex, code: str, until: int | None, active: tuple[str, ...], zone: str = "UTC"
+) -> Reason:
     """A calendar reason naming the ``active`` entries behind ``code`` and when it stops applying.
 
     Memoised: a reason is a pure function of the (identity-hashed, immutable) index, the code, its
@@ -103,7 +108,7 @@ def calendar_reason(index: WindowIndex, code: str, until: int | None, active: tu
     """
     end = from_epoch(until) if until is not None else None
     sources = ", ".join(active) or code
-    when = f"until {format_instant(end)}" if end else "with no end in sight"
+    when = f"until {with_local_time(end, zone)}" if end else "with no end in sight"
     if code == OUTSIDE_ALLOW:
         message = f"outside the allowed windows ({sources}) {when}"
     else:

@@ -75,6 +75,14 @@ def test_each_reason_has_check_code_message_and_until() -> None:
     assert "dispatch_cutoff" in reason.message and "2026-06-03T14:00:00Z" in reason.message
 
 
+def test_a_reason_names_its_end_in_the_policys_local_time_beside_utc() -> None:
+    """Issue 14 item 8: people read the policy's zone; the instant itself stays UTC."""
+    berlin = Policy(name="prod", targets=("argocd:odoo-*",), timezone="Europe/Berlin")
+    (reason,) = decide(REQUEST, facts({"prod": EVENING}), [berlin], now=NOW).reasons
+    assert "until 2026-06-03T14:00:00Z (16:00 Europe/Berlin)" in reason.message
+    assert reason.until == at(2 * HOUR)
+
+
 def test_a_reason_running_past_the_index_has_until_null() -> None:
     result = decide(REQUEST, facts({"prod": index(forever=[(-HOUR, 500 * DAY)])}), [policy("prod")], now=NOW)
     assert result.reasons[0].until is None
