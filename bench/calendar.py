@@ -56,7 +56,7 @@ def naive_closed(policy: Policy, ics: dict, at: int) -> bool:
         return not any(
             start <= at < end
             for entry in policy.calendar.allow
-            for start, end in entry_spans(entry, policy, ics, lo, hi)
+            for start, end in entry_spans(entry, policy, ics, lo, hi, allow=True)
         )
     return False
 
