@@ -39,6 +39,14 @@ logger = logging.getLogger(__name__)
 STALE = "calendar_stale"
 
 
+class FeedError(Exception):
+    """A feed that could not be fetched or did not validate: ``URL:LINE: message``."""
+
+    def __init__(self, url: str, line: int | None, message: str) -> None:
+        super().__init__(f"{url}:{line}: {message}" if line is not None else f"{url}: {message}")
+        self.url, self.line, self.message = url, line, message
+
+
 class FeedFetcher(Protocol):
     """Fetches one feed conditionally (``readers.calendar_feeds.HttpxFeedReader``)."""
 
@@ -194,17 +202,18 @@ class FeedBook:
         logger.info("calendar feed %s: new copy, %d events", feed_display(url), calendar.event_count)
         return True
 
-    def check(self, url: str) -> tuple[IcsCalendar | None, str | None]:
-        """Fetch and validate without keeping anything (``policy lint --fetch``)."""
+    def check(self, url: str) -> IcsCalendar:
+        """Fetch and validate without keeping anything (``policy lint --fetch``); FeedError names
+        the URL and, for a copy that does not validate, the line."""
         if self._fetcher is None:
-            return None, f"{url}: no fetcher"
+            raise FeedError(url, None, "no fetcher configured")
         try:
             fetched = self._fetcher.fetch(url)
-            return self._parse(fetched.body or b"", url), None
+            return self._parse(fetched.body or b"", url)
         except FeedFetchError as exc:
-            return None, str(exc)
+            raise FeedError(url, None, str(exc).removeprefix(f"GET {url}: ")) from exc
         except SourceError as exc:
-            return None, f"{url}:{exc.line}: {exc.message}" if exc.line is not None else f"{url}: {exc.message}"
+            raise FeedError(url, exc.line, exc.message) from exc
 
     def _parse(self, body: bytes, url: str) -> IcsCalendar:
         self._observe(url, "parsed")
