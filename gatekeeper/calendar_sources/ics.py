@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, cast
@@ -77,6 +78,8 @@ class IcsCalendar:
         self._calendar = calendar
         self._events = events
         self._longest = longest
+        self._lock = threading.Lock()
+        self._query: Any = None  # recurring_ical_events' query, built on first use
         self.digest = ""  # sha256 of the bytes it was parsed from (set by ``parse``)
 
     @property
@@ -114,30 +117,44 @@ class IcsCalendar:
         entry reads them: without the ``TRANSP:TRANSPARENT`` ones)."""
         start = from_epoch(lo) - self._longest - _MARGIN
         end = from_epoch(hi) + _MARGIN
-        query = recurring_ical_events.of(self._calendar, skip_bad_series=False)
         spans: list[Span] = []
-        try:
-            occurrences = query.between(start, end)
-        except Exception as exc:  # the library raises many types on data it cannot expand
-            raise SourceError(f"cannot expand events: {exc}") from exc
-        for occurrence in occurrences:
-            if _ignored(occurrence, busy_only):
+        for component, started in self._occurrences(start, end):
+            if _ignored(component, busy_only):
                 continue
-            span = self._span(occurrence, policy_zone)
+            span = self._span(component, started, policy_zone)
             if span is not None and span[1] > lo and span[0] < hi:
                 spans.append(span)
         return spans
 
-    def _span(self, occurrence: icalendar.Event, policy_zone: tzinfo) -> Span | None:
-        uid = str(occurrence.get("UID", ""))
-        recurrence = occurrence.get("RECURRENCE-ID")
+    def _occurrences(self, start: datetime, end: datetime) -> list[tuple[icalendar.Component, date]]:
+        """Each occurrence in ``[start, end]``: its source VEVENT (the master, or the override of a
+        moved instance) and its start.
+
+        One query per calendar, built once: building it applies X-WR-TIMEZONE and sorts the series,
+        which for a 2,000-event feed costs more than the expansion. The occurrences are read
+        without the library's per-occurrence copy of the component (``between`` copies every
+        property of every instance; the window needs only the start and the source's rules);
+        ``_occurrences_between`` is ``between`` before that copy (recurring-ical-events 3.8,
+        pinned in pyproject.toml; tests/unit/test_ics.py and test_dst.py hold it to the answers).
+        """
+        with self._lock:
+            try:
+                if self._query is None:
+                    self._query = recurring_ical_events.of(self._calendar, skip_bad_series=False)
+                found = self._query._occurrences_between(start, end)
+            except Exception as exc:  # the library raises many types on data it cannot expand
+                raise SourceError(f"cannot expand events: {exc}") from exc
+        return [(occurrence._adapter._component, occurrence.start) for occurrence in found]
+
+    def _span(self, component: icalendar.Component, started: date, policy_zone: tzinfo) -> Span | None:
+        uid = str(component.get("UID", ""))
+        recurrence = component.get("RECURRENCE-ID")  # set on an override (a moved instance) only
         event = None
         if recurrence is not None:
             event = self._events.get((uid, _instant_key(recurrence.dt, UTC)))
         event = event or self._events.get((uid, None))
         if event is None:
             return None
-        started = _dt(occurrence, "DTSTART")
         if event.all_day or not isinstance(started, datetime):
             day = started.date() if isinstance(started, datetime) else started
             wall = datetime.combine(day, datetime.min.time())
@@ -158,7 +175,7 @@ class IcsCalendar:
         return utc_epoch(begin), utc_epoch(finish)
 
 
-def _ignored(occurrence: icalendar.Event, busy_only: bool) -> bool:
+def _ignored(occurrence: icalendar.Component, busy_only: bool) -> bool:
     """A cancelled occurrence covers nothing; a transparent one closes nothing."""
     if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":
         return True
