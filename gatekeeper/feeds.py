@@ -168,7 +168,11 @@ class FeedBook:
         """Fetch each feed once; True if any good copy changed (the configuration must reload)."""
         changed = False
         for url in urls:
-            changed = self.refresh_one(url) or changed
+            try:
+                changed = self.refresh_one(url) or changed
+            except Exception as exc:  # one feed's surprise must not starve the others
+                logger.exception("calendar feed %s: refresh failed", feed_display(url))
+                self._failed(self.state(url), self._clock(), f"{url}: {type(exc).__name__}: {exc}"[:300], "error")
         return changed
 
     def refresh_one(self, url: str) -> bool:

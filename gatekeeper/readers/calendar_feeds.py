@@ -91,7 +91,10 @@ class HttpxFeedReader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(self, url: str, headers: dict[str, str]) -> Fetched:
-        auth = self._auth(url)
+        try:
+            auth = self._auth(url)
+        except ValueError as exc:
+            raise FeedFetchError(f"GET {url}: invalid URL: {exc}") from exc
         try:
             with self._client.stream("GET", url, headers=headers, auth=auth) as response:
                 if response.status_code == 304:
@@ -106,6 +109,8 @@ class HttpxFeedReader:
             raise FeedFetchError(f"GET {url}: more redirects than allowed") from exc
         except httpx.TransportError as exc:  # connect, read, timeout, protocol
             raise _Retryable(f"GET {url}: {type(exc).__name__}: {str(exc)[:200] or 'no detail'}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a body that does not decode, a bad URL
+            raise FeedFetchError(f"GET {url}: {type(exc).__name__}: {str(exc)[:200] or 'no detail'}") from exc
 
     def _bounded(self, url: str, response: httpx.Response) -> bytes:
         declared = response.headers.get("Content-Length")

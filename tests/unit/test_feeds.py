@@ -231,3 +231,10 @@ def test_a_url_entry_gets_max_age_and_a_default_code() -> None:
 def test_bad_url_entries_are_refused(body: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CalendarEntry.model_validate(body)
+
+
+def test_one_bad_url_does_not_keep_the_others_from_refreshing() -> None:
+    feeds, _, _ = book(Origin())
+    assert feeds.refresh(["https://[::1/broken.ics", URL]) is True
+    assert "invalid URL" in (feeds.state("https://[::1/broken.ics").last_error or "")
+    assert URL in feeds.calendars()
