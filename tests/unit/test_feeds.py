@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gatekeeper.calendar_sources.ics import IcsCalendar
 from gatekeeper.configuration.schema import CalendarEntry, feed_url
 from gatekeeper.domain.durations import Duration
 from gatekeeper.domain.policy import CalendarRules, FeedEntry, Policy, feed_display
@@ -238,3 +239,47 @@ def test_one_bad_url_does_not_keep_the_others_from_refreshing() -> None:
     assert feeds.refresh(["https://[::1/broken.ics", URL]) is True
     assert "invalid URL" in (feeds.state("https://[::1/broken.ics").last_error or "")
     assert URL in feeds.calendars()
+
+
+POLICY = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: finance}
+spec:
+  targets: ["argocd:finance*"]
+  calendar:
+    deny:
+      - {ics: "webcal://outlook.office365.com/owa/calendar/x/y/calendar.ics", code: month_end_close, maxAge: 12h}
+      - {ics: "https://calendar.google.com/calendar/ical/a/private-b/basic.ics", maxAge: soon}
+"""
+
+
+def test_a_url_entry_loads_without_a_copy_and_the_hash_covers_the_copy(tmp_path: Path) -> None:
+    from gatekeeper.configuration.loader import load_configuration
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "p" / "finance.yaml").write_text(POLICY.replace(", maxAge: soon", ""))
+    bare = load_configuration(tmp_path / "p", tmp_path / "c", now=NOW)
+    assert [entry.url for entry in bare.feeds] == [
+        "https://calendar.google.com/calendar/ical/a/private-b/basic.ics",
+        "https://outlook.office365.com/owa/calendar/x/y/calendar.ics",
+    ]
+    url = bare.feeds[1].url
+    copy = IcsCalendar.parse(FEED, url)
+    fed = load_configuration(tmp_path / "p", tmp_path / "c", now=NOW, feeds={url: copy})
+    assert fed.policy_hash != bare.policy_hash
+    assert fed.calendars.index(list(fed.policies), int(NOW.timestamp()), int(NOW.timestamp()) + 1).state(
+        int(datetime(2026, 11, 24, 9, 30, tzinfo=UTC).timestamp())
+    ).codes == ("month_end_close",)
+
+
+def test_a_bad_max_age_is_a_file_and_line_error(tmp_path: Path) -> None:
+    from gatekeeper.configuration.loader import ConfigurationError, load_configuration
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "finance.yaml").write_text(POLICY)
+    with pytest.raises(ConfigurationError) as raised:
+        load_configuration(tmp_path / "p", tmp_path / "c")
+    (error,) = raised.value.errors
+    assert (error.line, error.message.split(":")[0]) == (9, "spec.calendar.deny[1].maxAge")
