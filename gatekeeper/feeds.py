@@ -122,7 +122,6 @@ class FeedBook:
         self._lock = threading.Lock()
         self._copies: dict[str, IcsCalendar] = {}
         self._states: dict[str, FeedState] = {}
-        self.version = 0  # bumped whenever a good copy changes (the configuration reloads)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -196,7 +195,6 @@ class FeedBook:
             return False
         with self._lock:
             self._copies[url] = calendar
-            self.version += 1
         new = replace(
             state, last_success=now, last_attempt=now, last_error=None, last_error_at=None,
             events=calendar.event_count, digest=digest, etag=fetched.etag, last_modified=fetched.last_modified,
@@ -273,7 +271,6 @@ class FeedBook:
                     self._copies[state.url] = calendar
                     loaded += 1
             self._states[state.url] = state
-        self.version += 1
         return loaded
 
     def report(self, entries: Sequence[FeedEntry], now: datetime, *, display: bool = True) -> list[dict[str, Any]]:

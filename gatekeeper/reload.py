@@ -56,7 +56,6 @@ class ConfigHolder:
         self.policies_dir = policies_dir
         self.calendars_dir = calendars_dir
         self.feeds = feeds  # published calendars' last good copies (None: files only)
-        self._feeds_seen = -1
         self._clock = clock
         self._lock = threading.Lock()
         self._state = ConfigState(None, "invalid", ("not loaded yet",), None)
@@ -75,9 +74,7 @@ class ConfigHolder:
         with self._lock:
             self._seen = fingerprint(self.policies_dir, self.calendars_dir)
             now = self._clock()
-            copies = None
-            if self.feeds is not None:
-                self._feeds_seen, copies = self.feeds.version, self.feeds.calendars()
+            copies = self.feeds.calendars() if self.feeds is not None else None
             try:
                 configuration = load_configuration(self.policies_dir, self.calendars_dir, now=now, feeds=copies)
             except ConfigurationError as exc:
@@ -101,8 +98,7 @@ class ConfigHolder:
         return state
 
     def changed(self) -> bool:
-        if self.feeds is not None and self.feeds.version != self._feeds_seen:
-            return True
+        """Whether the files changed (a new feed copy reloads from ``refresh_feeds`` itself)."""
         return fingerprint(self.policies_dir, self.calendars_dir) != self._seen
 
     def refresh_feeds(self) -> None:

@@ -115,17 +115,17 @@ class FeedEntry:
 
 def feed_display(url: str) -> str:
     """A feed's URL as shown where anyone may read it (reasons, /readyz, /metrics): published
-    calendar URLs carry their secret in the path (Outlook's key, Google's ``private-...``), so only
-    the scheme, host and last path segment are shown, with a short digest to tell feeds apart."""
+    calendar URLs carry their secret in the path (Outlook's key, Google's ``private-...``,
+    Nextcloud's share token as the last segment), so only the scheme, the host and a last segment
+    that is a file name (``calendar.ics``) are shown, with a short digest to tell feeds apart."""
     scheme, _, rest = url.partition("://")
     host, _, path = rest.partition("/")
     host = host.rpartition("@")[2]
     path = path.split("?", 1)[0].split("#", 1)[0]
     segments = [segment for segment in path.split("/") if segment]
-    if len(segments) <= 1:
-        return f"{scheme}://{host}/{''.join(segments)}"
     digest = hashlib.sha256(url.encode()).hexdigest()[:8]
-    return f"{scheme}://{host}/…/{segments[-1]} [{digest}]"
+    name = segments[-1] if segments and segments[-1].lower().endswith(".ics") else ""
+    return f"{scheme}://{host}/…/{name} [{digest}]" if name else f"{scheme}://{host}/… [{digest}]"
 
 
 CalendarEntry = IcsEntry | FeedEntry | HolidaysEntry | BusinessDaysEntry | CronEntry

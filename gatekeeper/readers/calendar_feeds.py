@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,11 +27,12 @@ class FeedFetchError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """How to authenticate to one host: a bearer token, or basic user and password."""
+    """How to authenticate to one host: a bearer token, or basic user and password (the secrets
+    never show in a repr, so never in a log line or a traceback)."""
 
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,5 +323,9 @@ def test_a_restart_starts_from_the_cache_with_the_server_down(
     assert {row["code"]: row["events"] for row in __import__("json").loads(listed.output)} == {
         "month_end_close": 2, "peak_season": 1, "dispatch_cutoff": 1,
     }
+    text = CliRunner().invoke(app, ["calendars", "list", *args]).output
+    assert re.search(r"stale +url +2 events +fetched 2026-11-24T09:00:00Z", text), text  # real clock: days later
+    assert "month_end_close  http://127.0.0.1:" in text
+    assert "a1b2c3d4e5" not in text and "Xk2pQ" not in text and "private-9f8e7d" not in text  # secrets redacted
     linted = CliRunner().invoke(app, ["policy", "lint", *args])  # from the cache: valid, but old
     assert linted.exit_code == 0 and "older than maxAge" in linted.output

@@ -197,9 +197,20 @@ def test_a_feed_goes_stale_after_max_age_and_a_never_fetched_one_is_stale_at_onc
     assert "s3cr3tkey" not in reason.message  # the URL's secret path never shows
 
 
-def test_feed_display_keeps_host_and_file_name_only() -> None:
-    shown = feed_display(URL)
-    assert shown.startswith("https://outlook.office365.com/…/calendar.ics [") and "s3cr3t" not in shown
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        pytest.param(URL, "https://outlook.office365.com/…/calendar.ics [", id="outlook"),
+        pytest.param("https://calendar.google.com/calendar/ical/a%40b/private-0a1b/basic.ics",
+                     "https://calendar.google.com/…/basic.ics [", id="google"),
+        pytest.param("https://cloud.acme.example/remote.php/dav/public-calendars/Xk2pQ?export",
+                     "https://cloud.acme.example/… [", id="nextcloud-token-is-the-last-segment"),
+        pytest.param("https://user:pw@h.example/c.ics?key=1", "https://h.example/…/c.ics [", id="userinfo-and-query"),
+    ],
+)
+def test_feed_display_keeps_host_and_a_file_name_only(url: str, shown: str) -> None:
+    assert feed_display(url).startswith(shown)
+    assert len(feed_display(url)) - len(shown) == 9  # the digest and the bracket
 
 
 @pytest.mark.parametrize(
@@ -283,3 +294,8 @@ def test_a_bad_max_age_is_a_file_and_line_error(tmp_path: Path) -> None:
         load_configuration(tmp_path / "p", tmp_path / "c")
     (error,) = raised.value.errors
     assert (error.line, error.message.split(":")[0]) == (9, "spec.calendar.deny[1].maxAge")
+
+
+def test_a_credential_never_shows_its_secret_in_a_repr() -> None:
+    shown = repr(Credential(token="t0ken")) + repr(Credential(username="gk", password="pw"))
+    assert "t0ken" not in shown and "pw" not in shown and "gk" in shown
