@@ -148,6 +148,11 @@ class Calendars:
         self._ranges: OrderedDict[tuple[int, int], dict[tuple[str, ...], WindowIndex]] = OrderedDict()
         self._recent: dict[tuple[str, ...], WindowIndex] = {}
 
+    @property
+    def parsed(self) -> Mapping[str, IcsCalendar]:
+        """The parsed ``.ics`` files (by relative path) and feed copies (by URL)."""
+        return self._ics
+
     def index(self, policies: Sequence[Policy], start: int, end: int) -> WindowIndex:
         """An index for ``policies`` combined, covering ``[start, end]``."""
         names = tuple(sorted(policy.name for policy in policies))

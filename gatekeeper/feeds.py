@@ -18,23 +18,22 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
-
-import yaml
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 from gatekeeper.calendar_sources import SourceError
 from gatekeeper.calendar_sources.ics import IcsCalendar
 from gatekeeper.domain.durations import Duration
 from gatekeeper.domain.policy import FeedEntry, Policy, feed_display
 from gatekeeper.domain.types import Reason, format_instant
-from gatekeeper.readers.calendar_feeds import Credential, FeedFetchError, Fetched
+from gatekeeper.readers.calendar_feeds import FeedFetchError, Fetched, load_credentials
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["STALE", "FeedBook", "FeedError", "FeedState", "load_credentials"]
 
 STALE = "calendar_stale"
 
@@ -321,43 +320,3 @@ def _state_from_json(data: dict[str, Any]) -> FeedState:
     if not isinstance(values["url"], str):
         raise ValueError("no url")
     return FeedState(**values)
-
-
-class _CredentialSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    token: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> _CredentialSpec:
-        if (self.token is None) == (self.username is None):
-            raise ValueError("give either token (bearer) or username and password (basic)")
-        return self
-
-
-def load_credentials(path: Path | None) -> dict[str, Credential]:
-    """``CALENDAR_CREDENTIALS_FILE``: YAML mapping host -> {token} or {username, password}.
-
-    Raises ValueError naming the file (and host) on a bad file: settings fail at start-up."""
-    if path is None:
-        return {}
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read calendar credentials: {exc}") from None
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"{path}: expected a mapping of host to credentials")
-    found: dict[str, Credential] = {}
-    for host, spec in raw.items():
-        try:
-            parsed = _CredentialSpec.model_validate(spec)
-        except ValidationError as exc:
-            messages = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
-            raise ValueError(f"{path}: host {host}: {messages}") from None
-        found[str(host).lower()] = Credential(
-            token=parsed.token.get_secret_value() if parsed.token else None,
-            username=parsed.username,
-            password=parsed.password.get_secret_value() if parsed.password else None,
-        )
-    return found

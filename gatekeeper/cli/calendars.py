@@ -56,7 +56,7 @@ def calendars_list(
 
 def _files(configuration: Configuration, root: Path) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
-    parsed = configuration.calendars._ics  # the files the loader parsed, by relative path
+    parsed = configuration.calendars.parsed
     for policy in configuration.policies:
         for entry in (*policy.calendar.deny, *policy.calendar.allow):
             if isinstance(entry, IcsEntry) and entry.path not in seen:

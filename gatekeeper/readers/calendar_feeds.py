@@ -4,8 +4,9 @@ One ``HttpxFeedReader`` per process, called from the background refresh loop, ne
 Each fetch is conditional (``If-None-Match`` / ``If-Modified-Since`` from the last good copy),
 bounded in time (a timeout per attempt), in size (the body is read at most ``max_bytes`` + 1 bytes)
 and in redirects, and retried with backoff on connection errors, 429 and 5xx. Credentials come
-from settings per host, never from a policy file; httpx drops ``Authorization`` when a redirect
-leaves the host. Nothing else is decided here: validating a copy and keeping it is ``feeds.py``'s.
+from ``CALENDAR_CREDENTIALS_FILE`` per host (``load_credentials``), never from a policy file;
+httpx drops ``Authorization`` when a redirect leaves the host. Nothing else is decided here:
+validating a copy and keeping it is ``feeds.py``'s.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import yaml
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 ACCEPT = "text/calendar, text/plain;q=0.5, */*;q=0.1"
@@ -151,3 +155,43 @@ class _Bearer(httpx.Auth):
 def _header(response: httpx.Response, name: str) -> str | None:
     value = response.headers.get(name)
     return value if value else None
+
+
+class _CredentialSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> _CredentialSpec:
+        if (self.token is None) == (self.username is None):
+            raise ValueError("give either token (bearer) or username and password (basic)")
+        return self
+
+
+def load_credentials(path: Path | None) -> dict[str, Credential]:
+    """``CALENDAR_CREDENTIALS_FILE``: YAML mapping host -> {token} or {username, password}.
+
+    Raises ValueError naming the file (and host) on a bad file: settings fail at start-up."""
+    if path is None:
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text("utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read calendar credentials: {exc}") from None
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path}: expected a mapping of host to credentials")
+    found: dict[str, Credential] = {}
+    for host, spec in raw.items():
+        try:
+            parsed = _CredentialSpec.model_validate(spec)
+        except ValidationError as exc:
+            messages = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+            raise ValueError(f"{path}: host {host}: {messages}") from None
+        found[str(host).lower()] = Credential(
+            token=parsed.token.get_secret_value() if parsed.token else None,
+            username=parsed.username,
+            password=parsed.password.get_secret_value() if parsed.password else None,
+        )
+    return found
