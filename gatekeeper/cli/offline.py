@@ -41,7 +41,7 @@ from gatekeeper.domain.decision import DecideOptions, Facts, decide
 from gatekeeper.domain.policy import FeedEntry
 from gatekeeper.domain.types import InvalidTargetError, Verdict, parse_target
 from gatekeeper.feeds import FeedBook, FeedError, load_credentials
-from gatekeeper.readers.calendar_feeds import HttpxFeedReader
+from gatekeeper.readers.calendar_feeds import CredentialsError, HttpxFeedReader
 from gatekeeper.schemas import GateRequest, decision_json, parse_instant, status_json, windows_json
 from gatekeeper.settings import Settings
 
@@ -288,7 +288,7 @@ def _feed_copies(
         return book.calendars(), errors, notices
     try:
         credentials = load_credentials(settings.CALENDAR_CREDENTIALS_FILE)
-    except ValueError as exc:
+    except CredentialsError as exc:
         fail(str(exc))
     reader = HttpxFeedReader(
         timeout=settings.calendar_fetch_timeout_seconds,

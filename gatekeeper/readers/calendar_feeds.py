@@ -25,6 +25,10 @@ RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 ACCEPT = "text/calendar, text/plain;q=0.5, */*;q=0.1"
 
 
+class CredentialsError(ValueError):
+    """``CALENDAR_CREDENTIALS_FILE`` cannot be read or is malformed (start-up fails, naming it)."""
+
+
 class FeedFetchError(Exception):
     """A feed could not be fetched (after retries); the message names the URL, never a secret."""
 
@@ -173,22 +177,22 @@ class _CredentialSpec(BaseModel):
 def load_credentials(path: Path | None) -> dict[str, Credential]:
     """``CALENDAR_CREDENTIALS_FILE``: YAML mapping host -> {token} or {username, password}.
 
-    Raises ValueError naming the file (and host) on a bad file: settings fail at start-up."""
+    Raises CredentialsError naming the file (and host) on a bad file: start-up fails."""
     if path is None:
         return {}
     try:
         raw = yaml.safe_load(path.read_text("utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read calendar credentials: {exc}") from None
+        raise CredentialsError(f"{path}: cannot read calendar credentials: {exc}") from None
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{path}: expected a mapping of host to credentials")
+        raise CredentialsError(f"{path}: expected a mapping of host to credentials")
     found: dict[str, Credential] = {}
     for host, spec in raw.items():
         try:
             parsed = _CredentialSpec.model_validate(spec)
         except ValidationError as exc:
             messages = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
-            raise ValueError(f"{path}: host {host}: {messages}") from None
+            raise CredentialsError(f"{path}: host {host}: {messages}") from None
         found[str(host).lower()] = Credential(
             token=parsed.token.get_secret_value() if parsed.token else None,
             username=parsed.username,

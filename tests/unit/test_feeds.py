@@ -15,7 +15,7 @@ from gatekeeper.configuration.schema import CalendarEntry, feed_url
 from gatekeeper.domain.durations import Duration
 from gatekeeper.domain.policy import CalendarRules, FeedEntry, Policy, feed_display
 from gatekeeper.feeds import FeedBook, load_credentials
-from gatekeeper.readers.calendar_feeds import Credential, FeedFetchError, HttpxFeedReader
+from gatekeeper.readers.calendar_feeds import Credential, CredentialsError, FeedFetchError, HttpxFeedReader
 from tests.ics_exports import outlook_calendar, outlook_event
 
 URL = "https://outlook.office365.com/owa/calendar/0f1e2d@acme.example/s3cr3tkey/calendar.ics"
@@ -155,7 +155,7 @@ def test_the_credentials_file_reads_tokens_and_basic_auth_and_rejects_both(tmp_p
         "nextcloud.acme.example": Credential(username="gk", password="pw"),
     }
     path.write_text("x.example: {token: abc, username: gk}\n")
-    with pytest.raises(ValueError, match=r"host x\.example: give either token"):
+    with pytest.raises(CredentialsError, match=r"host x\.example: give either token"):
         load_credentials(path)
 
 
@@ -299,3 +299,17 @@ def test_a_bad_max_age_is_a_file_and_line_error(tmp_path: Path) -> None:
 def test_a_credential_never_shows_its_secret_in_a_repr() -> None:
     shown = repr(Credential(token="t0ken")) + repr(Credential(username="gk", password="pw"))
     assert "t0ken" not in shown and "pw" not in shown and "gk" in shown
+
+
+def test_serve_refuses_to_start_on_a_bad_credentials_file_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from gatekeeper.cli import app
+
+    bad = tmp_path / "credentials.yaml"
+    bad.write_text("- just a list\n")
+    monkeypatch.setenv("GATEKEEPER_CALENDAR_CREDENTIALS_FILE", str(bad))
+    monkeypatch.setenv("GATEKEEPER_DATABASE_URL", f"sqlite:///{tmp_path / 'gk.db'}")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert f"gatekeeper: {bad}: expected a mapping of host to credentials" in result.output
