@@ -2,7 +2,9 @@
 
 A set of files that fails to load is rejected whole: the last good configuration stays active
 (status ``stale``, with the FILE:LINE errors), and with none ever loaded the status is
-``invalid`` and every gate call defers with ``config_invalid`` (fail closed).
+``invalid`` and every gate call defers with ``config_invalid`` (fail closed). Published calendars
+come from the ``FeedBook``'s last good copies; ``refresh_feeds`` (the feeds loop) reloads when one
+changes.
 """
 
 from __future__ import annotations

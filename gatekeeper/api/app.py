@@ -174,11 +174,10 @@ def create_app(
         Loop("prune", prune, 3600.0),
         Loop("audit-chainer", chain_audit, 0.25),
         Loop("deferrals", service.redecide_due, settings.SCHEDULER_INTERVAL),
-        Loop("scheduler", scheduler.run_once, settings.SCHEDULER_INTERVAL),
-        Loop("calendar-feeds", service.config.refresh_feeds, settings.CALENDAR_REFRESH_INTERVAL),
+        scheduler_loop := Loop("scheduler", scheduler.run_once, settings.SCHEDULER_INTERVAL),
+        feeds_loop := Loop("calendar-feeds", service.config.refresh_feeds, settings.CALENDAR_REFRESH_INTERVAL),
     ]
-    service.wake = loops[-2].wake
-    feeds_loop = loops[-1]
+    service.wake = scheduler_loop.wake
     # A policy that names a new feed gets it fetched now, not at the end of the interval.
     service.config.on_change(lambda _state: feeds_loop.wake() if service.config.feeds_unknown() else None)
 
