@@ -113,3 +113,12 @@ def test_the_benchmark_feed_has_the_events_and_exdates_it_claims(events: int, ex
     assert data.count(b"BEGIN:VEVENT") == events
     assert data.count(b"\r\nEXDATE;") == exdates
     assert IcsCalendar.parse(data, "big").event_count == events
+
+
+def test_an_exchange_display_name_tzid_is_read_through_its_vtimezone() -> None:
+    # Exchange on-premises writes the zone's display name as TZID (quoted: it holds commas) and
+    # defines it in a VTIMEZONE block; no zone database knows the name.
+    name = "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna"
+    data = OUTLOOK.replace(b"TZID:W. Europe Standard Time", f"TZID:{name}".encode())
+    data = data.replace(b"TZID=W. Europe Standard Time", f'TZID="{name}"'.encode())
+    assert spans(data) == spans(OUTLOOK)
