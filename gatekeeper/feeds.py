@@ -65,6 +65,7 @@ class FeedState:
     digest: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    rejected: str | None = None  # sha256 of the last body that did not validate (not parsed again)
 
     def age(self, now: datetime) -> float | None:
         return None if self.last_success is None else (now - self.last_success).total_seconds()
@@ -186,17 +187,21 @@ class FeedBook:
         if fetched.body is None or (digest := hashlib.sha256(fetched.body).hexdigest()) == state.digest:
             self._succeeded(state, now, fetched, "not_modified" if fetched.body is None else "unchanged")
             return False
+        if digest == state.rejected:  # the same broken bytes again: the same error, no parse
+            self._failed(state, now, state.last_error or f"{url}: rejected before", "rejected")
+            return False
         try:
             calendar = self._parse(fetched.body, url)
         except SourceError as exc:
             where = f"{url}:{exc.line}" if exc.line is not None else url
-            self._failed(state, now, f"{where}: {exc.message}", "rejected")
+            self._failed(replace(state, rejected=digest), now, f"{where}: {exc.message}", "rejected")
             return False
         with self._lock:
             self._copies[url] = calendar
         new = replace(
             state, last_success=now, last_attempt=now, last_error=None, last_error_at=None,
             events=calendar.event_count, digest=digest, etag=fetched.etag, last_modified=fetched.last_modified,
+            rejected=None,
         )
         self._keep(new, fetched.body)
         self._observe(url, "ok")
@@ -267,6 +272,8 @@ class FeedBook:
                     logger.error("calendar cache %s: dropped: %s", body, exc)
                     state = replace(state, digest=None, events=None, last_success=None, etag=None, last_modified=None)
                 else:
+                    if calendar.digest != state.digest:  # written apart (a crash between the two files)
+                        state = replace(state, digest=calendar.digest, etag=None, last_modified=None)
                     self._copies[state.url] = calendar
                     loaded += 1
             self._states[state.url] = state

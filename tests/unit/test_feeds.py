@@ -89,6 +89,9 @@ def test_a_broken_feed_is_rejected_naming_url_and_line_and_the_good_copy_stays()
     assert state.last_error is not None and state.last_error.startswith(f"{URL}:{line}: ")
     assert feeds.calendars()[URL] is good
     assert seen[-1] == "rejected"
+    seen.clear()
+    feeds.refresh([URL])  # the same broken bytes: the same error, and no parse
+    assert seen == ["rejected"] and feeds.state(URL).last_error == state.last_error
 
 
 def test_an_oversized_feed_is_rejected_before_it_is_read_whole() -> None:
@@ -313,3 +316,14 @@ def test_serve_refuses_to_start_on_a_bad_credentials_file_naming_it(tmp_path: Pa
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 2
     assert f"gatekeeper: {bad}: expected a mapping of host to credentials" in result.output
+
+
+def test_a_copy_written_without_its_metadata_is_kept_and_fetched_again_unconditionally(tmp_path: Path) -> None:
+    first, _, _ = book(Origin(), tmp_path)
+    first.refresh([URL])
+    other = outlook_calendar(outlook_event("b", datetime(2026, 11, 25, 9), datetime(2026, 11, 25, 12), "Other"))
+    next(tmp_path.glob("*.ics")).write_bytes(other)  # as if the process died between the two writes
+    again = FeedBook(Clock(), cache_dir=tmp_path)
+    assert again.load_cache() == 1
+    assert again.calendars()[URL].digest == again.state(URL).digest != first.state(URL).digest
+    assert again.state(URL).etag is None
