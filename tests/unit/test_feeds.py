@@ -327,3 +327,23 @@ def test_a_copy_written_without_its_metadata_is_kept_and_fetched_again_unconditi
     assert again.load_cache() == 1
     assert again.calendars()[URL].digest == again.state(URL).digest != first.state(URL).digest
     assert again.state(URL).etag is None
+
+
+def test_a_server_with_last_modified_only_gets_if_modified_since_and_its_304_costs_no_parse() -> None:
+    stamp = "Sun, 01 Nov 2026 08:00:00 GMT"
+    asked: list[str | None] = []
+
+    def origin(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("If-Modified-Since"))
+        if request.headers.get("If-Modified-Since") == stamp:
+            return httpx.Response(304)
+        return httpx.Response(200, content=FEED, headers={"Last-Modified": stamp})
+
+    seen: list[str] = []
+    feeds = FeedBook(Clock(), fetcher=HttpxFeedReader(transport=httpx.MockTransport(origin)),
+                     observer=lambda _u, outcome: seen.append(outcome))
+    feeds.refresh([URL])
+    feeds.refresh([URL])
+    assert asked == [None, stamp]
+    assert seen == ["parsed", "ok", "not_modified"]
+    assert feeds.state(URL).last_modified == stamp  # kept across the 304 that did not repeat it
