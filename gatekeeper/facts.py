@@ -37,7 +37,7 @@ class Gathered:
 
 class FactGatherer:
     def __init__(self, config: ConfigHolder, readers: Sequence[FactReader] = (), timeout: float = 10.0) -> None:
-        self.config = config
+        self.config = config  # its ``feeds`` (if any) say which published calendars are stale
         self.readers = tuple(readers)
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max(4, 4 * len(self.readers)), thread_name_prefix="facts")
@@ -56,8 +56,14 @@ class FactGatherer:
             reason = Reason("calendar", "calendar_unavailable", f"calendar could not be compiled: {exc}", None)
             return Gathered(Facts(policy_hash=configuration.policy_hash, gather_errors=(reason,)), ())
         readings, errors = self._read(request, governing, now)
+        feeds = self.config.feeds
+        stale = feeds.stale_reasons(governing, now) if feeds is not None else {}
         facts = Facts(
-            policy_hash=configuration.policy_hash, calendars=indexes, gather_errors=errors, readings=readings
+            policy_hash=configuration.policy_hash,
+            calendars=indexes,
+            gather_errors=errors,
+            readings=readings,
+            stale_calendars=stale,
         )
         return Gathered(facts, governing)
 

@@ -47,6 +47,9 @@ class Facts:
     gather_errors: tuple[Reason, ...] = ()
     approvals: ApprovalFacts = field(default_factory=ApprovalFacts)
     readings: Mapping[str, object] = field(default_factory=dict)
+    # Per policy name: a ``calendar_stale`` reason for each published calendar it uses whose last
+    # good copy is older than the entry's maxAge (or that was never fetched). Fails closed.
+    stale_calendars: Mapping[str, tuple[Reason, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class CheckResult:
     not_before: datetime | None = None
     indefinite: bool = False
     requires: tuple[str, ...] = ()
+    retry: bool = False  # clears when a source recovers: retried after the retry delay
 
 
 Check = Callable[[ReleaseRequest, Facts, Sequence[Policy], datetime], CheckResult]
@@ -116,6 +120,19 @@ def calendar_reason(
     return Reason(check="calendar", code=code, message=message, until=end)
 
 
+def freshness_check(
+    request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime
+) -> CheckResult:
+    """Closed while a published calendar a policy uses is older than its maxAge (fail closed):
+    the copy may miss a freeze added since. Retried after the retry delay (the feed may recover)."""
+    reasons = tuple(
+        dict.fromkeys(reason for policy in policies for reason in facts.stale_calendars.get(policy.name, ()))
+    )
+    if not reasons:
+        return CheckResult()
+    return CheckResult(Verdict.DEFER, reasons, retry=True)
+
+
 def gather_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime) -> CheckResult:
     """Fail closed when gathering facts failed: retry after the retry delay.
 
@@ -152,7 +169,7 @@ def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResul
     return kept
 
 
-CHECKS: tuple[Check, ...] = (calendar_check, approvals_check, gather_check)
+CHECKS: tuple[Check, ...] = (calendar_check, freshness_check, approvals_check, gather_check)
 
 
 def decide(
@@ -201,7 +218,7 @@ def _combine(
         return verdict, reasons, None, requires
     blocking = [result for result in results if result.verdict is not Verdict.APPROVE]
     instants = [result.not_before for result in blocking if result.not_before is not None]
-    if facts.gather_errors:
+    if facts.gather_errors or any(result.retry for result in blocking):
         instants.append(retry_at)
     if any(result.indefinite for result in blocking) or not instants:
         return verdict, reasons, None, requires

@@ -249,3 +249,36 @@ def test_decide_is_deterministic() -> None:
 def test_decide_refuses_an_instant_without_offset() -> None:
     with pytest.raises(ValueError, match="no UTC offset"):
         decide(REQUEST, facts({"prod": OPEN}), [policy("prod")], now=NOW.replace(tzinfo=None))
+
+
+STALE = Reason("calendar", "calendar_stale", "calendar feed https://h.example/…/calendar.ics was last fetched 2d ago", None)
+
+
+def test_a_stale_feed_defers_only_its_policys_targets_and_is_retried_after_the_retry_delay() -> None:
+    stale = facts({"prod": OPEN, "other": OPEN}, stale_calendars={"prod": (STALE,)})
+    result = decide(REQUEST, stale, [policy("prod")], now=NOW)
+    assert (result.verdict, [r.code for r in result.reasons], result.not_before) == (
+        Verdict.DEFER, ["calendar_stale"], NOW + RETRY,
+    )
+    assert decide(REQUEST, stale, [policy("other")], now=NOW).verdict is Verdict.APPROVE
+
+
+def test_a_stale_feed_beside_a_closed_calendar_waits_for_both() -> None:
+    stale = facts({"prod": CUTOFF}, stale_calendars={"prod": (STALE,)})
+    result = decide(REQUEST, stale, [policy("prod")], now=NOW)
+    assert [r.code for r in result.reasons] == ["dispatch_cutoff", "calendar_stale"]
+    assert result.not_before == at(2 * HOUR)  # the later of the opening and the retry
+
+
+def test_a_stale_feed_of_an_observed_policy_only_would_defer() -> None:
+    stale = facts({"prod": OPEN}, stale_calendars={"prod": (STALE,)})
+    result = decide(REQUEST, stale, [policy("prod", Mode.OBSERVE)], now=NOW)
+    assert result.verdict is Verdict.APPROVE
+    assert [r.code for r in result.would_defer or ()] == ["calendar_stale"]
+
+
+def test_break_glass_overrides_a_stale_feed_as_it_does_the_calendar() -> None:
+    glass = Approval("bob", frozenset({"break-glass"}), break_glass=True, reason="carrier outage")
+    stale = facts({"prod": OPEN}, stale_calendars={"prod": (STALE,)}, approvals=ApprovalFacts((glass,)))
+    result = decide(REQUEST, stale, [policy("prod")], now=NOW)
+    assert result.verdict is Verdict.APPROVE and "calendar_stale" in result.reasons[0].message
