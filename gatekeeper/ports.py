@@ -73,7 +73,15 @@ class StoreTransaction(Protocol):
     def lock_target(self, target: str) -> None: ...
 
     def create_release(
-        self, target: str, revision: str, trigger: str, context: dict[str, Any], now: datetime
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, Any],
+        now: datetime,
+        *,
+        status: ReleaseStatus = ReleaseStatus.PENDING,
+        not_before: datetime | None = None,
     ) -> ReleaseRecord: ...
 
     def supersede_open(self, target: str, keep_id: int, now: datetime) -> int: ...

@@ -22,7 +22,7 @@ from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord, repeats
-from gatekeeper.domain.releases import REDECIDABLE, after_decision
+from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decision
 from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.facts import FactGatherer, Gathered
 from gatekeeper.metrics import Metrics
@@ -91,10 +91,19 @@ class GateService:
         if release is None:
             tx.lock_target(request.target)  # new releases of one target: one at a time
             release = tx.find_release(request.target, request.revision, lock=True)
-        if release is None:
-            release = tx.create_release(request.target, request.revision, request.trigger, context or {}, now)
+        if release is None:  # created in the status its first decision gives (no approvals yet)
+            decision = self._decide(tx, request, gathered, None, now)
+            status = after_decision(ReleaseStatus.PENDING, decision.verdict)
+            release = tx.create_release(
+                request.target,
+                request.revision,
+                request.trigger,
+                context or {},
+                now,
+                status=status,
+                not_before=decision.not_before,
+            )
             tx.supersede_open(request.target, release.id, now)
-            decision = self._decide(tx, request, gathered, release, now)
         else:  # under the lock: a concurrent call may have stored this very change already
             settled = self._settled(tx, request, gathered, release, now)
             if isinstance(settled, GateRecord):
@@ -117,13 +126,19 @@ class GateService:
         return decision
 
     def _decide(
-        self, tx: StoreTransaction, request: ReleaseRequest, gathered: Gathered, release: ReleaseRecord, now: datetime
+        self,
+        tx: StoreTransaction,
+        request: ReleaseRequest,
+        gathered: Gathered,
+        release: ReleaseRecord | None,
+        now: datetime,
     ) -> Decision:
         # Who touched the revision matters only where four eyes applies (two statements saved per
         # hook poll elsewhere); approvals are always read: a break-glass can stand on any release.
         four_eyes = any(p.approvals.required and p.approvals.four_eyes for p in gathered.policies)
         people = tx.people_of(request.revision) if four_eyes else People()
-        approvals = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
+        given = tx.approvals_of(release.id) if release is not None else ()
+        approvals = ApprovalFacts(given, people.author, people.merger, people.touched)
         facts = replace(gathered.facts, approvals=approvals)
         return decide(request, facts, gathered.policies, now=now, options=self.options)
 

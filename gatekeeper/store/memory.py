@@ -66,20 +66,29 @@ class InMemoryTransaction:
         return None  # the store's one lock is held already
 
     def create_release(
-        self, target: str, revision: str, trigger: str, context: dict[str, Any], now: datetime
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, Any],
+        now: datetime,
+        *,
+        status: ReleaseStatus = ReleaseStatus.PENDING,
+        not_before: datetime | None = None,
     ) -> ReleaseRecord:
         people = self.s.commits.get(revision, People())
         release = ReleaseRecord(
             self.s.new_id(),
             target,
             revision,
-            ReleaseStatus.PENDING,
+            status,
             trigger,
             now,
             now,
             author=people.author,
             merger=people.merger,
             context=context or None,
+            not_before=not_before,
         )
         self.s.releases[release.id] = release
         return release
