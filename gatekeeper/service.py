@@ -20,11 +20,12 @@ from gatekeeper import calendar, effects
 from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
+from gatekeeper.domain.freezes import Freeze
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord
 from gatekeeper.domain.releases import REDECIDABLE, after_decision
 from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict
-from gatekeeper.facts import FactGatherer, Gathered
+from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
 from gatekeeper.metrics import Metrics
 from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
 from gatekeeper.reload import ConfigHolder
@@ -172,6 +173,14 @@ class GateService:
         request = ReleaseRequest(TargetKey(release.target), release.revision, trigger=trigger)
         return self.gate(request)
 
+    def redecide_open(self, freeze: Freeze, trigger: str, limit: int = 1000) -> int:
+        """Decide again every release not yet applied whose target ``freeze`` matches (it was
+        started or lifted): an approved release is deferred, a deferred one may be approved."""
+        found = [release for release in self.store.open_releases(limit) if freeze.matches(release.target)]
+        for release in found:
+            self.redecide(release, trigger)
+        return len(found)
+
     def redecide_due(self, limit: int = 100) -> int:
         """Decide again the deferred releases whose deferral named an instant that has come and
         that an action waits for (a deployment review to answer)."""
@@ -203,16 +212,25 @@ class GateService:
             raise ConfigUnavailableError("; ".join(self.config.state.errors) or "no configuration loaded")
         return configuration.policies
 
+    @property
+    def freezes(self) -> FreezeCache | None:
+        return self.facts.freezes if self.facts is not None else None
+
+    def _freezes_from(self, start: datetime) -> tuple[Freeze, ...]:
+        return self.freezes.between(start) if self.freezes is not None else ()
+
     def status(self, target: str, at: datetime | None) -> Status:
         policies = self._policies()
         configuration = self.config.state.configuration
         assert configuration is not None  # noqa: S101 - _policies raised otherwise
+        moment = at or self._now()
         return calendar.status(
             configuration.calendars,
             policies,
             target,
-            at or self._now(),
+            moment,
             ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+            freezes=self._freezes_from(moment),
         )
 
     def windows(self, target: str, start: datetime, end: datetime) -> Windows:
@@ -226,6 +244,7 @@ class GateService:
             start,
             end,
             ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+            freezes=self._freezes_from(start),
         )
 
     def _now(self) -> datetime:

@@ -18,11 +18,11 @@ from gatekeeper import __version__, audit, logs
 from gatekeeper.actions import registry
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
-from gatekeeper.api import errors, openapi, ops, page, receivers, v1
+from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
 from gatekeeper.domain.types import Verdict
-from gatekeeper.facts import FactGatherer
+from gatekeeper.facts import FactGatherer, FreezeCache
 from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
 from gatekeeper.notifiers.github import GitHubNotifier
@@ -60,7 +60,8 @@ def build_service(
     options = DecideOptions(
         ungoverned=Verdict(settings.UNGOVERNED), retry_delay=timedelta(seconds=settings.retry_delay_seconds)
     )
-    facts = FactGatherer(holder, readers, timeout=float(settings.seconds("FACT_TIMEOUT")))
+    frozen = FreezeCache(store, clock)
+    facts = FactGatherer(holder, readers, timeout=float(settings.seconds("FACT_TIMEOUT")), freezes=frozen)
     return GateService(
         store=store,
         config=holder,
@@ -194,6 +195,7 @@ def create_app(
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(v1.router)
+    app.include_router(freezes.router)
     app.include_router(receivers.router)
     app.include_router(page.router)
     openapi.install(app)

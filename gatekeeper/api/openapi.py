@@ -191,6 +191,26 @@ class ActionPage(BaseModel):
     next: str | None
 
 
+class Freeze(BaseModel):
+    id: int
+    targets: list[str] = Field(description="globs on target keys (fnmatch, `*` also matches `/`)")
+    start: str = Instant
+    end: str | None = Field(description="UTC instant; null: until lifted")
+    reason: str
+    code: str = Field(description="the reason code while it is active: adhoc_freeze")
+    state: Literal["scheduled", "active", "ended", "lifted"]
+    created_by: str
+    created_at: str = Instant
+    lifted_at: str | None
+    lifted_by: str | None
+    lift_reason: str | None
+
+
+class FreezePage(BaseModel):
+    items: list[Freeze]
+    next: str | None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
