@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from gatekeeper.people import (
     ActionRefusedError,
@@ -121,6 +122,16 @@ def _public_message(exc: Exception) -> str:
     return message
 
 
+def _allowed(request: Request) -> str:
+    """Every method of every route at the request's path (Starlette names only the first route's,
+    and ``/v1/freezes`` has a GET and a POST route)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers of the table on ``app``."""
 
@@ -128,10 +139,13 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)  # noqa: S101
         return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status)
 
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101
         code = _STARLETTE_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed(request)}
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
     async def mapped(_request: Request, exc: Exception) -> JSONResponse:
         return response(exc)

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from gatekeeper.domain.types import utc_epoch
+from gatekeeper.domain.types import InvalidTargetError, parse_target, utc_epoch
 
 FREEZE_CODE = "adhoc_freeze"
 MAX_GLOB = 512
@@ -48,6 +48,11 @@ def check_glob(glob: str) -> str:
         raise InvalidGlobError(f"glob {glob!r} has control characters or surrounding white space")
     if _unclosed_class(glob):
         raise InvalidGlobError(f"glob {glob!r} has a '[' without its ']'")
+    if not _WILDCARD.search(glob):  # no wildcard: it names one target, which must be a target key
+        try:
+            return parse_target(glob)
+        except InvalidTargetError as exc:
+            raise InvalidGlobError(f"glob {glob!r} matches no target: {exc}") from None
     fixed = _WILDCARD.split(glob, maxsplit=1)[0]
     if not any(kind.startswith(fixed) or fixed.startswith(kind) for kind in TARGET_KINDS):
         kinds = ", ".join(TARGET_KINDS)

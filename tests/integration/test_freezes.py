@@ -8,6 +8,8 @@ processes on one PostgreSQL show that a freeze reaches the other replica within 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -21,12 +23,22 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Server, free_port, token_of
+from tests.integration.conftest import Server, free_port, token_of, write_tokens
 
 GATEKEEPER = str(Path(sys.executable).with_name("gatekeeper"))
 PROD = "argocd:odoo-prod"
 T9 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Berlin: the gate is open
 OUTAGE = "payment provider outage, INC-4711"
+
+
+@pytest.fixture
+def tokens_file(tmp_path: Path) -> Path:
+    """The conftest's tokens and a release manager limited to the staging targets."""
+    path = write_tokens(tmp_path)
+    digest = hashlib.sha256(token_of("staging-manager").encode()).hexdigest()
+    limited = f'- name: sam\n  roles: [release-manager, viewer]\n  token_sha256: {digest}\n  targets: ["argocd:odoo-staging*"]\n'
+    path.write_text(path.read_text() + limited)
+    return path
 
 
 def gate(server: Server, revision: str = "a" * 40, target: str = PROD) -> dict[str, Any]:
@@ -174,6 +186,8 @@ def test_a_scheduled_freeze_is_the_next_close_and_can_be_lifted_before_it_starts
     [
         pytest.param({"targets": ["odoo-prod*"]}, "targets.0", "matches no target", id="glob-without-kind"),
         pytest.param({"targets": ["argocd:odoo-[prod"]}, "targets.0", "without its ']'", id="unclosed-class"),
+        pytest.param({"targets": ["argocd:odoo-prod"]}, None, "", id="a-literal-target-is-fine"),
+        pytest.param({"targets": ["argo"]}, "targets.0", "is not of the form", id="literal-not-a-target"),
         pytest.param({"targets": []}, "targets", "at least 1", id="no-targets"),
         pytest.param({"targets": "argocd:*"}, "targets", "list", id="targets-not-a-list"),
         pytest.param({"start": "2026-11-24T10:00:00"}, "start", "no UTC offset", id="start-without-offset"),
@@ -182,17 +196,29 @@ def test_a_scheduled_freeze_is_the_next_close_and_can_be_lifted_before_it_starts
         pytest.param(
             {"start": "2026-11-24T12:00:00Z", "end": "2026-11-24T11:00:00Z"}, "end", "after the start", id="end-first"
         ),
+        pytest.param({"duration": "0m"}, "duration", "is zero", id="zero-duration"),
+        pytest.param({"duration": "soon"}, "duration", "is not of the form", id="duration-not-a-duration"),
+        pytest.param({"duration": "99999999d"}, "duration", "longer than", id="duration-too-long"),
+        pytest.param(
+            {"duration": "2h", "end": "2026-11-24T12:00:00Z"}, "duration", "not both", id="end-and-duration"
+        ),
         pytest.param({"reason": "  "}, "reason", "needs a reason", id="blank-reason"),
         pytest.param({"reason": None}, "reason", "", id="no-reason"),
         pytest.param({"code": "x"}, "code", "unknown field", id="unknown-field"),
     ],
 )
-def test_a_bad_freeze_is_422_naming_the_field(server: Server, body: dict[str, Any], field: str, message: str) -> None:
+def test_a_bad_freeze_is_422_naming_the_field(
+    server: Server, body: dict[str, Any], field: str | None, message: str
+) -> None:
     server.clock.set(T9)
     full = {"targets": ["argocd:odoo-prod*"], "reason": OUTAGE} | body
     with server.client("manager") as client:
         answer = client.post("/v1/freezes", json={k: v for k, v in full.items() if v is not None})
-        assert client.get("/v1/freezes").json()["items"] == []
+        stored = client.get("/v1/freezes").json()["items"]
+    if field is None:
+        assert answer.status_code == 201, answer.text
+        return
+    assert stored == []
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "invalid_request"
     assert answer.json()["field"] == field
@@ -221,6 +247,25 @@ def test_only_a_release_manager_starts_or_lifts_a_freeze(server: Server) -> None
     assert gate(server)["verdict"] == "defer"
 
 
+def test_a_duration_counts_from_the_start_on_the_servers_clock(server: Server) -> None:
+    server.clock.set(T9)
+    answer = start(server, start="2026-11-24T11:00:00+01:00", duration="1h30m")
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["start"], answer.json()["end"]) == ("2026-11-24T10:00:00Z", "2026-11-24T11:30:00Z")
+
+
+def test_a_token_limited_to_targets_freezes_only_globs_they_cover(server: Server) -> None:
+    server.clock.set(T9)
+    own = start(server, "staging-manager", targets=["argocd:odoo-staging-eu*"])
+    assert own.status_code == 201, own.text
+    wider = start(server, "staging-manager", targets=["argocd:odoo-staging-eu*", "argocd:*"])
+    assert wider.status_code == 403 and wider.json()["field"] == "targets"
+    assert "argocd:*" in wider.json()["message"]
+    prod = start(server).json()
+    assert lift(server, prod["id"], "staging-manager", reason="not mine").status_code == 403
+    assert lift(server, own.json()["id"], "staging-manager", reason="done").status_code == 200
+
+
 def test_the_freeze_cli_starts_lists_and_lifts(server: Server) -> None:
     server.clock.set(T9)
     env = {**os.environ, "GATEKEEPER_TOKEN": token_of("manager"), "GATEKEEPER_UI_TIMEZONE": "Europe/Berlin"}
@@ -244,7 +289,7 @@ def test_the_freeze_cli_starts_lists_and_lifts(server: Server) -> None:
     assert "argocd:odoo-prod*,git:acme/*" in listed.stdout and OUTAGE in listed.stdout
     assert "2026-11-24T09:00:00Z (10:00 Europe/Berlin)" in listed.stdout
     as_json = cli("list", "--json")
-    assert [item["targets"] for item in __import__("json").loads(as_json.stdout)["items"]] == [
+    assert [item["targets"] for item in json.loads(as_json.stdout)["items"]] == [
         ["argocd:odoo-prod*", "git:acme/*"]
     ]
     assert cli("start", "--target", "argocd:*", "--reason", "no", role="viewer").returncode == 4
