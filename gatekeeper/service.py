@@ -20,7 +20,7 @@ from gatekeeper import calendar, effects
 from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
-from gatekeeper.domain.freezes import Freeze
+from gatekeeper.domain.freezes import Freeze, FreezeState, matching
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord
 from gatekeeper.domain.releases import REDECIDABLE, after_decision
@@ -57,6 +57,8 @@ class GateService:
     public_url: str = "http://127.0.0.1:8080"
     status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
+    # Freezes seen active by redecide_begun (None: not looked yet).
+    _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.facts is None:
@@ -181,6 +183,20 @@ class GateService:
             self.redecide(release, trigger)
         return len(found)
 
+    def redecide_begun(self) -> int:
+        """A freeze scheduled for later that has begun since the last look: decide its open
+        releases again (those approved are deferred). What was active at the first look began
+        before this process, and was decided again then."""
+        if self.freezes is None:
+            return 0
+        now = self.clock()
+        active = {f.id: f for f in self.freezes.current() if f.state(now) is FreezeState.ACTIVE}
+        seen, self._active_freezes = self._active_freezes, set(active)
+        if seen is None:
+            return 0
+        begun = [f for key, f in active.items() if key not in seen and f.start > f.created_at]
+        return sum(self.redecide_open(freeze, f"freeze_begun:{freeze.id}") for freeze in begun)
+
     def redecide_due(self, limit: int = 100) -> int:
         """Decide again the deferred releases whose deferral named an instant that has come and
         that an action waits for (a deployment review to answer)."""
@@ -218,6 +234,10 @@ class GateService:
 
     def _freezes_from(self, start: datetime) -> tuple[Freeze, ...]:
         return self.freezes.between(start) if self.freezes is not None else ()
+
+    def freezes_of(self, target: str, start: datetime) -> tuple[Freeze, ...]:
+        """The freezes matching ``target`` that may close it at or after ``start``."""
+        return matching(self._freezes_from(start), target)
 
     def status(self, target: str, at: datetime | None) -> Status:
         policies = self._policies()

@@ -149,12 +149,16 @@ def create_app(
             seq, digest = service.store.audit_head(chain=False)
             logger.info("audit head %d:%s", seq, digest, extra={"audit_seq": seq, "audit_hash": digest})
 
+    def deferrals() -> None:
+        service.redecide_begun()
+        service.redecide_due()
+
     loops = [
         Loop("reload", service.config.poll, settings.RELOAD_INTERVAL),
         Loop("tokens", tokens.refresh, settings.RELOAD_INTERVAL),
         Loop("prune", prune, 3600.0),
         Loop("audit-chainer", chain_audit, 0.25),
-        Loop("deferrals", service.redecide_due, settings.SCHEDULER_INTERVAL),
+        Loop("deferrals", deferrals, settings.SCHEDULER_INTERVAL),
         Loop("scheduler", scheduler.run_once, settings.SCHEDULER_INTERVAL),
     ]
     service.wake = loops[-1].wake

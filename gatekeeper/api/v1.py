@@ -389,7 +389,8 @@ def calendar_feed(
     windows = gatekeeper.windows(key, start - margin, end + margin)
     lo, hi = utc_epoch(start), utc_epoch(end)
     shown = replace(windows, closed=tuple(w for w in windows.closed if w.end > lo and w.start < hi))
-    body = closed_windows_feed(shown, stamp=now, host=request.url.hostname or "gatekeeper")
+    frozen = gatekeeper.freezes_of(key, start - margin)
+    body = closed_windows_feed(shown, stamp=now, host=request.url.hostname or "gatekeeper", freezes=frozen)
     return Response(body, media_type="text/calendar; charset=utf-8")
 
 

@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
+from icalendar import Calendar
 
-from tests.integration.conftest import Server, free_port, token_of, write_tokens
+from tests.integration.conftest import Server, eventually, free_port, token_of, write_tokens
 
 GATEKEEPER = str(Path(sys.executable).with_name("gatekeeper"))
 PROD = "argocd:odoo-prod"
@@ -131,7 +132,9 @@ def test_a_freeze_closes_the_gate_with_the_authors_reason_and_lifting_it_reopens
     assert window["closed"] == [
         {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T09:30:00Z", "codes": ["adhoc_freeze"]}
     ]
-    assert "DTSTART:20261124T090000Z" in feed and "DTEND:20261124T093000Z" in feed and "adhoc_freeze" in feed
+    (event,) = [e for e in Calendar.from_ical(feed).walk("VEVENT") if "adhoc_freeze" in str(e["summary"])]
+    assert (event.decoded("dtstart"), event.decoded("dtend")) == (T9, T9 + timedelta(minutes=30))
+    assert f"freeze {freeze['id']} by alice: {OUTAGE}" in str(event["description"])
     kinds = {record["kind"]: record for record in audit if record["kind"].startswith("freeze")}
     assert set(kinds) == {"freeze", "freeze_lift"}
     assert kinds["freeze"]["actor"] == "alice" and kinds["freeze"]["data"]["reason"] == OUTAGE
@@ -179,6 +182,25 @@ def test_a_scheduled_freeze_is_the_next_close_and_can_be_lifted_before_it_starts
     with server.client("viewer") as client:
         status = client.get("/v1/status", params={"target": PROD}).json()
     assert status["next_close"] == "2026-11-24T13:00:00Z"  # the dispatch cut-off again
+
+
+def test_approved_releases_are_deferred_when_a_scheduled_freeze_begins(server: Server) -> None:
+    server.clock.set(T9)
+    approved = gate(server)
+    freeze = start(server, start="2026-11-24T10:00:00Z").json()
+    assert freeze["state"] == "scheduled"
+
+    def latest() -> dict[str, Any]:
+        with server.client("viewer") as client:
+            release: dict[str, Any] = client.get(f"/v1/releases/{approved['release_id']}").json()
+        return release
+
+    assert latest()["status"] == "approved"
+    server.clock.set(T9 + timedelta(hours=1))
+    eventually(lambda: latest()["status"] == "deferred", timeout=10)
+    decision = latest()["decisions"][-1]
+    assert decision["trigger"] == f"freeze_begun:{freeze['id']}"
+    assert codes(decision["reasons"]) == ["adhoc_freeze"]
 
 
 @pytest.mark.parametrize(
