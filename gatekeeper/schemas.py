@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.durations import Duration
 from gatekeeper.domain.freezes import MAX_GLOBS, Freeze, check_glob
+from gatekeeper.domain.outlook import Outlook
 from gatekeeper.domain.records import DecisionRecord
 from gatekeeper.domain.types import (
     Decision,
@@ -192,6 +193,38 @@ def freeze_json(freeze: Freeze, now: datetime) -> dict[str, Any]:
         "lifted_at": format_instant(freeze.lifted_at),
         "lifted_by": freeze.lifted_by,
         "lift_reason": freeze.lift_reason,
+    }
+
+
+def outlook_json(outlook: Outlook | None) -> dict[str, Any] | None:
+    """``shipping`` of ``GET /v1/releases/{id}``: when it can go and what else holds it."""
+    if outlook is None:
+        return None
+    return {
+        "as_of": format_instant(outlook.as_of),
+        "at": format_instant(outlook.at),
+        "closed_by": [reason_json(reason) for reason in outlook.closed_by],
+        "blocked_by": list(outlook.blocked_by),
+        "approvals": [
+            {
+                "policy": count.policy,
+                "role": count.role,
+                "required": count.required,
+                "given": count.given,
+                "approvers": list(count.approvers),
+            }
+            for count in outlook.approvals
+        ],
+        "queue": [
+            {
+                "id": queued.id,
+                "revision": queued.revision,
+                "status": queued.status.value,
+                "created_at": format_instant(queued.created_at),
+            }
+            for queued in outlook.queue
+        ],
+        "position": outlook.position,
     }
 
 

@@ -21,10 +21,11 @@ from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
 from gatekeeper.domain.freezes import Freeze, FreezeState, matching
-from gatekeeper.domain.policy import Policy
+from gatekeeper.domain.outlook import Outlook, approval_counts, blockers, position
+from gatekeeper.domain.policy import Mode, Policy
 from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord
 from gatekeeper.domain.releases import REDECIDABLE, after_decision
-from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict
+from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
 from gatekeeper.metrics import Metrics
 from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
@@ -269,6 +270,45 @@ class GateService:
 
     def _now(self) -> datetime:
         return self.clock().replace(microsecond=0)
+
+    # --- when will it ship ----------------------------------------------------------------------
+
+    def outlook(self, detail: ReleaseDetail, queue_limit: int = 100) -> Outlook | None:
+        """For a release still waiting (pending, deferred, approved): when its calendar and the
+        freezes let it go, what else blocks it (as the latest decision said; approvals counted
+        now) and its place in the target's queue. None for a release no longer waiting."""
+        release = detail.release
+        if release.status not in REDECIDABLE or self.config.state.configuration is None:
+            return None
+        now = self._now()
+        governing = self.governing(release.target)
+        enforced = [policy for policy in governing if policy.mode is Mode.ENFORCE]
+        at: datetime | None = now
+        closed_by: tuple[Reason, ...] = ()
+        if enforced or not governing:  # only observed: the calendar never holds it back
+            state = calendar.status(
+                self.config.state.configuration.calendars,
+                enforced,
+                release.target,
+                now,
+                ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+                freezes=self._freezes_from(now),
+            )
+            at, closed_by = state.next_open, state.reasons
+        with self.store.transaction() as tx:
+            people = tx.people_of(release.revision)
+            facts = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
+        queue = tuple(self.store.open_releases(queue_limit, target=release.target))
+        latest = detail.decisions[-1].reasons if detail.decisions else []
+        return Outlook(
+            as_of=now,
+            at=at,
+            closed_by=closed_by,
+            blocked_by=blockers(latest),
+            approvals=approval_counts(enforced, facts),
+            queue=queue,
+            position=position(release, queue),
+        )
 
     # --- reads ----------------------------------------------------------------------------------
 

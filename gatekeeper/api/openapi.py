@@ -109,6 +109,33 @@ ReleaseState = Literal[
 ]
 
 
+class ApprovalCount(BaseModel):
+    policy: str
+    role: str
+    required: int
+    given: int = Field(description="distinct people of the role whose approval counts")
+    approvers: list[str]
+
+
+class Queued(BaseModel):
+    id: int
+    revision: str
+    status: ReleaseState
+    created_at: str = Instant
+
+
+class Shipping(BaseModel):
+    """When a waiting release can go, and what else holds it (issue 18)."""
+
+    as_of: str = Instant
+    at: str | None = Field(description="first instant the calendar and freezes let it go; null: none in 366 days")
+    closed_by: list[Reason]
+    blocked_by: list[Reason]
+    approvals: list[ApprovalCount]
+    queue: list[Queued] = Field(description="the target's releases not yet applied, oldest first")
+    position: int = Field(description="1-based place of this release in queue")
+
+
 class Release(BaseModel):
     id: int
     target: str
@@ -120,6 +147,7 @@ class Release(BaseModel):
     updated_at: str = Instant
     decisions: list[Decision]
     approvals: list[Approval]
+    shipping: Shipping | None = Field(None, description="GET /v1/releases/{id} only: null once it no longer waits")
 
 
 class ReleasePage(BaseModel):

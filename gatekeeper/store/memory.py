@@ -285,9 +285,13 @@ class InMemoryReleaseStore:
             ]
         return sorted(due, key=lambda r: (r.not_before or now, r.id))[:limit]
 
-    def open_releases(self, limit: int) -> list[ReleaseRecord]:
+    def open_releases(self, limit: int, target: str | None = None) -> list[ReleaseRecord]:
         with self._lock:
-            found = [r for r in self._state.releases.values() if r.status in REDECIDABLE]
+            found = [
+                r
+                for r in self._state.releases.values()
+                if r.status in REDECIDABLE and (target is None or r.target == target)
+            ]
         return sorted(found, key=lambda r: r.id)[:limit]
 
     def freezes(

@@ -144,10 +144,12 @@ class SqlReleaseStore:
         with self._connection() as connection:
             return [release_record(row._mapping) for row in connection.execute(query)]
 
-    def open_releases(self, limit: int) -> list[ReleaseRecord]:
-        """Releases not yet applied (pending, deferred, approved), oldest first: what a freeze
-        started or lifted decides again."""
+    def open_releases(self, limit: int, target: str | None = None) -> list[ReleaseRecord]:
+        """Releases not yet applied (pending, deferred, approved), oldest first (of ``target``
+        only, if given): what a freeze started or lifted decides again, and a target's queue."""
         query = WITH_PEOPLE.where(releases.c.status.in_(OPEN_STATUSES)).order_by(releases.c.id).limit(limit)
+        if target is not None:
+            query = query.where(releases.c.target == target)
         with self._connection() as connection:
             return [release_record(row._mapping) for row in connection.execute(query)]
 
