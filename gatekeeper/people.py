@@ -22,6 +22,7 @@ from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, transition
 from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict, format_instant
 from gatekeeper.ports import StoreTransaction
 from gatekeeper.service import GateService
+from gatekeeper.store import StoreError
 from gatekeeper.tokens import Identity
 
 logger = logging.getLogger(__name__)
@@ -216,7 +217,11 @@ class ReleaseManager:
     def _decide_again(self, freeze: Freeze, trigger: str) -> None:
         if self.service.freezes is not None:
             self.service.freezes.invalidate()  # this replica sees it at once, the others within max_age
-        decided = self.service.redecide_open(freeze, trigger[:64])
+        try:
+            decided = self.service.redecide_open(freeze, trigger[:64])
+        except StoreError as exc:  # the freeze is committed: each release's next gate call decides it again
+            logger.error("freeze %s: deciding its open releases again failed: %s", freeze.id, exc)
+            return
         logger.info("freeze %s: %d open releases decided again", freeze.id, decided)
 
     @staticmethod
