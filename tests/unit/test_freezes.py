@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -10,9 +12,18 @@ from hypothesis import strategies as st
 
 from gatekeeper import calendar
 from gatekeeper.calendar import Calendars
+from gatekeeper.domain.decision import DecideOptions
 from gatekeeper.domain.durations import Duration
 from gatekeeper.domain.freezes import Freeze, FreezeState, InvalidGlobError, check_glob
 from gatekeeper.domain.policy import CalendarRules, CronEntry, Policy
+from gatekeeper.domain.releases import ReleaseStatus
+from gatekeeper.domain.types import ReleaseRequest, TargetKey
+from gatekeeper.facts import FactGatherer, FreezeCache
+from gatekeeper.people import ReleaseManager
+from gatekeeper.reload import ConfigHolder
+from gatekeeper.service import GateService
+from gatekeeper.store.memory import InMemoryReleaseStore
+from gatekeeper.tokens import Identity
 
 WED = datetime(2026, 6, 3, tzinfo=UTC)
 TARGET = "argocd:odoo-prod"
@@ -109,3 +120,53 @@ def test_a_freeze_never_opens_a_gate_the_calendar_closes(start: int, length: int
     assert with_it.closed >= without.closed
     if value.start <= when < (value.end or when):
         assert with_it.closed and "adhoc_freeze" in [r.code for r in with_it.reasons]
+
+
+# --- the orchestrator on the in-memory store (the same port as the SQL store) ---------------------
+
+POLICY = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: warehouse}
+spec:
+  targets: ["argocd:odoo-wms"]
+  timezone: Europe/Berlin
+  calendar:
+    deny:
+      - {cron: "0 14 * * 1-5", duration: 2h, code: dispatch_cutoff}
+"""
+MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 10:00 in Berlin: open
+ALICE = Identity("alice", frozenset({"release-manager"}))
+
+
+def test_a_freeze_on_the_in_memory_store_defers_an_approved_release_and_lifting_reapproves_it(
+    config_dirs: Callable[..., tuple[Path, Path]],
+) -> None:
+    policies, calendars = config_dirs({"warehouse.yaml": POLICY})
+    clock = lambda: MONDAY  # noqa: E731 - the fixed instant
+    holder = ConfigHolder(policies, calendars, clock)
+    assert holder.reload().status == "ok"
+    store = InMemoryReleaseStore()
+    service = GateService(
+        store=store,
+        config=holder,
+        clock=clock,
+        options=DecideOptions(),
+        facts=FactGatherer(holder, freezes=FreezeCache(store, clock, max_age=60.0)),
+    )
+    people = ReleaseManager(service)
+    request = ReleaseRequest(TargetKey("argocd:odoo-wms"), "r1")
+    release = service.gate(request).release
+    assert release.status is ReleaseStatus.APPROVED
+    freeze = people.start_freeze(ALICE, ("argocd:odoo-*",), None, None, "stocktaking")
+    assert store.freezes(ending_after=MONDAY) == [freeze]
+    detail = store.release(release.id)
+    assert detail is not None and detail.release.status is ReleaseStatus.DEFERRED
+    assert detail.decisions[-1].trigger == "freeze:alice"
+    assert [r["code"] for r in service.gate(request).decision.reasons] == ["adhoc_freeze"]
+    lifted = people.lift_freeze(freeze.id, ALICE, "done")
+    assert (lifted.lifted_by, lifted.lift_reason) == ("alice", "done")
+    assert store.freezes(ending_after=MONDAY) == []
+    assert service.gate(request).decision.verdict == "approve"
+    kinds = [record["kind"] for record in store.audit_records(after=0, limit=None)]
+    assert "freeze" in kinds and "freeze_lift" in kinds
