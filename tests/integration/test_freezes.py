@@ -110,6 +110,8 @@ def test_a_freeze_closes_the_gate_with_the_authors_reason_and_lifting_it_reopens
     assert OUTAGE in status["reasons"][0]["message"]
     assert status["next_open"] is None
     assert [item["id"] for item in listed["items"]] == [freeze["id"]] and listed["next"] is None
+    with server.client() as anonymous:
+        assert 'gatekeeper_freezes{state="active"} 1.0' in anonymous.get("/metrics").text
 
     lifted = lift(server, freeze["id"], reason="provider back, INC-4711 resolved")
     assert lifted.status_code == 200, lifted.text
