@@ -29,6 +29,7 @@ from gatekeeper.domain.policy import (
     BusinessDaysEntry,
     CalendarEntry,
     CronEntry,
+    FeedEntry,
     HolidaysEntry,
     IcsEntry,
     Policy,
@@ -61,13 +62,28 @@ class CompileError(ValueError):
         self.error = error
 
 
-def entry_spans(entry: CalendarEntry, policy: Policy, ics: Mapping[str, IcsCalendar], lo: int, hi: int) -> list[Span]:
-    """The closed (or, for allow entries, open) spans of one entry within ``[lo, hi)``."""
+def entry_spans(
+    entry: CalendarEntry,
+    policy: Policy,
+    ics: Mapping[str, IcsCalendar],
+    lo: int,
+    hi: int,
+    *,
+    allow: bool = False,
+) -> list[Span]:
+    """The closed (or, for ``allow`` entries, open) spans of one entry within ``[lo, hi)``.
+
+    A deny entry's transparent events (``TRANSP:TRANSPARENT``, "free") close nothing."""
     policy_zone = zone(policy.timezone)
     try:
         match entry:
             case IcsEntry(path=path):
-                return ics[path].spans(policy_zone, lo, hi)
+                return ics[path].spans(policy_zone, lo, hi, busy_only=not allow)
+            case FeedEntry(url=url):
+                # A feed with no good copy yet closes nothing here: its entry is stale, and the
+                # freshness check closes the gate with calendar_stale (facts.py) instead.
+                feed = ics.get(url)
+                return feed.spans(policy_zone, lo, hi, busy_only=not allow) if feed is not None else []
             case HolidaysEntry(holidays=spec):
                 return holiday_spans(spec, policy_zone, lo, hi)
             case BusinessDaysEntry():
@@ -92,7 +108,7 @@ def compile_policy(policy: Policy, ics: Mapping[str, IcsCalendar], lo: int, hi: 
     if policy.calendar.allow:
         allowed: list[Span] = []
         for entry in policy.calendar.allow:
-            allowed.extend(entry_spans(entry, policy, ics, lo, hi))
+            allowed.extend(entry_spans(entry, policy, ics, lo, hi, allow=True))
             sources.setdefault(OUTSIDE_ALLOW, []).append(entry.code)
         spans[OUTSIDE_ALLOW] = complement(merge_spans(allowed), lo, hi)
     # Each entry's own spans: where entries share a code, a reason then names only those active
@@ -146,7 +162,9 @@ class Windows:
 
 
 class Calendars:
-    """Compiled indexes of one configuration's policies, kept for a few ranges."""
+    """Compiled indexes of one configuration's policies, kept for a few ranges.
+
+    ``ics`` maps each ``.ics`` file (relative path) and each feed (its URL) to its parsed copy."""
 
     def __init__(self, policies: Sequence[Policy], ics: Mapping[str, IcsCalendar]) -> None:
         self._policies = {policy.name: policy for policy in policies}
@@ -154,6 +172,11 @@ class Calendars:
         self._lock = threading.Lock()
         self._ranges: OrderedDict[tuple[int, int], dict[tuple[str, ...], WindowIndex]] = OrderedDict()
         self._recent: dict[tuple[str, ...], WindowIndex] = {}
+
+    @property
+    def parsed(self) -> Mapping[str, IcsCalendar]:
+        """The parsed ``.ics`` files (by relative path) and feed copies (by URL)."""
+        return self._ics
 
     def index(self, policies: Sequence[Policy], start: int, end: int) -> WindowIndex:
         """An index for ``policies`` combined, covering ``[start, end]``."""
@@ -245,7 +268,8 @@ def status(
         at=at,
         closed=state.closed,
         reasons=tuple(
-            calendar_reason(index, code, state.until[code], index.sources_at(code, moment)) for code in state.codes
+            calendar_reason(index, code, state.until[code], index.sources_at(code, moment), governing[0].timezone)
+            for code in state.codes
         ),
         next_open=_instant(look.next_open, limit),
         next_close=_instant(next_close, limit),

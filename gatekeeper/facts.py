@@ -84,7 +84,7 @@ class FactGatherer:
         timeout: float = 10.0,
         freezes: FreezeCache | None = None,
     ) -> None:
-        self.config = config
+        self.config = config  # its ``feeds`` (if any) say which published calendars are stale
         self.readers = tuple(readers)
         self.timeout = timeout
         self.freezes = freezes
@@ -111,8 +111,14 @@ class FactGatherer:
             return Gathered(Facts(policy_hash=configuration.policy_hash, gather_errors=(reason,)), ())
         indexes = {name: with_freezes(index, frozen) for name, index in indexes.items()}
         readings, errors = self._read(request, governing, now)
+        feeds = self.config.feeds
+        stale = feeds.stale_reasons(governing, now) if feeds is not None else {}
         facts = Facts(
-            policy_hash=configuration.policy_hash, calendars=indexes, gather_errors=errors, readings=readings
+            policy_hash=configuration.policy_hash,
+            calendars=indexes,
+            gather_errors=errors,
+            readings=readings,
+            stale_calendars=stale,
         )
         return Gathered(facts, governing)
 

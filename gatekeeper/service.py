@@ -23,7 +23,7 @@ from gatekeeper.domain.decision import DecideOptions, decide
 from gatekeeper.domain.freezes import Freeze, FreezeState, matching
 from gatekeeper.domain.outlook import Outlook, approval_counts, blockers, position
 from gatekeeper.domain.policy import Mode, Policy
-from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord
+from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord, repeats
 from gatekeeper.domain.releases import REDECIDABLE, after_decision
 from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
@@ -84,25 +84,52 @@ class GateService:
     ) -> GateRecord:
         """Step 2, inside the caller's transaction: lock or create the release, decide it again if
         it is still open (else answer its latest decision), record decision, audit and actions."""
-        release = tx.find_release(request.target, request.revision, lock=True)
+        # A hook polling through a freeze: read without a lock, and if the decision would say what
+        # the latest one said, answer that and write nothing (no row lock, no commit to flush).
+        release = tx.find_release(request.target, request.revision, lock=False)
+        if release is not None:
+            settled = self._settled(tx, request, gathered, release, now)
+            if isinstance(settled, GateRecord):
+                return settled
+            release = tx.find_release(request.target, request.revision, lock=True)
         if release is None:
             tx.lock_target(request.target)  # new releases of one target: one at a time
             release = tx.find_release(request.target, request.revision, lock=True)
         if release is None:
             release = tx.create_release(request.target, request.revision, request.trigger, context or {}, now)
             tx.supersede_open(request.target, release.id, now)
-        elif release.status not in REDECIDABLE:
-            latest = tx.latest_decision(release.id)
-            if latest is not None:
-                return GateRecord(release, latest, decided_now=False)
+            decision = self._decide(tx, request, gathered, release, now)
+        else:  # under the lock: a concurrent call may have stored this very change already
+            settled = self._settled(tx, request, gathered, release, now)
+            if isinstance(settled, GateRecord):
+                return settled
+            decision = settled
+        return self.record(tx, release, decision, request.trigger, now, actor=actor)
+
+    def _settled(
+        self, tx: StoreTransaction, request: ReleaseRequest, gathered: Gathered, release: ReleaseRecord, now: datetime
+    ) -> GateRecord | Decision:
+        """The answer stored already (the release is no longer open, or deciding it again changes
+        nothing), or the new decision to record."""
+        latest = tx.latest_decision(release.id)
+        if release.status not in REDECIDABLE and latest is not None:
+            return GateRecord(release, latest, decided_now=False)
+        decision = self._decide(tx, request, gathered, release, now)
+        unchanged = release.status in REDECIDABLE and after_decision(release.status, decision.verdict) is release.status
+        if latest is not None and unchanged and repeats(decision, latest):
+            return GateRecord(release, latest, decided_now=False)
+        return decision
+
+    def _decide(
+        self, tx: StoreTransaction, request: ReleaseRequest, gathered: Gathered, release: ReleaseRecord, now: datetime
+    ) -> Decision:
         # Who touched the revision matters only where four eyes applies (two statements saved per
         # hook poll elsewhere); approvals are always read: a break-glass can stand on any release.
         four_eyes = any(p.approvals.required and p.approvals.four_eyes for p in gathered.policies)
         people = tx.people_of(request.revision) if four_eyes else People()
         approvals = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
         facts = replace(gathered.facts, approvals=approvals)
-        decision = decide(request, facts, gathered.policies, now=now, options=self.options)
-        return self.record(tx, release, decision, request.trigger, now, actor=actor)
+        return decide(request, facts, gathered.policies, now=now, options=self.options)
 
     def record(
         self,

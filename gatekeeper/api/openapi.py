@@ -255,10 +255,25 @@ class TokensState(BaseModel):
     error: str | None
 
 
+class CalendarFeed(BaseModel):
+    source: str = Field(description="The feed's URL, redacted to scheme, host and last path segment")
+    kind: Literal["url"]
+    code: str
+    state: str = Field(description="ok | failing (serving the last good copy) | stale | never_fetched")
+    last_success: str | None
+    last_attempt: str | None
+    age_seconds: int | None
+    max_age_seconds: int | None
+    events: int | None
+    last_error: str | None
+    last_error_at: str | None
+
+
 class Readiness(BaseModel):
     database: Literal["ok", "unavailable"]
     config: ConfigState
     tokens: TokensState
+    calendars: list[CalendarFeed] = Field(default_factory=list, description="published calendars (ics: https://)")
     actions: dict[str, int] | None = Field(None, description="pending, failing and failed actions")
 
 

@@ -49,6 +49,16 @@ INJECTED = [
         "Calendar sources do not",
         id="calendar-source-imports-another",
     ),
+    pytest.param("feeds.py", "import httpx", "httpx only in notifiers", id="httpx-in-the-feed-book"),
+    pytest.param(
+        "readers/calendar_feeds.py", "import gatekeeper.service", "Layers", id="reader-imports-service"
+    ),
+    pytest.param(
+        "readers/calendar_feeds.py",
+        "import gatekeeper.calendar_sources.ics",
+        "Adapter families",
+        id="reader-imports-calendar-source",
+    ),
 ]
 
 
