@@ -4,7 +4,8 @@ One ``Calendars`` belongs to one loaded configuration. It compiles each policy o
 (``[t - 31 days, t + 400 days]`` around the first instant asked, DESIGN §3) into a
 ``WindowIndex`` and keeps the few most recent ranges; instants outside every kept range compile
 a new one on demand. Several policies on one target are combined into one index (closed where
-any is closed).
+any is closed). Ad-hoc freezes (read from the database by the caller) are merged into the index
+of the target they match (``with_freezes``), so they take part in every answer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from gatekeeper.calendar_sources import SourceError
 from gatekeeper.calendar_sources.business_days import business_day_spans
@@ -22,6 +24,7 @@ from gatekeeper.calendar_sources.ics import IcsCalendar
 from gatekeeper.calendar_sources.public_holidays import holiday_spans
 from gatekeeper.calendar_sources.zones import zone
 from gatekeeper.domain.decision import LOOKAHEAD, calendar_reason
+from gatekeeper.domain.freezes import Freeze, matching
 from gatekeeper.domain.policy import (
     BusinessDaysEntry,
     CalendarEntry,
@@ -111,6 +114,28 @@ def compile_policy(policy: Policy, ics: Mapping[str, IcsCalendar], lo: int, hi: 
     # Each entry's own spans: where entries share a code, a reason then names only those active
     # (the month-end close from the .ics file, or the last business days).
     return WindowIndex.build(lo, hi, spans, sources, by_source)
+
+
+def with_freezes(index: WindowIndex, freezes: Sequence[Freeze]) -> WindowIndex:
+    """``index`` closed also where ``freezes`` (those matching the target) close it, each under
+    its code and named by its label (who started it and why)."""
+    return _merged(index, tuple(freezes)) if freezes else index
+
+
+@lru_cache(maxsize=64)
+def _merged(index: WindowIndex, freezes: tuple[Freeze, ...]) -> WindowIndex:
+    """Memoised: indexes hash by identity and freezes by value, and the same few freezes are merged
+    into the same index on every gate call while they last."""
+    spans: dict[str, list[Span]] = {}
+    sources: dict[str, list[str]] = {}
+    by_source: dict[tuple[str, str], list[Span]] = {}
+    for freeze in freezes:
+        span = freeze.span(index.hi)
+        spans.setdefault(freeze.code, []).append(span)
+        sources.setdefault(freeze.code, []).append(freeze.label())
+        by_source.setdefault((freeze.code, freeze.label()), []).append(span)
+    frozen = WindowIndex.build(index.lo, index.hi, spans, sources, by_source)
+    return WindowIndex.union([index, frozen])
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +243,22 @@ class Calendars:
 
 
 def status(
-    calendars: Calendars, policies: Sequence[Policy], target: str, at: datetime, *, ungoverned_open: bool = False
+    calendars: Calendars,
+    policies: Sequence[Policy],
+    target: str,
+    at: datetime,
+    *,
+    ungoverned_open: bool = False,
+    freezes: Sequence[Freeze] = (),
 ) -> Status:
-    """The gate of ``target`` at ``at`` under every governing policy, whatever its mode."""
+    """The gate of ``target`` at ``at`` under every governing policy, whatever its mode, and the
+    ``freezes`` that match it."""
     governing = [policy for policy in policies if policy.governs(target)]
     if not governing:
         return _ungoverned_status(target, at, ungoverned_open)
     moment = utc_epoch(at)
     lookahead = LOOKAHEAD_SECONDS
-    index = calendars.index(governing, moment, moment + lookahead + 1)
+    index = with_freezes(calendars.index(governing, moment, moment + lookahead + 1), matching(freezes, target))
     look = index.look(moment)
     state, next_close = look.state, look.next_close
     limit = moment + lookahead
@@ -253,14 +285,16 @@ def windows(
     end: datetime,
     *,
     ungoverned_open: bool = False,
+    freezes: Sequence[Freeze] = (),
 ) -> Windows:
-    """The maximal closed intervals of ``target`` inside ``[start, end)``."""
+    """The maximal closed intervals of ``target`` inside ``[start, end)`` (``freezes`` that match
+    it included)."""
     governing = [policy for policy in policies if policy.governs(target)]
     lo, hi = utc_epoch(start), utc_epoch(end)
     if not governing:
         closed = () if ungoverned_open or hi <= lo else (ClosedWindow(lo, hi, (NO_POLICY,)),)
         return Windows(target, start, end, closed)
-    index = calendars.index(governing, lo, max(hi, lo + 1))
+    index = with_freezes(calendars.index(governing, lo, max(hi, lo + 1)), matching(freezes, target))
     return Windows(target, start, end, tuple(index.closed_windows(lo, hi)))
 
 

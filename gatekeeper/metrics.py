@@ -53,6 +53,12 @@ class Metrics:
             registry=self.registry,
         )
         self._head_hash: str | None = None
+        self.freezes = Gauge(
+            "gatekeeper_freezes",
+            "Ad-hoc freezes in force, by state (active, scheduled), as last read.",
+            ["state"],
+            registry=self.registry,
+        )
         self.config_reloads = Counter(
             "gatekeeper_config_reloads_total", "Configuration loads, by result.", ["result"], registry=self.registry
         )
@@ -121,6 +127,10 @@ class Metrics:
     def actions_seen(self, counts: dict[str, int]) -> None:
         for status, count in counts.items():
             self.actions.labels(status).set(count)
+
+    def freezes_seen(self, active: int, scheduled: int) -> None:
+        self.freezes.labels("active").set(active)
+        self.freezes.labels("scheduled").set(scheduled)
 
     def config_loaded(self, status: str) -> None:
         for name in CONFIG_STATUSES:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gatekeeper.domain.approvals import Approval
+from gatekeeper.domain.freezes import Freeze
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.records import (
     ActionRecord,
@@ -123,9 +124,24 @@ class StoreTransaction(Protocol):
 
     def answer_delivery(self, source: str, delivery_id: str, answer: StoredAnswer) -> None: ...
 
+    def add_freeze(
+        self,
+        targets: tuple[str, ...],
+        start: datetime,
+        end: datetime | None,
+        reason: str,
+        code: str,
+        created_by: str,
+        now: datetime,
+    ) -> Freeze: ...
+
+    def freeze_by_id(self, freeze_id: int, *, lock: bool) -> Freeze | None: ...
+
+    def lift_freeze(self, freeze: Freeze, who: str, reason: str, now: datetime) -> Freeze: ...
+
 
 class ReleaseStore(Protocol):
-    """Releases, decisions, approvals, deliveries, audit and the outbox."""
+    """Releases, decisions, approvals, deliveries, freezes, audit and the outbox."""
 
     def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
 
@@ -136,6 +152,12 @@ class ReleaseStore(Protocol):
     ) -> tuple[list[ReleaseDetail], int | None]: ...
 
     def due_releases(self, now: datetime, limit: int) -> list[ReleaseRecord]: ...
+
+    def open_releases(self, limit: int, target: str | None = None) -> list[ReleaseRecord]: ...
+
+    def freezes(
+        self, *, ending_after: datetime | None, before_id: int | None = None, limit: int | None = None
+    ) -> list[Freeze]: ...
 
     def claim_actions(self, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[ActionRecord]: ...
 

@@ -20,11 +20,13 @@ from gatekeeper import calendar, effects
 from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
-from gatekeeper.domain.policy import Policy
+from gatekeeper.domain.freezes import Freeze, FreezeState, matching
+from gatekeeper.domain.outlook import Outlook, approval_counts, blockers, position
+from gatekeeper.domain.policy import Mode, Policy
 from gatekeeper.domain.records import DecisionRecord, GateRecord, NewAction, ReleaseDetail, ReleaseRecord, repeats
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decision
-from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict
-from gatekeeper.facts import FactGatherer, Gathered
+from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
+from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
 from gatekeeper.metrics import Metrics
 from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
 from gatekeeper.reload import ConfigHolder
@@ -56,6 +58,8 @@ class GateService:
     public_url: str = "http://127.0.0.1:8080"
     status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
+    # Freezes seen active by redecide_begun (None: not looked yet).
+    _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.facts is None:
@@ -214,6 +218,28 @@ class GateService:
         request = ReleaseRequest(TargetKey(release.target), release.revision, trigger=trigger)
         return self.gate(request)
 
+    def redecide_open(self, freeze: Freeze, trigger: str, limit: int = 1000) -> int:
+        """Decide again every release not yet applied whose target ``freeze`` matches (it was
+        started or lifted): an approved release is deferred, a deferred one may be approved."""
+        found = [release for release in self.store.open_releases(limit) if freeze.matches(release.target)]
+        for release in found:
+            self.redecide(release, trigger)
+        return len(found)
+
+    def redecide_begun(self) -> int:
+        """A freeze scheduled for later that has begun since the last look: decide its open
+        releases again (those approved are deferred). What was active at the first look began
+        before this process, and was decided again then."""
+        if self.freezes is None:
+            return 0
+        now = self.clock()
+        active = {f.id: f for f in self.freezes.current() if f.state(now) is FreezeState.ACTIVE}
+        seen, self._active_freezes = self._active_freezes, set(active)
+        if seen is None:
+            return 0
+        begun = [f for key, f in active.items() if key not in seen and f.start > f.created_at]
+        return sum(self.redecide_open(freeze, f"freeze_begun:{freeze.id}") for freeze in begun)
+
     def redecide_due(self, limit: int = 100) -> int:
         """Decide again the deferred releases whose deferral named an instant that has come and
         that an action waits for (a deployment review to answer)."""
@@ -245,16 +271,29 @@ class GateService:
             raise ConfigUnavailableError("; ".join(self.config.state.errors) or "no configuration loaded")
         return configuration.policies
 
+    @property
+    def freezes(self) -> FreezeCache | None:
+        return self.facts.freezes if self.facts is not None else None
+
+    def _freezes_from(self, start: datetime) -> tuple[Freeze, ...]:
+        return self.freezes.between(start) if self.freezes is not None else ()
+
+    def freezes_of(self, target: str, start: datetime) -> tuple[Freeze, ...]:
+        """The freezes matching ``target`` that may close it at or after ``start``."""
+        return matching(self._freezes_from(start), target)
+
     def status(self, target: str, at: datetime | None) -> Status:
         policies = self._policies()
         configuration = self.config.state.configuration
         assert configuration is not None  # noqa: S101 - _policies raised otherwise
+        moment = at or self._now()
         return calendar.status(
             configuration.calendars,
             policies,
             target,
-            at or self._now(),
+            moment,
             ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+            freezes=self._freezes_from(moment),
         )
 
     def windows(self, target: str, start: datetime, end: datetime) -> Windows:
@@ -268,10 +307,50 @@ class GateService:
             start,
             end,
             ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+            freezes=self._freezes_from(start),
         )
 
     def _now(self) -> datetime:
         return self.clock().replace(microsecond=0)
+
+    # --- when will it ship ----------------------------------------------------------------------
+
+    def outlook(self, detail: ReleaseDetail, queue_limit: int = 100) -> Outlook | None:
+        """For a release still waiting (pending, deferred, approved): when its calendar and the
+        freezes let it go, what else blocks it (as the latest decision said; approvals counted
+        now) and its place in the target's queue. None for a release no longer waiting."""
+        release = detail.release
+        if release.status not in REDECIDABLE or self.config.state.configuration is None:
+            return None
+        now = self._now()
+        governing = self.governing(release.target)
+        enforced = [policy for policy in governing if policy.mode is Mode.ENFORCE]
+        at: datetime | None = now
+        closed_by: tuple[Reason, ...] = ()
+        if enforced or not governing:  # only observed: the calendar never holds it back
+            state = calendar.status(
+                self.config.state.configuration.calendars,
+                enforced,
+                release.target,
+                now,
+                ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+                freezes=self._freezes_from(now),
+            )
+            at, closed_by = state.next_open, state.reasons
+        with self.store.transaction() as tx:
+            people = tx.people_of(release.revision)
+            facts = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
+        queue = tuple(self.store.open_releases(queue_limit, target=release.target))
+        latest = detail.decisions[-1].reasons if detail.decisions else []
+        return Outlook(
+            as_of=now,
+            at=at,
+            closed_by=closed_by,
+            blocked_by=blockers(latest),
+            approvals=approval_counts(enforced, facts),
+            queue=queue,
+            position=position(release, queue),
+        )
 
     # --- reads ----------------------------------------------------------------------------------
 

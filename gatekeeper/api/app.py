@@ -18,11 +18,11 @@ from gatekeeper import __version__, audit, logs
 from gatekeeper.actions import registry
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
-from gatekeeper.api import errors, openapi, ops, page, receivers, v1
+from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
 from gatekeeper.domain.types import Verdict
-from gatekeeper.facts import FactGatherer
+from gatekeeper.facts import FactGatherer, FreezeCache
 from gatekeeper.feeds import FeedBook, load_credentials
 from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
@@ -79,7 +79,8 @@ def build_service(
     options = DecideOptions(
         ungoverned=Verdict(settings.UNGOVERNED), retry_delay=timedelta(seconds=settings.retry_delay_seconds)
     )
-    facts = FactGatherer(holder, readers, timeout=float(settings.seconds("FACT_TIMEOUT")))
+    frozen = FreezeCache(store, clock)
+    facts = FactGatherer(holder, readers, timeout=float(settings.seconds("FACT_TIMEOUT")), freezes=frozen)
     return GateService(
         store=store,
         config=holder,
@@ -168,12 +169,16 @@ def create_app(
             seq, digest = service.store.audit_head(chain=False)
             logger.info("audit head %d:%s", seq, digest, extra={"audit_seq": seq, "audit_hash": digest})
 
+    def deferrals() -> None:
+        service.redecide_begun()
+        service.redecide_due()
+
     loops = [
         Loop("reload", service.config.poll, settings.RELOAD_INTERVAL),
         Loop("tokens", tokens.refresh, settings.RELOAD_INTERVAL),
         Loop("prune", prune, 3600.0),
         Loop("audit-chainer", chain_audit, 0.25),
-        Loop("deferrals", service.redecide_due, settings.SCHEDULER_INTERVAL),
+        Loop("deferrals", deferrals, settings.SCHEDULER_INTERVAL),
         scheduler_loop := Loop("scheduler", scheduler.run_once, settings.SCHEDULER_INTERVAL),
         feeds_loop := Loop("calendar-feeds", service.config.refresh_feeds, settings.CALENDAR_REFRESH_INTERVAL),
     ]
@@ -218,6 +223,7 @@ def create_app(
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(v1.router)
+    app.include_router(freezes.router)
     app.include_router(receivers.router)
     app.include_router(page.router)
     openapi.install(app)

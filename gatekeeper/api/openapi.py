@@ -109,6 +109,33 @@ ReleaseState = Literal[
 ]
 
 
+class ApprovalCount(BaseModel):
+    policy: str
+    role: str
+    required: int
+    given: int = Field(description="distinct people of the role whose approval counts")
+    approvers: list[str]
+
+
+class Queued(BaseModel):
+    id: int
+    revision: str
+    status: ReleaseState
+    created_at: str = Instant
+
+
+class Shipping(BaseModel):
+    """When a waiting release can go, and what else holds it (issue 18)."""
+
+    as_of: str = Instant
+    at: str | None = Field(description="first instant the calendar and freezes let it go; null: none in 366 days")
+    closed_by: list[Reason]
+    blocked_by: list[Reason]
+    approvals: list[ApprovalCount]
+    queue: list[Queued] = Field(description="the target's releases not yet applied, oldest first")
+    position: int = Field(description="1-based place of this release in queue")
+
+
 class Release(BaseModel):
     id: int
     target: str
@@ -120,6 +147,7 @@ class Release(BaseModel):
     updated_at: str = Instant
     decisions: list[Decision]
     approvals: list[Approval]
+    shipping: Shipping | None = Field(None, description="GET /v1/releases/{id} only: null once it no longer waits")
 
 
 class ReleasePage(BaseModel):
@@ -188,6 +216,26 @@ class Action(BaseModel):
 
 class ActionPage(BaseModel):
     items: list[Action]
+    next: str | None
+
+
+class Freeze(BaseModel):
+    id: int
+    targets: list[str] = Field(description="globs on target keys (fnmatch, `*` also matches `/`)")
+    start: str = Instant
+    end: str | None = Field(description="UTC instant; null: until lifted")
+    reason: str
+    code: str = Field(description="the reason code while it is active: adhoc_freeze")
+    state: Literal["scheduled", "active", "ended", "lifted"]
+    created_by: str
+    created_at: str = Instant
+    lifted_at: str | None
+    lifted_by: str | None
+    lift_reason: str | None
+
+
+class FreezePage(BaseModel):
+    items: list[Freeze]
     next: str | None
 
 

@@ -81,6 +81,11 @@ def metrics(request: Request) -> Response:
         store, recorder = request.app.state.service.store, request.app.state.metrics
         recorder.actions_seen(store.action_counts())
         recorder.audit_head_seen(*store.audit_head())
+        service = request.app.state.service
+        if service.freezes is not None:
+            now = service.clock()
+            states = [freeze.state(now).value for freeze in service.freezes.current()]
+            recorder.freezes_seen(states.count("active"), states.count("scheduled"))
     service = request.app.state.service
     if service.config.feeds is not None and service.config.state.configuration is not None:
         feeds = service.config.feeds.freshness(service.config.state.configuration.feeds, service.clock())
