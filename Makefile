@@ -22,7 +22,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	dev/ensure-services
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check gatekeeper tests bench

@@ -4,7 +4,8 @@ One ``Calendars`` belongs to one loaded configuration. It compiles each policy o
 (``[t - 31 days, t + 400 days]`` around the first instant asked, DESIGN §3) into a
 ``WindowIndex`` and keeps the few most recent ranges; instants outside every kept range compile
 a new one on demand. Several policies on one target are combined into one index (closed where
-any is closed).
+any is closed). Ad-hoc freezes (read from the database by the caller) are merged into the index
+of the target they match (``with_freezes``), so they take part in every answer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from gatekeeper.calendar_sources import SourceError
 from gatekeeper.calendar_sources.business_days import business_day_spans
@@ -22,10 +24,12 @@ from gatekeeper.calendar_sources.ics import IcsCalendar
 from gatekeeper.calendar_sources.public_holidays import holiday_spans
 from gatekeeper.calendar_sources.zones import zone
 from gatekeeper.domain.decision import LOOKAHEAD, calendar_reason
+from gatekeeper.domain.freezes import Freeze, matching
 from gatekeeper.domain.policy import (
     BusinessDaysEntry,
     CalendarEntry,
     CronEntry,
+    FeedEntry,
     HolidaysEntry,
     IcsEntry,
     Policy,
@@ -58,13 +62,28 @@ class CompileError(ValueError):
         self.error = error
 
 
-def entry_spans(entry: CalendarEntry, policy: Policy, ics: Mapping[str, IcsCalendar], lo: int, hi: int) -> list[Span]:
-    """The closed (or, for allow entries, open) spans of one entry within ``[lo, hi)``."""
+def entry_spans(
+    entry: CalendarEntry,
+    policy: Policy,
+    ics: Mapping[str, IcsCalendar],
+    lo: int,
+    hi: int,
+    *,
+    allow: bool = False,
+) -> list[Span]:
+    """The closed (or, for ``allow`` entries, open) spans of one entry within ``[lo, hi)``.
+
+    A deny entry's transparent events (``TRANSP:TRANSPARENT``, "free") close nothing."""
     policy_zone = zone(policy.timezone)
     try:
         match entry:
             case IcsEntry(path=path):
-                return ics[path].spans(policy_zone, lo, hi)
+                return ics[path].spans(policy_zone, lo, hi, busy_only=not allow)
+            case FeedEntry(url=url):
+                # A feed with no good copy yet closes nothing here: its entry is stale, and the
+                # freshness check closes the gate with calendar_stale (facts.py) instead.
+                feed = ics.get(url)
+                return feed.spans(policy_zone, lo, hi, busy_only=not allow) if feed is not None else []
             case HolidaysEntry(holidays=spec):
                 return holiday_spans(spec, policy_zone, lo, hi)
             case BusinessDaysEntry():
@@ -89,12 +108,34 @@ def compile_policy(policy: Policy, ics: Mapping[str, IcsCalendar], lo: int, hi: 
     if policy.calendar.allow:
         allowed: list[Span] = []
         for entry in policy.calendar.allow:
-            allowed.extend(entry_spans(entry, policy, ics, lo, hi))
+            allowed.extend(entry_spans(entry, policy, ics, lo, hi, allow=True))
             sources.setdefault(OUTSIDE_ALLOW, []).append(entry.code)
         spans[OUTSIDE_ALLOW] = complement(merge_spans(allowed), lo, hi)
     # Each entry's own spans: where entries share a code, a reason then names only those active
     # (the month-end close from the .ics file, or the last business days).
     return WindowIndex.build(lo, hi, spans, sources, by_source)
+
+
+def with_freezes(index: WindowIndex, freezes: Sequence[Freeze]) -> WindowIndex:
+    """``index`` closed also where ``freezes`` (those matching the target) close it, each under
+    its code and named by its label (who started it and why)."""
+    return _merged(index, tuple(freezes)) if freezes else index
+
+
+@lru_cache(maxsize=64)
+def _merged(index: WindowIndex, freezes: tuple[Freeze, ...]) -> WindowIndex:
+    """Memoised: indexes hash by identity and freezes by value, and the same few freezes are merged
+    into the same index on every gate call while they last."""
+    spans: dict[str, list[Span]] = {}
+    sources: dict[str, list[str]] = {}
+    by_source: dict[tuple[str, str], list[Span]] = {}
+    for freeze in freezes:
+        span = freeze.span(index.hi)
+        spans.setdefault(freeze.code, []).append(span)
+        sources.setdefault(freeze.code, []).append(freeze.label())
+        by_source.setdefault((freeze.code, freeze.label()), []).append(span)
+    frozen = WindowIndex.build(index.lo, index.hi, spans, sources, by_source)
+    return WindowIndex.union([index, frozen])
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +162,9 @@ class Windows:
 
 
 class Calendars:
-    """Compiled indexes of one configuration's policies, kept for a few ranges."""
+    """Compiled indexes of one configuration's policies, kept for a few ranges.
+
+    ``ics`` maps each ``.ics`` file (relative path) and each feed (its URL) to its parsed copy."""
 
     def __init__(self, policies: Sequence[Policy], ics: Mapping[str, IcsCalendar]) -> None:
         self._policies = {policy.name: policy for policy in policies}
@@ -129,6 +172,11 @@ class Calendars:
         self._lock = threading.Lock()
         self._ranges: OrderedDict[tuple[int, int], dict[tuple[str, ...], WindowIndex]] = OrderedDict()
         self._recent: dict[tuple[str, ...], WindowIndex] = {}
+
+    @property
+    def parsed(self) -> Mapping[str, IcsCalendar]:
+        """The parsed ``.ics`` files (by relative path) and feed copies (by URL)."""
+        return self._ics
 
     def index(self, policies: Sequence[Policy], start: int, end: int) -> WindowIndex:
         """An index for ``policies`` combined, covering ``[start, end]``."""
@@ -195,15 +243,22 @@ class Calendars:
 
 
 def status(
-    calendars: Calendars, policies: Sequence[Policy], target: str, at: datetime, *, ungoverned_open: bool = False
+    calendars: Calendars,
+    policies: Sequence[Policy],
+    target: str,
+    at: datetime,
+    *,
+    ungoverned_open: bool = False,
+    freezes: Sequence[Freeze] = (),
 ) -> Status:
-    """The gate of ``target`` at ``at`` under every governing policy, whatever its mode."""
+    """The gate of ``target`` at ``at`` under every governing policy, whatever its mode, and the
+    ``freezes`` that match it."""
     governing = [policy for policy in policies if policy.governs(target)]
     if not governing:
         return _ungoverned_status(target, at, ungoverned_open)
     moment = utc_epoch(at)
     lookahead = LOOKAHEAD_SECONDS
-    index = calendars.index(governing, moment, moment + lookahead + 1)
+    index = with_freezes(calendars.index(governing, moment, moment + lookahead + 1), matching(freezes, target))
     look = index.look(moment)
     state, next_close = look.state, look.next_close
     limit = moment + lookahead
@@ -213,7 +268,8 @@ def status(
         at=at,
         closed=state.closed,
         reasons=tuple(
-            calendar_reason(index, code, state.until[code], index.sources_at(code, moment)) for code in state.codes
+            calendar_reason(index, code, state.until[code], index.sources_at(code, moment), governing[0].timezone)
+            for code in state.codes
         ),
         next_open=_instant(look.next_open, limit),
         next_close=_instant(next_close, limit),
@@ -229,14 +285,16 @@ def windows(
     end: datetime,
     *,
     ungoverned_open: bool = False,
+    freezes: Sequence[Freeze] = (),
 ) -> Windows:
-    """The maximal closed intervals of ``target`` inside ``[start, end)``."""
+    """The maximal closed intervals of ``target`` inside ``[start, end)`` (``freezes`` that match
+    it included)."""
     governing = [policy for policy in policies if policy.governs(target)]
     lo, hi = utc_epoch(start), utc_epoch(end)
     if not governing:
         closed = () if ungoverned_open or hi <= lo else (ClosedWindow(lo, hi, (NO_POLICY,)),)
         return Windows(target, start, end, closed)
-    index = calendars.index(governing, lo, max(hi, lo + 1))
+    index = with_freezes(calendars.index(governing, lo, max(hi, lo + 1)), matching(freezes, target))
     return Windows(target, start, end, tuple(index.closed_windows(lo, hi)))
 
 

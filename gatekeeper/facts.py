@@ -1,26 +1,30 @@
 """Gathering facts before a decision: outside any transaction, each source with its own timeout.
 
-The calendar comes from the active configuration (compiled in process); every ``FactReader``
-(Git, cluster, registry) runs in a worker thread and is given ``FACT_TIMEOUT``. A reader that
-fails or runs out of time becomes a fail-closed reason naming it; a thread that hangs is left
-behind, never waited for, and holds no lock.
+The calendar comes from the active configuration (compiled in process), with the ad-hoc freezes
+that match the target merged in: those are read from the database through ``FreezeCache``, at
+most ``max_age`` old, so every replica sees a new freeze within a second with no restart. Every
+``FactReader`` (Git, cluster, registry) runs in a worker thread and is given ``FACT_TIMEOUT``. A
+reader that fails or runs out of time becomes a fail-closed reason naming it; a thread that hangs
+is left behind, never waited for, and holds no lock.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from gatekeeper.calendar import CompileError
+from gatekeeper.calendar import CompileError, with_freezes
 from gatekeeper.domain.decision import Facts
+from gatekeeper.domain.freezes import Freeze, matching
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.types import Reason, ReleaseRequest
-from gatekeeper.ports import FactReader
+from gatekeeper.ports import Clock, FactReader, ReleaseStore
 from gatekeeper.reload import ConfigHolder
 
 logger = logging.getLogger(__name__)
@@ -35,11 +39,55 @@ class Gathered:
     policies: tuple[Policy, ...]
 
 
+# Freezes whose end (or lifting) is older than this are not kept (the window index reaches 31 days
+# back, DESIGN §3); older ranges are read from the database when asked.
+FREEZE_HISTORY = timedelta(days=31)
+
+
+class FreezeCache:
+    """The freezes in force, or in force during the last ``FREEZE_HISTORY``, read from the store
+    at most every ``max_age`` seconds (one reader at a time; the others wait for its answer)."""
+
+    def __init__(self, store: ReleaseStore, clock: Clock, max_age: float = 0.5) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._read_at = -float("inf")
+        self._freezes: tuple[Freeze, ...] = ()
+
+    def current(self) -> tuple[Freeze, ...]:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.max_age:
+                started = time.monotonic()
+                found = self.store.freezes(ending_after=self.clock() - FREEZE_HISTORY)
+                self._freezes, self._read_at = tuple(found), started
+            return self._freezes
+
+    def between(self, start: datetime) -> tuple[Freeze, ...]:
+        """The freezes that may close the gate at or after ``start``."""
+        if start >= self.clock() - FREEZE_HISTORY:
+            return self.current()
+        return tuple(self.store.freezes(ending_after=start))
+
+    def invalidate(self) -> None:
+        """Read again on the next question (after this replica started or lifted one)."""
+        with self._lock:
+            self._read_at = -float("inf")
+
+
 class FactGatherer:
-    def __init__(self, config: ConfigHolder, readers: Sequence[FactReader] = (), timeout: float = 10.0) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: ConfigHolder,
+        readers: Sequence[FactReader] = (),
+        timeout: float = 10.0,
+        freezes: FreezeCache | None = None,
+    ) -> None:
+        self.config = config  # its ``feeds`` (if any) say which published calendars are stale
         self.readers = tuple(readers)
         self.timeout = timeout
+        self.freezes = freezes
         self._pool = ThreadPoolExecutor(max(4, 4 * len(self.readers)), thread_name_prefix="facts")
 
     def gather(self, request: ReleaseRequest, now: datetime) -> Gathered:
@@ -55,9 +103,22 @@ class FactGatherer:
             logger.error("calendar facts failed for %s: %s", request.target, exc)
             reason = Reason("calendar", "calendar_unavailable", f"calendar could not be compiled: {exc}", None)
             return Gathered(Facts(policy_hash=configuration.policy_hash, gather_errors=(reason,)), ())
+        try:
+            frozen = matching(self.freezes.current(), request.target) if self.freezes and governing else ()
+        except Exception as exc:  # the store failed: fail closed, as any fact source does
+            logger.error("freezes could not be read for %s: %s", request.target, exc)
+            reason = Reason("freezes", "facts_unavailable", f"freezes could not be read: {str(exc)[:200]}", None)
+            return Gathered(Facts(policy_hash=configuration.policy_hash, gather_errors=(reason,)), ())
+        indexes = {name: with_freezes(index, frozen) for name, index in indexes.items()}
         readings, errors = self._read(request, governing, now)
+        feeds = self.config.feeds
+        stale = feeds.stale_reasons(governing, now) if feeds is not None else {}
         facts = Facts(
-            policy_hash=configuration.policy_hash, calendars=indexes, gather_errors=errors, readings=readings
+            policy_hash=configuration.policy_hash,
+            calendars=indexes,
+            gather_errors=errors,
+            readings=readings,
+            stale_calendars=stale,
         )
         return Gathered(facts, governing)
 

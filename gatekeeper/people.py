@@ -1,24 +1,28 @@
-"""What release managers do: approve (four eyes, break-glass), reject and roll back (DESIGN §3).
+"""What release managers do: approve (four eyes, break-glass), reject, roll back, and stop the
+line with an ad-hoc freeze (DESIGN §3).
 
 Each action is one pass of the service's decision path: facts first, then one transaction that
 locks the release, checks, records the approval or the new state with its audit record, and
 decides the release again at now so the answer reflects it at once. A refused approval is
-audited too.
+audited too. Starting or lifting a freeze is one transaction (the freeze and its audit record);
+after it commits, every release not yet applied that the freeze matches is decided again.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from gatekeeper.domain import approvals as approval_rules
 from gatekeeper.domain.approvals import BREAK_GLASS_ROLE, Approval
+from gatekeeper.domain.freezes import FREEZE_CODE, Freeze
 from gatekeeper.domain.records import DecisionRecord, GateRecord, ReleaseDetail, ReleaseRecord
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, transition
-from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
+from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict, format_instant
 from gatekeeper.ports import StoreTransaction
 from gatekeeper.service import GateService
+from gatekeeper.store import StoreError
 from gatekeeper.tokens import Identity
 
 logger = logging.getLogger(__name__)
@@ -28,6 +32,10 @@ ROLLBACKABLE = frozenset({ReleaseStatus.APPROVED, ReleaseStatus.APPLIED, Release
 
 
 class ReleaseNotFoundError(LookupError):
+    pass
+
+
+class FreezeNotFoundError(LookupError):
     pass
 
 
@@ -76,6 +84,12 @@ def _drift_shown(decision: DecisionRecord | None) -> frozenset[str]:
         for reason in decision.reasons
         if reason.get("code") == "drift_detected" and reason.get("digest")
     )
+
+
+class InvalidFreezeError(ActionRefusedError):
+    """A freeze whose instants do not make a span to come (422 naming the field)."""
+
+    code = "invalid_request"
 
 
 def _reason_required(reason: str | None, what: str) -> str:
@@ -161,6 +175,77 @@ class ReleaseManager:
         self.service.committed(record)
         return self._detail(release_id)
 
+    def start_freeze(
+        self,
+        who: Identity,
+        targets: tuple[str, ...],
+        start: datetime | None,
+        end: datetime | None,
+        reason: str | None,
+        *,
+        lasting: timedelta | None = None,
+    ) -> Freeze:
+        """Stop the line: close ``targets`` (checked globs) from ``start`` (None or earlier: now)
+        until ``end``, or for ``lasting`` from the start (neither: until lifted)."""
+        self._may_freeze(who, targets)
+        reason = _reason_required(reason, "a freeze")
+        if end is not None and lasting is not None:
+            raise InvalidFreezeError("duration: give end or duration, not both", "duration")
+        now = self.service.clock()
+        # In UTC (SQLite keeps no offset); a freeze cannot have closed the gate before it existed.
+        try:
+            start = max(start or now, now).astimezone(UTC)
+            end = end.astimezone(UTC) if end is not None else (start + lasting if lasting is not None else None)
+        except OverflowError:
+            raise InvalidFreezeError("end: after the year 9999", "duration" if lasting else "end") from None
+        if end is not None and end <= start:
+            later = "in the future" if end <= now else f"after the start ({format_instant(start)})"
+            raise InvalidFreezeError(f"end: must be {later}", "end")
+        with self.service.store.transaction() as tx:
+            freeze = tx.add_freeze(targets, start, end, reason, FREEZE_CODE, who.name, now)
+            tx.append_audit("freeze", who.name, f"freeze/{freeze.id}", _freeze_data(freeze), now)
+        logger.warning("freeze %s started by %s on %s: %s", freeze.id, who.name, ", ".join(targets), reason)
+        self._decide_again(freeze, f"freeze:{who.name}")
+        return freeze
+
+    def lift_freeze(self, freeze_id: int, who: Identity, reason: str | None) -> Freeze:
+        """End a freeze now (it stays in the history, with who lifted it and why)."""
+        reason = _reason_required(reason, "lifting a freeze")
+        now = self.service.clock()
+        with self.service.store.transaction() as tx:
+            freeze = tx.freeze_by_id(freeze_id, lock=True)
+            if freeze is None:
+                raise FreezeNotFoundError(f"freeze {freeze_id} does not exist")
+            self._may_freeze(who, freeze.targets)
+            if not freeze.in_force(now):
+                state = freeze.state(now).value
+                raise ConflictError(f"freeze {freeze_id} is {state}; only an active or scheduled freeze can be lifted")
+            freeze = tx.lift_freeze(freeze, who.name, reason, now)
+            data = _freeze_data(freeze) | {"lift_reason": reason}
+            tx.append_audit("freeze_lift", who.name, f"freeze/{freeze.id}", data, now)
+        logger.warning("freeze %s lifted by %s: %s", freeze.id, who.name, reason)
+        self._decide_again(freeze, f"freeze_lift:{who.name}")
+        return freeze
+
+    def _decide_again(self, freeze: Freeze, trigger: str) -> None:
+        if self.service.freezes is not None:
+            self.service.freezes.invalidate()  # this replica sees it at once, the others within max_age
+        try:
+            decided = self.service.redecide_open(freeze, trigger[:64])
+        except StoreError as exc:  # the freeze is committed: each release's next gate call decides it again
+            logger.error("freeze %s: deciding its open releases again failed: %s", freeze.id, exc)
+            return
+        logger.info("freeze %s: %d open releases decided again", freeze.id, decided)
+
+    @staticmethod
+    def _may_freeze(who: Identity, targets: tuple[str, ...]) -> None:
+        if MANAGER_ROLE not in who.roles:
+            raise ForbiddenError(f"token {who.name!r} lacks the role {MANAGER_ROLE}")
+        # A token limited to some targets may freeze only globs its own globs cover.
+        outside = [glob for glob in targets if not who.may_act_on(glob)]
+        if outside:
+            raise ForbiddenError(f"token {who.name!r} may not act on targets {outside[0]}", "targets")
+
     def _human_decision(
         self,
         tx: StoreTransaction,
@@ -221,3 +306,15 @@ class ReleaseManager:
         if detail is None:  # pragma: no cover - it was there a moment ago
             raise ReleaseNotFoundError(f"release {release_id} does not exist")
         return detail
+
+
+def _freeze_data(freeze: Freeze) -> dict[str, object]:
+    """What the audit record of a freeze says."""
+    return {
+        "freeze_id": freeze.id,
+        "targets": list(freeze.targets),
+        "start": format_instant(freeze.start),
+        "end": format_instant(freeze.end),
+        "reason": freeze.reason,
+        "code": freeze.code,
+    }

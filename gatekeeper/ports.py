@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gatekeeper.domain.approvals import Approval
+from gatekeeper.domain.freezes import Freeze
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.records import (
     ActionRecord,
@@ -118,7 +119,15 @@ class StoreTransaction(Protocol):
     def lock_target(self, target: str) -> None: ...
 
     def create_release(
-        self, target: str, revision: str, trigger: str, context: dict[str, Any], now: datetime
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, Any],
+        now: datetime,
+        *,
+        status: ReleaseStatus = ReleaseStatus.PENDING,
+        not_before: datetime | None = None,
     ) -> ReleaseRecord: ...
 
     def supersede_open(self, target: str, keep_id: int, now: datetime) -> int: ...
@@ -173,9 +182,24 @@ class StoreTransaction(Protocol):
 
     def answer_delivery(self, source: str, delivery_id: str, answer: StoredAnswer) -> None: ...
 
+    def add_freeze(
+        self,
+        targets: tuple[str, ...],
+        start: datetime,
+        end: datetime | None,
+        reason: str,
+        code: str,
+        created_by: str,
+        now: datetime,
+    ) -> Freeze: ...
+
+    def freeze_by_id(self, freeze_id: int, *, lock: bool) -> Freeze | None: ...
+
+    def lift_freeze(self, freeze: Freeze, who: str, reason: str, now: datetime) -> Freeze: ...
+
 
 class ReleaseStore(Protocol):
-    """Releases, decisions, approvals, deliveries, audit and the outbox."""
+    """Releases, decisions, approvals, deliveries, freezes, audit and the outbox."""
 
     def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
 
@@ -186,6 +210,12 @@ class ReleaseStore(Protocol):
     ) -> tuple[list[ReleaseDetail], int | None]: ...
 
     def due_releases(self, now: datetime, limit: int) -> list[ReleaseRecord]: ...
+
+    def open_releases(self, limit: int, target: str | None = None) -> list[ReleaseRecord]: ...
+
+    def freezes(
+        self, *, ending_after: datetime | None, before_id: int | None = None, limit: int | None = None
+    ) -> list[Freeze]: ...
 
     def claim_actions(self, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[ActionRecord]: ...
 

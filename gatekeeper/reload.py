@@ -2,7 +2,9 @@
 
 A set of files that fails to load is rejected whole: the last good configuration stays active
 (status ``stale``, with the FILE:LINE errors), and with none ever loaded the status is
-``invalid`` and every gate call defers with ``config_invalid`` (fail closed).
+``invalid`` and every gate call defers with ``config_invalid`` (fail closed). Published calendars
+come from the ``FeedBook``'s last good copies; ``refresh_feeds`` (the feeds loop) reloads when one
+changes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from gatekeeper.calendar import CompileError
 from gatekeeper.configuration.loader import Configuration, ConfigurationError, load_configuration
+from gatekeeper.feeds import FeedBook
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +48,16 @@ def fingerprint(*roots: Path) -> tuple[tuple[str, int, int], ...]:
 class ConfigHolder:
     """Thread-safe holder of the active configuration, with reload and change polling."""
 
-    def __init__(self, policies_dir: Path, calendars_dir: Path, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        policies_dir: Path,
+        calendars_dir: Path,
+        clock: Callable[[], datetime],
+        feeds: FeedBook | None = None,
+    ) -> None:
         self.policies_dir = policies_dir
         self.calendars_dir = calendars_dir
+        self.feeds = feeds  # published calendars' last good copies (None: files only)
         self._clock = clock
         self._lock = threading.Lock()
         self._state = ConfigState(None, "invalid", ("not loaded yet",), None)
@@ -66,8 +76,9 @@ class ConfigHolder:
         with self._lock:
             self._seen = fingerprint(self.policies_dir, self.calendars_dir)
             now = self._clock()
+            copies = self.feeds.calendars() if self.feeds is not None else None
             try:
-                configuration = load_configuration(self.policies_dir, self.calendars_dir, now=now)
+                configuration = load_configuration(self.policies_dir, self.calendars_dir, now=now, feeds=copies)
             except ConfigurationError as exc:
                 errors = tuple(str(error) for error in exc.errors)
                 previous = self._state.configuration
@@ -89,7 +100,24 @@ class ConfigHolder:
         return state
 
     def changed(self) -> bool:
+        """Whether the files changed (a new feed copy reloads from ``refresh_feeds`` itself)."""
         return fingerprint(self.policies_dir, self.calendars_dir) != self._seen
+
+    def refresh_feeds(self) -> None:
+        """Fetch the published calendars the active policies name (the feeds loop); a new good
+        copy reloads the configuration at once, so the next decision is made on it."""
+        configuration = self._state.configuration
+        if self.feeds is None or configuration is None:
+            return
+        if self.feeds.refresh(entry.url for entry in configuration.feeds):
+            self.reload()
+
+    def feeds_unknown(self) -> bool:
+        """Whether the active policies name a feed never tried yet (wake the feeds loop)."""
+        configuration = self._state.configuration
+        if self.feeds is None or configuration is None:
+            return False
+        return not self.feeds.known(entry.url for entry in configuration.feeds)
 
     def poll(self) -> None:
         """Reload if the files changed; keep the compiled horizon ahead of the clock."""

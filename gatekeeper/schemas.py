@@ -6,12 +6,15 @@ values by the ``*_json`` functions, so the CLI and the API print exactly the sam
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from gatekeeper.calendar import Status, Windows
+from gatekeeper.domain.durations import Duration
+from gatekeeper.domain.freezes import MAX_GLOBS, Freeze, check_glob
+from gatekeeper.domain.outlook import Outlook
 from gatekeeper.domain.records import DecisionRecord
 from gatekeeper.domain.types import (
     Decision,
@@ -118,6 +121,112 @@ class GateRequest(BaseModel):
             trigger=self.trigger,
             context=tuple(sorted(context.items())),
         )
+
+
+def _instant(value: str | None) -> datetime | None:
+    return parse_instant(value) if value is not None else None
+
+
+def _checked_instant(value: str | None) -> str | None:
+    _instant(value)  # a ValueError naming the problem: 422 naming the field
+    return value
+
+
+MAX_FREEZE = timedelta(days=3660)
+
+
+def _duration(text: str) -> timedelta:
+    parsed = Duration.parse(text)
+    if parsed.days > MAX_FREEZE.days or parsed.seconds > MAX_FREEZE.total_seconds():
+        raise ValueError(f"duration {text!r} is longer than {MAX_FREEZE.days} days")
+    return timedelta(days=parsed.days, seconds=parsed.seconds)
+
+
+def _checked_duration(value: str | None) -> str | None:
+    if value is not None:
+        _duration(value)  # a ValueError naming the problem: 422 naming duration
+    return value
+
+
+def _glob(value: str) -> str:
+    return check_glob(value)  # its InvalidGlobError is a ValueError: 422 naming targets.N
+
+
+# RFC 3339 with an offset (else 422 naming the field); the document says date-time.
+InstantIn = Annotated[
+    str | None, Field(json_schema_extra={"format": "date-time"}), AfterValidator(_checked_instant)
+]
+Glob = Annotated[str, Field(min_length=1, max_length=512, pattern=PRINTABLE), AfterValidator(_glob)]
+
+
+class FreezeRequest(BaseModel):
+    """The body of ``POST /v1/freezes``: which targets, from when (default now), until when (null:
+    until lifted) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[Glob] = Field(min_length=1, max_length=MAX_GLOBS, description="globs on target keys")
+    start: InstantIn = Field(None, description="RFC 3339 with an offset; default (and at the earliest) now")
+    end: InstantIn = Field(None, description="RFC 3339 with an offset; null: until lifted")
+    duration: Annotated[str | None, AfterValidator(_checked_duration)] = Field(
+        None, max_length=64, description="instead of end: how long from the start, e.g. 2h, 90m, PT2H (a day is 24 h)"
+    )
+    # Not blank: checked by the release manager (its message says what needs it); the document says it.
+    reason: str = Field(max_length=2000, description="why (required, not blank)", json_schema_extra={"pattern": r"\S"})
+
+    def instants(self) -> tuple[datetime | None, datetime | None, timedelta | None]:
+        """Start, end and duration (the service counts a duration from the start it settles on)."""
+        lasting = _duration(self.duration) if self.duration is not None else None
+        return _instant(self.start), _instant(self.end), lasting
+
+
+def freeze_json(freeze: Freeze, now: datetime) -> dict[str, Any]:
+    return {
+        "id": freeze.id,
+        "targets": list(freeze.targets),
+        "start": format_instant(freeze.start),
+        "end": format_instant(freeze.end),
+        "reason": freeze.reason,
+        "code": freeze.code,
+        "state": freeze.state(now).value,
+        "created_by": freeze.created_by,
+        "created_at": format_instant(freeze.created_at),
+        "lifted_at": format_instant(freeze.lifted_at),
+        "lifted_by": freeze.lifted_by,
+        "lift_reason": freeze.lift_reason,
+    }
+
+
+def outlook_json(outlook: Outlook | None) -> dict[str, Any] | None:
+    """``shipping`` of ``GET /v1/releases/{id}``: when it can go and what else holds it."""
+    if outlook is None:
+        return None
+    return {
+        "as_of": format_instant(outlook.as_of),
+        "at": format_instant(outlook.at),
+        "closed_by": [reason_json(reason) for reason in outlook.closed_by],
+        "blocked_by": list(outlook.blocked_by),
+        "approvals": [
+            {
+                "policy": count.policy,
+                "role": count.role,
+                "required": count.required,
+                "given": count.given,
+                "approvers": list(count.approvers),
+            }
+            for count in outlook.approvals
+        ],
+        "queue": [
+            {
+                "id": queued.id,
+                "revision": queued.revision,
+                "status": queued.status.value,
+                "created_at": format_instant(queued.created_at),
+            }
+            for queued in outlook.queue
+        ],
+        "position": outlook.position,
+    }
 
 
 def parse_instant(text: str) -> datetime:

@@ -20,7 +20,9 @@ from gatekeeper import calendar, effects
 from gatekeeper.calendar import Status, Windows
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
-from gatekeeper.domain.policy import Policy
+from gatekeeper.domain.freezes import Freeze, FreezeState, matching
+from gatekeeper.domain.outlook import Outlook, approval_counts, blockers, position
+from gatekeeper.domain.policy import Mode, Policy
 from gatekeeper.domain.records import (
     DecidedRelease,
     DecisionRecord,
@@ -28,10 +30,11 @@ from gatekeeper.domain.records import (
     NewAction,
     ReleaseDetail,
     ReleaseRecord,
+    repeats,
 )
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decision
-from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict
-from gatekeeper.facts import FactGatherer, Gathered
+from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
+from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
 from gatekeeper.metrics import Metrics
 from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
 from gatekeeper.reload import ConfigHolder
@@ -63,6 +66,8 @@ class GateService:
     public_url: str = "http://127.0.0.1:8080"
     status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
+    # Freezes seen active by redecide_begun (None: not looked yet).
+    _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.facts is None:
@@ -87,25 +92,67 @@ class GateService:
     ) -> GateRecord:
         """Step 2, inside the caller's transaction: lock or create the release, decide it again if
         it is still open (else answer its latest decision), record decision, audit and actions."""
-        release = tx.find_release(request.target, request.revision, lock=True)
+        # A hook polling through a freeze: read without a lock, and if the decision would say what
+        # the latest one said, answer that and write nothing (no row lock, no commit to flush).
+        release = tx.find_release(request.target, request.revision, lock=False)
+        if release is not None:
+            settled = self._settled(tx, request, gathered, release, now)
+            if isinstance(settled, GateRecord):
+                return settled
+            release = tx.find_release(request.target, request.revision, lock=True)
         if release is None:
             tx.lock_target(request.target)  # new releases of one target: one at a time
             release = tx.find_release(request.target, request.revision, lock=True)
-        if release is None:
-            release = tx.create_release(request.target, request.revision, request.trigger, context or {}, now)
+        if release is None:  # created in the status its first decision gives (no approvals yet)
+            decision = self._decide(tx, request, gathered, None, now)
+            status = after_decision(ReleaseStatus.PENDING, decision.verdict)
+            release = tx.create_release(
+                request.target,
+                request.revision,
+                request.trigger,
+                context or {},
+                now,
+                status=status,
+                not_before=decision.not_before,
+            )
             tx.supersede_open(request.target, release.id, now)
-        elif release.status not in REDECIDABLE:
-            latest = tx.latest_decision(release.id)
-            if latest is not None:
-                return GateRecord(release, latest, decided_now=False)
+        else:  # under the lock: a concurrent call may have stored this very change already
+            settled = self._settled(tx, request, gathered, release, now)
+            if isinstance(settled, GateRecord):
+                return settled
+            decision = settled
+        return self.record(tx, release, decision, request.trigger, now, actor=actor)
+
+    def _settled(
+        self, tx: StoreTransaction, request: ReleaseRequest, gathered: Gathered, release: ReleaseRecord, now: datetime
+    ) -> GateRecord | Decision:
+        """The answer stored already (the release is no longer open, or deciding it again changes
+        nothing), or the new decision to record."""
+        latest = tx.latest_decision(release.id)
+        if release.status not in REDECIDABLE and latest is not None:
+            return GateRecord(release, latest, decided_now=False)
+        decision = self._decide(tx, request, gathered, release, now)
+        unchanged = release.status in REDECIDABLE and after_decision(release.status, decision.verdict) is release.status
+        if latest is not None and unchanged and repeats(decision, latest):
+            return GateRecord(release, latest, decided_now=False)
+        return decision
+
+    def _decide(
+        self,
+        tx: StoreTransaction,
+        request: ReleaseRequest,
+        gathered: Gathered,
+        release: ReleaseRecord | None,
+        now: datetime,
+    ) -> Decision:
         # Who touched the revision matters only where four eyes applies (two statements saved per
         # hook poll elsewhere); approvals are always read: a break-glass can stand on any release.
         four_eyes = any(p.approvals.required and p.approvals.four_eyes for p in gathered.policies)
         people = tx.people_of(request.revision) if four_eyes else People()
-        approvals = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
+        given = tx.approvals_of(release.id) if release is not None else ()
+        approvals = ApprovalFacts(given, people.author, people.merger, people.touched)
         facts = replace(gathered.facts, approvals=approvals)
-        decision = decide(request, facts, gathered.policies, now=now, options=self.options)
-        return self.record(tx, release, decision, request.trigger, now, actor=actor)
+        return decide(request, facts, gathered.policies, now=now, options=self.options)
 
     def record(
         self,
@@ -226,6 +273,28 @@ class GateService:
         request = ReleaseRequest(TargetKey(release.target), release.revision, trigger=trigger)
         return self.gate(request)
 
+    def redecide_open(self, freeze: Freeze, trigger: str, limit: int = 1000) -> int:
+        """Decide again every release not yet applied whose target ``freeze`` matches (it was
+        started or lifted): an approved release is deferred, a deferred one may be approved."""
+        found = [release for release in self.store.open_releases(limit) if freeze.matches(release.target)]
+        for release in found:
+            self.redecide(release, trigger)
+        return len(found)
+
+    def redecide_begun(self) -> int:
+        """A freeze scheduled for later that has begun since the last look: decide its open
+        releases again (those approved are deferred). What was active at the first look began
+        before this process, and was decided again then."""
+        if self.freezes is None:
+            return 0
+        now = self.clock()
+        active = {f.id: f for f in self.freezes.current() if f.state(now) is FreezeState.ACTIVE}
+        seen, self._active_freezes = self._active_freezes, set(active)
+        if seen is None:
+            return 0
+        begun = [f for key, f in active.items() if key not in seen and f.start > f.created_at]
+        return sum(self.redecide_open(freeze, f"freeze_begun:{freeze.id}") for freeze in begun)
+
     def redecide_due(self, limit: int = 100) -> int:
         """Decide again the deferred releases whose deferral named an instant that has come and
         that an action waits for (a deployment review to answer)."""
@@ -257,16 +326,29 @@ class GateService:
             raise ConfigUnavailableError("; ".join(self.config.state.errors) or "no configuration loaded")
         return configuration.policies
 
+    @property
+    def freezes(self) -> FreezeCache | None:
+        return self.facts.freezes if self.facts is not None else None
+
+    def _freezes_from(self, start: datetime) -> tuple[Freeze, ...]:
+        return self.freezes.between(start) if self.freezes is not None else ()
+
+    def freezes_of(self, target: str, start: datetime) -> tuple[Freeze, ...]:
+        """The freezes matching ``target`` that may close it at or after ``start``."""
+        return matching(self._freezes_from(start), target)
+
     def status(self, target: str, at: datetime | None) -> Status:
         policies = self._policies()
         configuration = self.config.state.configuration
         assert configuration is not None  # noqa: S101 - _policies raised otherwise
+        moment = at or self._now()
         return calendar.status(
             configuration.calendars,
             policies,
             target,
-            at or self._now(),
+            moment,
             ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+            freezes=self._freezes_from(moment),
         )
 
     def windows(self, target: str, start: datetime, end: datetime) -> Windows:
@@ -280,10 +362,50 @@ class GateService:
             start,
             end,
             ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+            freezes=self._freezes_from(start),
         )
 
     def _now(self) -> datetime:
         return self.clock().replace(microsecond=0)
+
+    # --- when will it ship ----------------------------------------------------------------------
+
+    def outlook(self, detail: ReleaseDetail, queue_limit: int = 100) -> Outlook | None:
+        """For a release still waiting (pending, deferred, approved): when its calendar and the
+        freezes let it go, what else blocks it (as the latest decision said; approvals counted
+        now) and its place in the target's queue. None for a release no longer waiting."""
+        release = detail.release
+        if release.status not in REDECIDABLE or self.config.state.configuration is None:
+            return None
+        now = self._now()
+        governing = self.governing(release.target)
+        enforced = [policy for policy in governing if policy.mode is Mode.ENFORCE]
+        at: datetime | None = now
+        closed_by: tuple[Reason, ...] = ()
+        if enforced or not governing:  # only observed: the calendar never holds it back
+            state = calendar.status(
+                self.config.state.configuration.calendars,
+                enforced,
+                release.target,
+                now,
+                ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
+                freezes=self._freezes_from(now),
+            )
+            at, closed_by = state.next_open, state.reasons
+        with self.store.transaction() as tx:
+            people = tx.people_of(release.revision)
+            facts = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
+        queue = tuple(self.store.open_releases(queue_limit, target=release.target))
+        latest = detail.decisions[-1].reasons if detail.decisions else []
+        return Outlook(
+            as_of=now,
+            at=at,
+            closed_by=closed_by,
+            blocked_by=blockers(latest),
+            approvals=approval_counts(enforced, facts),
+            queue=queue,
+            position=position(release, queue),
+        )
 
     # --- reads ----------------------------------------------------------------------------------
 

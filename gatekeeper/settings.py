@@ -25,6 +25,41 @@ class Settings(BaseSettings):
     AUTO_MIGRATE: bool = Field(False, description="Run database migrations at start-up instead of refusing.")
     POLICIES_DIR: Path = Field(Path("./policies"), description="Directory of ReleasePolicy YAML files.")
     CALENDARS_DIR: Path = Field(Path("./calendars"), description="Directory of .ics files policies refer to.")
+    CALENDAR_CACHE_DIR: Path = Field(
+        Path("./.gatekeeper/calendars"),
+        description=(
+            "Where the last good copy of each published calendar (ics: https://...) is kept, so a restart or a "
+            "replica starts from it without the network."
+        ),
+    )
+    CALENDAR_CREDENTIALS_FILE: Path | None = Field(
+        None,
+        description=(
+            "YAML mapping host -> {token: ...} (bearer) or {username, password} (basic) for published calendars "
+            "that need credentials (never in a policy file). Read at start-up; a bad file fails it."
+        ),
+    )
+    CALENDAR_REFRESH_INTERVAL: float = Field(
+        900.0,
+        gt=0,
+        description=(
+            "Seconds between fetches of each published calendar (conditional: an unchanged feed costs a 304 and "
+            "no parse). A change on the server reaches decisions within one interval."
+        ),
+    )
+    CALENDAR_FETCH_TIMEOUT: str = Field(
+        "10s", description="Timeout of one attempt to fetch a published calendar (duration; connect and each read)."
+    )
+    CALENDAR_FETCH_RETRIES: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a failed fetch (connection error, 429, 5xx) in one refresh; backoff from 0.5s.",
+    )
+    CALENDAR_MAX_BYTES: int = Field(
+        10_485_760, gt=0, description="Largest published calendar accepted, in bytes (a larger one is rejected)."
+    )
+    CALENDAR_MAX_REDIRECTS: int = Field(5, ge=0, le=20, description="Redirects followed when fetching a calendar.")
     TOKENS_FILE: Path | None = Field(None, description="YAML list of API tokens (sha256 hashes) and roles.")
     GITHUB_SECRET: SecretStr | None = Field(None, description="HMAC secret of GitHub webhooks (unset: route 404).")
     GITLAB_TOKEN: SecretStr | None = Field(None, description="X-Gitlab-Token of GitLab webhooks (unset: route 404).")
@@ -171,6 +206,7 @@ class Settings(BaseSettings):
         "ACTION_RETRY",
         "ACTION_RETRY_MAX",
         "BODY_TIMEOUT",
+        "CALENDAR_FETCH_TIMEOUT",
     )
     @classmethod
     def _duration(cls, value: str) -> str:
@@ -196,6 +232,11 @@ class Settings(BaseSettings):
     @property
     def delivery_retention_seconds(self) -> int:
         return _seconds(self.DELIVERY_RETENTION)
+
+    @property
+    def calendar_fetch_timeout_seconds(self) -> float:
+        """CALENDAR_FETCH_TIMEOUT in seconds."""
+        return float(_seconds(self.CALENDAR_FETCH_TIMEOUT))
 
     def seconds(self, name: str) -> int:
         """A duration setting in seconds (``settings.seconds("ACTION_LEASE")``)."""

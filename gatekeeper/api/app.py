@@ -20,18 +20,20 @@ from gatekeeper.actions import registry
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
 from gatekeeper.announce import Announcer
-from gatekeeper.api import errors, openapi, ops, page, receivers, v1
+from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
 from gatekeeper.domain.types import Verdict
 from gatekeeper.drift import DriftReader
-from gatekeeper.facts import FactGatherer
+from gatekeeper.facts import FactGatherer, FreezeCache
+from gatekeeper.feeds import FeedBook, load_credentials
 from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
 from gatekeeper.notifiers.github import GitHubNotifier
 from gatekeeper.notifiers.gitlab import GitLabNotifier
 from gatekeeper.people import ReleaseManager
 from gatekeeper.ports import Clock, FactReader
+from gatekeeper.readers.calendar_feeds import HttpxFeedReader
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.kubernetes import KubernetesClusterReader
 from gatekeeper.receivers.registry import registry as receiver_registry
@@ -46,12 +48,29 @@ from gatekeeper.webhooks import WebhookService
 logger = logging.getLogger(__name__)
 
 
+def build_feeds(settings: Settings, clock: Clock, metrics: Metrics) -> tuple[FeedBook, HttpxFeedReader]:
+    """The published calendars' book, started from the cache on disk (no network at start-up)."""
+    reader = HttpxFeedReader(
+        timeout=settings.calendar_fetch_timeout_seconds,
+        max_bytes=settings.CALENDAR_MAX_BYTES,
+        retries=settings.CALENDAR_FETCH_RETRIES,
+        max_redirects=settings.CALENDAR_MAX_REDIRECTS,
+        credentials=load_credentials(settings.CALENDAR_CREDENTIALS_FILE),
+    )
+    book = FeedBook(clock, cache_dir=settings.CALENDAR_CACHE_DIR, fetcher=reader, observer=metrics.feed_observed)
+    loaded = book.load_cache()
+    if loaded:
+        logger.info("calendar feeds: %d cached copies loaded from %s", loaded, settings.CALENDAR_CACHE_DIR)
+    return book, reader
+
+
 def build_service(
     settings: Settings,
     clock: Clock,
     metrics: Metrics,
     readers: Sequence[FactReader] = (),
     status_sources: frozenset[str] = frozenset(),
+    feeds: FeedBook | None = None,
 ) -> GateService:
     """Store (migrated or refused), configuration (loaded), fact readers and the orchestrator."""
     store = SqlReleaseStore.from_url(settings.DATABASE_URL, audit_key=settings.audit_key)
@@ -59,7 +78,7 @@ def build_service(
     if settings.AUTO_MIGRATE:
         store.upgrade()
     store.check_migrated()
-    holder = ConfigHolder(settings.POLICIES_DIR, settings.CALENDARS_DIR, clock)
+    holder = ConfigHolder(settings.POLICIES_DIR, settings.CALENDARS_DIR, clock, feeds)
     holder.on_change(lambda state: metrics.config_loaded(state.status))
     holder.reload()
     options = DecideOptions(
@@ -67,7 +86,8 @@ def build_service(
     )
     timeout = float(settings.seconds("FACT_TIMEOUT"))
     drift = build_drift_reader(settings, store, timeout)
-    facts = FactGatherer(holder, [*readers, drift], timeout=timeout)
+    frozen = FreezeCache(store, clock)
+    facts = FactGatherer(holder, [*readers, drift], timeout=timeout, freezes=frozen)
     return GateService(
         store=store,
         config=holder,
@@ -161,7 +181,8 @@ def create_app(
     """
     metrics = Metrics()
     notifiers = build_notifiers(settings)
-    service = build_service(settings, clock, metrics, readers, frozenset(notifiers))
+    feeds, feed_reader = build_feeds(settings, clock, metrics)
+    service = build_service(settings, clock, metrics, readers, frozenset(notifiers), feeds)
     tokens = TokenStore(settings.TOKENS_FILE)
     retention = timedelta(seconds=settings.delivery_retention_seconds)
     scheduler = build_scheduler(settings, service, notifiers)
@@ -175,15 +196,22 @@ def create_app(
             seq, digest = service.store.audit_head(chain=False)
             logger.info("audit head %d:%s", seq, digest, extra={"audit_seq": seq, "audit_hash": digest})
 
+    def deferrals() -> None:
+        service.redecide_begun()
+        service.redecide_due()
+
     loops = [
         Loop("reload", service.config.poll, settings.RELOAD_INTERVAL),
         Loop("tokens", tokens.refresh, settings.RELOAD_INTERVAL),
         Loop("prune", prune, 3600.0),
         Loop("audit-chainer", chain_audit, 0.25),
-        Loop("deferrals", service.redecide_due, settings.SCHEDULER_INTERVAL),
-        Loop("scheduler", scheduler.run_once, settings.SCHEDULER_INTERVAL),
+        Loop("deferrals", deferrals, settings.SCHEDULER_INTERVAL),
+        scheduler_loop := Loop("scheduler", scheduler.run_once, settings.SCHEDULER_INTERVAL),
+        feeds_loop := Loop("calendar-feeds", service.config.refresh_feeds, settings.CALENDAR_REFRESH_INTERVAL),
     ]
-    service.wake = loops[-1].wake
+    service.wake = scheduler_loop.wake
+    # A policy that names a new feed gets it fetched now, not at the end of the interval.
+    service.config.on_change(lambda _state: feeds_loop.wake() if service.config.feeds_unknown() else None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -197,6 +225,7 @@ def create_app(
         for loop in loops:
             loop.stop()
         scheduler.close()
+        feed_reader.close()
         for notifier in notifiers.values():
             notifier.close()
         if service.facts is not None:
@@ -221,6 +250,7 @@ def create_app(
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(v1.router)
+    app.include_router(freezes.router)
     app.include_router(receivers.router)
     app.include_router(page.router)
     openapi.install(app)

@@ -13,12 +13,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from gatekeeper.people import (
     ActionRefusedError,
     ConflictError,
     ForbiddenError,
     FourEyesError,
+    FreezeNotFoundError,
+    InvalidFreezeError,
     ReasonRequiredError,
     ReleaseNotFoundError,
 )
@@ -52,8 +55,10 @@ STATUS_OF: dict[type[Exception], tuple[int, str | None]] = {
     FourEyesError: (403, None),
     ConflictError: (409, None),
     ReasonRequiredError: (422, None),
+    InvalidFreezeError: (422, None),
     ActionRefusedError: (403, None),
     ReleaseNotFoundError: (404, "not_found"),
+    FreezeNotFoundError: (404, "not_found"),
     NotMigratedError: (503, "database_not_migrated"),
     StoreError: (503, "database_unavailable"),
     ConfigUnavailableError: (503, "config_invalid"),
@@ -117,6 +122,16 @@ def _public_message(exc: Exception) -> str:
     return message
 
 
+def _allowed(request: Request) -> str:
+    """Every method of every route at the request's path (Starlette names only the first route's,
+    and ``/v1/freezes`` has a GET and a POST route)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers of the table on ``app``."""
 
@@ -124,10 +139,13 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)  # noqa: S101
         return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status)
 
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101
         code = _STARLETTE_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed(request)}
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
     async def mapped(_request: Request, exc: Exception) -> JSONResponse:
         return response(exc)

@@ -118,6 +118,33 @@ ReleaseState = Literal[
 ]
 
 
+class ApprovalCount(BaseModel):
+    policy: str
+    role: str
+    required: int
+    given: int = Field(description="distinct people of the role whose approval counts")
+    approvers: list[str]
+
+
+class Queued(BaseModel):
+    id: int
+    revision: str
+    status: ReleaseState
+    created_at: str = Instant
+
+
+class Shipping(BaseModel):
+    """When a waiting release can go, and what else holds it (issue 18)."""
+
+    as_of: str = Instant
+    at: str | None = Field(description="first instant the calendar and freezes let it go; null: none in 366 days")
+    closed_by: list[Reason]
+    blocked_by: list[Reason]
+    approvals: list[ApprovalCount]
+    queue: list[Queued] = Field(description="the target's releases not yet applied, oldest first")
+    position: int = Field(description="1-based place of this release in queue")
+
+
 class Release(BaseModel):
     id: int
     target: str
@@ -129,6 +156,7 @@ class Release(BaseModel):
     updated_at: str = Instant
     decisions: list[Decision]
     approvals: list[Approval]
+    shipping: Shipping | None = Field(None, description="GET /v1/releases/{id} only: null once it no longer waits")
 
 
 class ReleasePage(BaseModel):
@@ -200,6 +228,26 @@ class ActionPage(BaseModel):
     next: str | None
 
 
+class Freeze(BaseModel):
+    id: int
+    targets: list[str] = Field(description="globs on target keys (fnmatch, `*` also matches `/`)")
+    start: str = Instant
+    end: str | None = Field(description="UTC instant; null: until lifted")
+    reason: str
+    code: str = Field(description="the reason code while it is active: adhoc_freeze")
+    state: Literal["scheduled", "active", "ended", "lifted"]
+    created_by: str
+    created_at: str = Instant
+    lifted_at: str | None
+    lifted_by: str | None
+    lift_reason: str | None
+
+
+class FreezePage(BaseModel):
+    items: list[Freeze]
+    next: str | None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -216,10 +264,25 @@ class TokensState(BaseModel):
     error: str | None
 
 
+class CalendarFeed(BaseModel):
+    source: str = Field(description="The feed's URL, redacted to scheme, host and last path segment")
+    kind: Literal["url"]
+    code: str
+    state: str = Field(description="ok | failing (serving the last good copy) | stale | never_fetched")
+    last_success: str | None
+    last_attempt: str | None
+    age_seconds: int | None
+    max_age_seconds: int | None
+    events: int | None
+    last_error: str | None
+    last_error_at: str | None
+
+
 class Readiness(BaseModel):
     database: Literal["ok", "unavailable"]
     config: ConfigState
     tokens: TokensState
+    calendars: list[CalendarFeed] = Field(default_factory=list, description="published calendars (ics: https://)")
     actions: dict[str, int] | None = Field(None, description="pending, failing and failed actions")
 
 

@@ -46,6 +46,9 @@ def readyz(request: Request) -> JSONResponse:
         },
         # ok | stale (rejected change, last good tokens serve) | invalid | missing | unset (no file configured)
         "tokens": {"state": tokens.state, "error": tokens.error},
+        # Each published calendar: last success and error, age, events; stale ones close their
+        # targets' gates (calendar_stale) but leave the replica ready: the gate still decides.
+        "calendars": _feeds(request),
     }
     if database == "ok":
         with contextlib.suppress(StoreError):
@@ -56,6 +59,15 @@ def readyz(request: Request) -> JSONResponse:
             request.app.state.metrics.actions_seen(counts)
     ready = database == "ok" and state.configuration is not None and tokens.ready
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _feeds(request: Request) -> list[dict[str, Any]]:
+    configuration = request.app.state.service.config.state.configuration
+    feeds = request.app.state.service.config.feeds
+    if configuration is None or feeds is None:
+        return []
+    rows: list[dict[str, Any]] = feeds.report(configuration.feeds, request.app.state.service.clock())
+    return rows
 
 
 @router.get(
@@ -69,4 +81,13 @@ def metrics(request: Request) -> Response:
         store, recorder = request.app.state.service.store, request.app.state.metrics
         recorder.actions_seen(store.action_counts())
         recorder.audit_head_seen(*store.audit_head())
+        service = request.app.state.service
+        if service.freezes is not None:
+            now = service.clock()
+            states = [freeze.state(now).value for freeze in service.freezes.current()]
+            recorder.freezes_seen(states.count("active"), states.count("scheduled"))
+    service = request.app.state.service
+    if service.config.feeds is not None and service.config.state.configuration is not None:
+        feeds = service.config.feeds.freshness(service.config.state.configuration.feeds, service.clock())
+        request.app.state.metrics.feeds_seen(feeds)
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

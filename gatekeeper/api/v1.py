@@ -42,6 +42,7 @@ from gatekeeper.schemas import (
     Cursor,
     GateRequest,
     decision_record_json,
+    outlook_json,
     parse_instant,
     reason_json,
     status_json,
@@ -168,8 +169,12 @@ def list_releases(
 
 @router.get(
     "/releases/{release_id}",
-    summary="One release with its decisions and approvals",
-    description="Role `viewer` or `hook`.",
+    summary="One release with its decisions, approvals and when it can ship",
+    description="Role `viewer` or `hook`. `shipping` (null once the release no longer waits): `at`, the "
+    "first instant its calendar and the ad-hoc freezes let it go (null: not within 366 days, or a freeze "
+    "until lifted); `closed_by`, what closes the calendar now; `blocked_by`, what else the latest "
+    "decision named (approvals, provenance, drift, facts); `approvals`, given of required per policy; "
+    "`queue`, the target's releases not yet applied, oldest first, and this one's `position`.",
     responses={200: {"model": Release}, **errors(*AUTH, 404, 422, 503)},
 )
 def get_release(
@@ -178,7 +183,7 @@ def get_release(
     detail = gatekeeper.release(release_id)
     if detail is None:
         raise ApiError(404, "not_found", f"release {release_id} does not exist")
-    return release_body(detail)
+    return release_body(detail) | {"shipping": outlook_json(gatekeeper.outlook(detail))}
 
 
 class ApproveBody(BaseModel):
@@ -389,7 +394,8 @@ def calendar_feed(
     windows = gatekeeper.windows(key, start - margin, end + margin)
     lo, hi = utc_epoch(start), utc_epoch(end)
     shown = replace(windows, closed=tuple(w for w in windows.closed if w.end > lo and w.start < hi))
-    body = closed_windows_feed(shown, stamp=now, host=request.url.hostname or "gatekeeper")
+    frozen = gatekeeper.freezes_of(key, start - margin)
+    body = closed_windows_feed(shown, stamp=now, host=request.url.hostname or "gatekeeper", freezes=frozen)
     return Response(body, media_type="text/calendar; charset=utf-8")
 
 

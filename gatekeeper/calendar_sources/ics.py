@@ -10,13 +10,20 @@ computes ends in wall-clock time (a 1-hour event starting in a DST gap comes out
 - DURATION is read from the file's own text: the library hands back a ``timedelta``, which cannot
   tell ``PT24H`` (24 elapsed hours, RFC 5545 §3.3.6) from ``P1D`` (one nominal day: 23 or 25 hours
   across a DST change);
-- all-day events cover whole local days in the policy timezone.
+- all-day events cover whole local days in the policy timezone;
+- a cancelled event or instance (``STATUS:CANCELLED``, as Outlook and Google publish a deleted
+  occurrence of a series) covers nothing; a free/busy-transparent one (``TRANSP:TRANSPARENT``,
+  "show as free") closes nothing in a deny entry, but still opens in an allow entry (a
+  maintenance window is often marked free so it blocks nobody's diary).
+Vendor properties (``X-MICROSOFT-CDO-*``, ``X-WR-*``, ``X-APPLE-*``) are read past.
 Parsing keeps line numbers so a broken file is reported as ``FILE:LINE: message``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, cast
@@ -71,6 +78,14 @@ class IcsCalendar:
         self._calendar = calendar
         self._events = events
         self._longest = longest
+        self._lock = threading.Lock()
+        self._query: Any = None  # recurring_ical_events' query, built on first use
+        self.digest = ""  # sha256 of the bytes it was parsed from (set by ``parse``)
+
+    @property
+    def event_count(self) -> int:
+        """VEVENTs in the file (series masters and moved instances)."""
+        return len(self._events)
 
     @classmethod
     def parse(cls, data: bytes, name: str) -> IcsCalendar:
@@ -84,6 +99,7 @@ class IcsCalendar:
             calendar = icalendar.Calendar.from_ical(text)
         except ValueError as exc:
             raise SourceError(f"iCalendar syntax: {exc}", 1) from exc
+        _standard_x_wr_timezone(calendar)
         zones = _custom_zones(calendar)
         vevents = list(calendar.walk("VEVENT"))
         events: dict[tuple[str, int | None], _Event] = {}
@@ -92,34 +108,53 @@ class IcsCalendar:
             key, event, length = _read_event(vevent, line, properties, zones, raw)
             events[key] = event
             longest = max(longest, length)
-        return cls(name, calendar, events, longest)
+        parsed = cls(name, calendar, events, longest)
+        parsed.digest = hashlib.sha256(data).hexdigest()
+        return parsed
 
-    def spans(self, policy_zone: tzinfo, lo: int, hi: int) -> list[Span]:
-        """Spans of every occurrence that overlaps ``[lo, hi)``."""
+    def spans(self, policy_zone: tzinfo, lo: int, hi: int, *, busy_only: bool = False) -> list[Span]:
+        """Spans of every occurrence that overlaps ``[lo, hi)`` (with ``busy_only``, as a deny
+        entry reads them: without the ``TRANSP:TRANSPARENT`` ones)."""
         start = from_epoch(lo) - self._longest - _MARGIN
         end = from_epoch(hi) + _MARGIN
-        query = recurring_ical_events.of(self._calendar, skip_bad_series=False)
         spans: list[Span] = []
-        try:
-            occurrences = query.between(start, end)
-        except Exception as exc:  # the library raises many types on data it cannot expand
-            raise SourceError(f"cannot expand events: {exc}") from exc
-        for occurrence in occurrences:
-            span = self._span(occurrence, policy_zone)
+        for component, started in self._occurrences(start, end):
+            if _ignored(component, busy_only):
+                continue
+            span = self._span(component, started, policy_zone)
             if span is not None and span[1] > lo and span[0] < hi:
                 spans.append(span)
         return spans
 
-    def _span(self, occurrence: icalendar.Event, policy_zone: tzinfo) -> Span | None:
-        uid = str(occurrence.get("UID", ""))
-        recurrence = occurrence.get("RECURRENCE-ID")
+    def _occurrences(self, start: datetime, end: datetime) -> list[tuple[icalendar.Component, date]]:
+        """Each occurrence in ``[start, end]``: its source VEVENT (the master, or the override of a
+        moved instance) and its start.
+
+        One query per calendar, built once: building it applies X-WR-TIMEZONE and sorts the series,
+        which for a 2,000-event feed costs more than the expansion. The occurrences are read
+        without the library's per-occurrence copy of the component (``between`` copies every
+        property of every instance; the window needs only the start and the source's rules);
+        ``_occurrences_between`` is ``between`` before that copy (recurring-ical-events 3.8,
+        pinned in pyproject.toml; tests/unit/test_ics.py and test_dst.py hold it to the answers).
+        """
+        with self._lock:
+            try:
+                if self._query is None:
+                    self._query = recurring_ical_events.of(self._calendar, skip_bad_series=False)
+                found = self._query._occurrences_between(start, end)
+            except Exception as exc:  # the library raises many types on data it cannot expand
+                raise SourceError(f"cannot expand events: {exc}") from exc
+        return [(occurrence._adapter._component, occurrence.start) for occurrence in found]
+
+    def _span(self, component: icalendar.Component, started: date, policy_zone: tzinfo) -> Span | None:
+        uid = str(component.get("UID", ""))
+        recurrence = component.get("RECURRENCE-ID")  # set on an override (a moved instance) only
         event = None
         if recurrence is not None:
             event = self._events.get((uid, _instant_key(recurrence.dt, UTC)))
         event = event or self._events.get((uid, None))
         if event is None:
             return None
-        started = _dt(occurrence, "DTSTART")
         if event.all_day or not isinstance(started, datetime):
             day = started.date() if isinstance(started, datetime) else started
             wall = datetime.combine(day, datetime.min.time())
@@ -138,6 +173,13 @@ class IcsCalendar:
         else:
             return None  # a timed event with neither DTEND nor DURATION takes no time
         return utc_epoch(begin), utc_epoch(finish)
+
+
+def _ignored(occurrence: icalendar.Component, busy_only: bool) -> bool:
+    """A cancelled occurrence covers nothing; a transparent one closes nothing."""
+    if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":
+        return True
+    return busy_only and str(occurrence.get("TRANSP", "")).upper() == "TRANSPARENT"
 
 
 def _occurrence_zone(started: datetime, event: _Event, policy_zone: tzinfo) -> tzinfo:
@@ -189,6 +231,22 @@ def _scan(text: str) -> _Lines:
     if stack:
         raise SourceError(f"BEGIN:{stack[-1][0]} is never closed", stack[-1][1])
     return _Lines(tuple(events), tuple(texts))
+
+
+def _standard_x_wr_timezone(calendar: icalendar.Calendar) -> None:
+    """``X-WR-TIMEZONE`` (Google's, and Outlook's with a Windows name such as ``W. Europe Standard
+    Time``) is applied by recurring-ical-events, which knows only IANA names: map a Windows name,
+    and drop a name no one knows (it is a hint, never a reason to reject a feed)."""
+    name = calendar.get("X-WR-TIMEZONE")
+    if name is None:
+        return
+    try:
+        found = named_zone(str(name))
+    except SourceError:
+        del calendar["X-WR-TIMEZONE"]
+        return
+    if isinstance(found, ZoneInfo) and found.key != str(name):
+        calendar["X-WR-TIMEZONE"] = found.key
 
 
 def _custom_zones(calendar: icalendar.Calendar) -> dict[str, tzinfo]:

@@ -7,6 +7,8 @@ exactly the HTTP shapes. Exit codes live in ``common``. Offline commands (files 
 
 from __future__ import annotations
 
+from gatekeeper.cli import calendars as calendars
+from gatekeeper.cli import freezes as freezes
 from gatekeeper.cli import offline as offline
 from gatekeeper.cli import people as people
 from gatekeeper.cli import server as server

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from pydantic import ValidationError
 
-from gatekeeper.domain.types import Verdict
+from gatekeeper.domain.types import Verdict, with_local_time
 from gatekeeper.settings import Settings
 
 # Exit codes of DESIGN §5.
@@ -56,9 +56,4 @@ def with_local(text: str | None, zone: ZoneInfo, missing: str = "-") -> str:
     ``--json`` output never goes through here: it stays UTC."""
     if not text:
         return missing
-    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if zone.key == "UTC":
-        return text
-    local = instant.astimezone(zone)
-    same_day = local.date() == instant.astimezone(UTC).date()
-    return f"{text} ({local.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M')} {zone.key})"
+    return with_local_time(datetime.fromisoformat(text.replace("Z", "+00:00")), zone.key)

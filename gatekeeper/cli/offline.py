@@ -1,7 +1,8 @@
 """Offline commands: ``status``, ``windows``, ``check`` and ``policy lint``, read from files.
 
 They answer from the policy and calendar files alone (no server, no database), with exactly the
-JSON shapes of the HTTP API under ``--json``.
+JSON shapes of the HTTP API under ``--json``. Published calendars (``ics: https://...``) are read
+from the copies the server keeps in ``CALENDAR_CACHE_DIR``; only ``policy lint --fetch`` fetches.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ from gatekeeper.cli.common import (
 from gatekeeper.configuration.loader import (
     Configuration,
     ConfigurationError,
-    lint_report,
+    LoadError,
     load_configuration,
 )
 from gatekeeper.domain.decision import DecideOptions, Facts, decide
+from gatekeeper.domain.policy import FeedEntry
 from gatekeeper.domain.types import InvalidTargetError, Verdict, parse_target
+from gatekeeper.feeds import FeedBook, FeedError, load_credentials
+from gatekeeper.readers.calendar_feeds import CredentialsError, HttpxFeedReader
 from gatekeeper.schemas import GateRequest, decision_json, parse_instant, status_json, windows_json
 from gatekeeper.settings import Settings
 
@@ -51,15 +55,30 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the HTTP API's JSON
 TargetOpt = Annotated[str, typer.Option("--target", help="Target key, e.g. argocd:odoo-prod.")]
 
 
+def cached_feeds(settings: Settings) -> FeedBook:
+    """The published calendars' copies the server keeps (read only; nothing is fetched)."""
+    book = FeedBook(lambda: datetime.now(UTC), cache_dir=settings.CALENDAR_CACHE_DIR)
+    book.load_cache()
+    return book
+
+
 def _configuration(policies: Path | None, calendars: Path | None, now: datetime) -> tuple[Configuration, Settings]:
+    configuration, settings, _ = _configuration_and_feeds(policies, calendars, now)
+    return configuration, settings
+
+
+def _configuration_and_feeds(
+    policies: Path | None, calendars: Path | None, now: datetime
+) -> tuple[Configuration, Settings, FeedBook]:
     settings = settings_or_exit()
+    feeds = cached_feeds(settings)
     try:  # compiled around ``now`` so an entry that cannot expand is a FILE:LINE error, not a traceback
         configuration = load_configuration(
-            policies or settings.POLICIES_DIR, calendars or settings.CALENDARS_DIR, now=now
+            policies or settings.POLICIES_DIR, calendars or settings.CALENDARS_DIR, now=now, feeds=feeds.calendars()
         )
     except ConfigurationError as exc:
         fail("\n".join(str(error) for error in exc.errors))
-    return configuration, settings
+    return configuration, settings, feeds
 
 
 def _zone_of(configuration: Configuration, target: str, settings: Settings) -> ZoneInfo:
@@ -159,11 +178,12 @@ def check(
     """What-if: the decision for REQUEST.json at AT. Exit 0 approve, 1 defer, 3 rollback."""
     moment = _instant(at, "--at")
     request = _read_request(request_file)
-    configuration, settings = _configuration(policies, calendars, moment)
+    configuration, settings, feeds = _configuration_and_feeds(policies, calendars, moment)
     governing = configuration.governing(request.target)
     facts = Facts(
         policy_hash=configuration.policy_hash,
         calendars=configuration.calendars.facts_for(governing, moment),
+        stale_calendars=feeds.stale_reasons(governing, moment),
     )
     options = DecideOptions(
         ungoverned=Verdict(settings.UNGOVERNED),
@@ -209,14 +229,18 @@ def policy_lint(
     policies: PoliciesOpt = None,
     calendars: CalendarsOpt = None,
     as_json: JsonOpt = False,
+    fetch: Annotated[
+        bool, typer.Option("--fetch", help="Fetch each published calendar now (default: its cached copy).")
+    ] = False,
 ) -> None:
-    """Validate every policy and calendar file. Exit 0 clean, 2 with FILE:LINE: message lines."""
+    """Validate every policy and calendar file. Exit 0 clean, 2 with FILE:LINE: message lines.
+
+    A published calendar is checked from its cached copy (CALENDAR_CACHE_DIR), or fetched and
+    validated with --fetch (errors are URL:LINE: message)."""
     settings = settings_or_exit()
-    errors, notices = lint_report(
-        policies or settings.POLICIES_DIR,
-        calendars or settings.CALENDARS_DIR,
-        now=datetime.now(UTC),
-    )
+    now = datetime.now(UTC)
+    policies_dir, calendars_dir = policies or settings.POLICIES_DIR, calendars or settings.CALENDARS_DIR
+    errors, notices = _lint(policies_dir, calendars_dir, now, settings, fetch)
     if as_json:
         print_json([error.as_json() for error in errors])  # the errors only, as always
     else:
@@ -227,3 +251,60 @@ def policy_lint(
         if not errors:
             typer.echo("ok")
     raise typer.Exit(EXIT_BAD_INPUT if errors else EXIT_OK)
+
+
+def _lint(
+    policies: Path, calendars: Path, now: datetime, settings: Settings, fetch: bool
+) -> tuple[list[LoadError], list[LoadError]]:
+    """Load the files, then their feeds (fetched or cached), then compile all of it around now."""
+    try:
+        first = load_configuration(policies, calendars)
+    except ConfigurationError as exc:
+        return list(exc.errors), []
+    copies, errors, notices = _feed_copies(first.feeds, now, settings, fetch)
+    try:
+        configuration = load_configuration(policies, calendars, now=now, feeds=copies)
+    except ConfigurationError as exc:
+        return errors + list(exc.errors), []
+    return errors, notices + list(configuration.notices)
+
+
+def _feed_copies(
+    entries: tuple[FeedEntry, ...], now: datetime, settings: Settings, fetch: bool
+) -> tuple[dict[str, Any], list[LoadError], list[LoadError]]:
+    if not entries:
+        return {}, [], []
+    errors: list[LoadError] = []
+    notices: list[LoadError] = []
+    if not fetch:
+        book = cached_feeds(settings)
+        for entry in entries:
+            state = book.state(entry.url)
+            if state.last_success is None:
+                notices.append(LoadError(entry.url, None, "no cached copy: the gate stays closed (calendar_stale) "
+                                         "until the server fetches it (check it now with --fetch)"))
+            elif state.is_stale(now, entry.max_age_seconds):
+                notices.append(LoadError(entry.url, None, f"cached copy is older than maxAge {entry.max_age}"))
+        return book.calendars(), errors, notices
+    try:
+        credentials = load_credentials(settings.CALENDAR_CREDENTIALS_FILE)
+    except CredentialsError as exc:
+        fail(str(exc))
+    reader = HttpxFeedReader(
+        timeout=settings.calendar_fetch_timeout_seconds,
+        max_bytes=settings.CALENDAR_MAX_BYTES,
+        retries=settings.CALENDAR_FETCH_RETRIES,
+        max_redirects=settings.CALENDAR_MAX_REDIRECTS,
+        credentials=credentials,
+    )
+    book = FeedBook(lambda: now, fetcher=reader)
+    copies = {}
+    try:
+        for entry in entries:
+            try:
+                copies[entry.url] = book.check(entry.url)
+            except FeedError as exc:
+                errors.append(LoadError(exc.url, exc.line, exc.message))
+    finally:
+        reader.close()
+    return copies, errors, notices

@@ -98,6 +98,7 @@ def _print_release(release: dict[str, Any], as_json: bool) -> None:
         kind = "break-glass" if given["break_glass"] else "approval"
         why = f": {given['reason']}" if given["reason"] else ""
         typer.echo(f"    {with_local(given['created_at'], zone)} {given['approver']} ({kind}){why}")
+    _print_shipping(release.get("shipping"), release["target"], zone)
     decisions = release["decisions"]
     shown = decisions[-SHOWN_DECISIONS:]
     if len(shown) < len(decisions):
@@ -111,6 +112,26 @@ def _print_release(release: dict[str, Any], as_json: bool) -> None:
             for line in reason.get("diff") or []:  # drift: JSON path, desired (Git) and live
                 where = f" {line['path']}" if line["path"] else ""
                 typer.echo(f"          {line['object']}{where}: git {line['desired']}, live {line['live']}")
+
+
+def _print_shipping(shipping: dict[str, Any] | None, target: str, zone: ZoneInfo) -> None:
+    """When a waiting release can go (calendar and freezes), what else holds it, and the queue."""
+    if not shipping:
+        return
+    at = shipping["at"]
+    when = "now" if at == shipping["as_of"] else with_local(at, zone) if at else "no instant within 366 days"
+    typer.echo(f"  calendar lets it go: {when}")
+    for reason in shipping["closed_by"]:
+        typer.echo(f"    closed by {reason['code']}: {reason['message']}")
+    for count in shipping["approvals"]:
+        who = f" ({', '.join(count['approvers'])})" if count["approvers"] else ""
+        typer.echo(
+            f"  approvals: {count['given']} of {count['required']} by {count['role']} ({count['policy']}){who}"
+        )
+    for reason in shipping["blocked_by"]:
+        typer.echo(f"  still blocked by {reason['code']}: {reason['message']}")
+    queue = ", ".join(f"{q['id']} {q['status']}" for q in shipping["queue"])
+    typer.echo(f"  queue of {target}: {shipping['position']} of {len(shipping['queue'])} ({queue})")
 
 
 @releases_app.command("list")

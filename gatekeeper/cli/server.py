@@ -50,6 +50,7 @@ def serve(
     import uvicorn
 
     from gatekeeper.api.app import create_app
+    from gatekeeper.readers.calendar_feeds import CredentialsError
 
     settings = settings_or_exit()
     logs.configure(settings.LOG_FORMAT)
@@ -57,7 +58,7 @@ def serve(
         fail("gatekeeper: GATEKEEPER_WORKERS > 1 needs PostgreSQL (SQLite serves one process)")
     try:
         application = create_app(settings)  # also checks the database before any worker starts
-    except StoreError as exc:
+    except (StoreError, CredentialsError) as exc:
         fail(f"gatekeeper: {exc}")
     listen_host, listen_port = host or settings.HOST, port or settings.PORT
     url = f"http://{listen_host}:{listen_port}"

@@ -8,7 +8,7 @@ returned. The service keeps its last good Configuration when a new set fails (fa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from gatekeeper.calendar_sources import SourceError, public_holidays
 from gatekeeper.calendar_sources.ics import IcsCalendar
 from gatekeeper.configuration.schema import ReleasePolicyDocument
 from gatekeeper.configuration.yamldoc import Document, YamlError, load_documents
-from gatekeeper.domain.policy import BusinessDaysEntry, HolidaysEntry, IcsEntry, Policy
+from gatekeeper.domain.policy import BusinessDaysEntry, FeedEntry, HolidaysEntry, IcsEntry, Policy
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 
@@ -61,14 +61,36 @@ class Configuration:
     def governing(self, target: str) -> list[Policy]:
         return [policy for policy in self.policies if policy.governs(target)]
 
+    @property
+    def feeds(self) -> tuple[FeedEntry, ...]:
+        """The published calendars the policies name (each URL once, the shortest maxAge)."""
+        return feed_entries(self.policies)
+
+
+def feed_entries(policies: Sequence[Policy]) -> tuple[FeedEntry, ...]:
+    found: dict[str, FeedEntry] = {}
+    for policy in policies:
+        for entry in (*policy.calendar.deny, *policy.calendar.allow):
+            if isinstance(entry, FeedEntry):
+                kept = found.get(entry.url)
+                if kept is None or entry.max_age_seconds < kept.max_age_seconds:
+                    found[entry.url] = entry
+    return tuple(found[url] for url in sorted(found))
+
 
 def load_configuration(
-    policies_dir: Path | str, calendars_dir: Path | str, *, now: datetime | None = None
+    policies_dir: Path | str,
+    calendars_dir: Path | str,
+    *,
+    now: datetime | None = None,
+    feeds: Mapping[str, IcsCalendar] | None = None,
 ) -> Configuration:
     """Load and validate every file; ConfigurationError lists all problems.
 
     With ``now`` the calendars are also compiled for the horizon around it, so an entry that
-    cannot be expanded is a load error, never a surprise mid-request.
+    cannot be expanded is a load error, never a surprise mid-request. ``feeds`` are the last good
+    copies of the published calendars (by URL), already validated when they were fetched; a feed
+    the policies name without a copy compiles to nothing and is stale (facts.py closes the gate).
     """
     policies_root, calendars_root = Path(policies_dir), Path(calendars_dir)
     errors: list[LoadError] = []
@@ -82,6 +104,11 @@ def load_configuration(
     if errors:
         raise ConfigurationError(sorted(errors, key=lambda e: (e.file, e.line or 0, e.message)))
     domain_policies = tuple(policy for policy, _ in policies)
+    for entry in feed_entries(domain_policies):  # the hash covers the copies decided on
+        copy = (feeds or {}).get(entry.url)
+        digest.update(f"feed {entry.url}\n{copy.digest if copy else 'none'}\n".encode())
+        if copy is not None:
+            ics[entry.url] = copy
     calendars = Calendars(domain_policies, ics)
     if now is not None:
         try:
@@ -235,6 +262,8 @@ def _check_unique_names(policies: list[tuple[Policy, Document]], errors: list[Lo
 
 def _compile_error(exc: CompileError, policies: list[tuple[Policy, Document]], ics_files: list[str]) -> LoadError:
     entry = exc.entry
+    if isinstance(entry, FeedEntry):
+        return LoadError(entry.url, exc.error.line, exc.error.message)
     if isinstance(entry, IcsEntry):
         shown = next((name for name in ics_files if name.endswith(entry.path)), entry.path)
         return LoadError(shown, exc.error.line, exc.error.message)

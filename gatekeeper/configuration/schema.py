@@ -64,10 +64,28 @@ class BusinessDaysSpec(_Strict):
         return self
 
 
+FEED_SCHEMES = ("https://", "http://", "webcal://")
+
+
+def feed_url(text: str) -> str | None:
+    """The URL to fetch for an ``ics`` value that names a published calendar (``webcal://`` is
+    read as ``https://``, as calendar clients do); None for a file path."""
+    lowered = text.lower()
+    if lowered.startswith("webcal://"):
+        return "https://" + text[len("webcal://") :]
+    if lowered.startswith(("https://", "http://")):
+        return text
+    return None
+
+
 class CalendarEntry(_Strict):
-    """One entry: exactly one of ``ics``, ``holidays``, ``businessDays`` or ``cron``."""
+    """One entry: exactly one of ``ics``, ``holidays``, ``businessDays`` or ``cron``.
+
+    ``ics`` is a file under the calendars directory or a published calendar's URL
+    (``https://``, ``webcal://``); a URL entry may set ``maxAge`` (default ``24h``)."""
 
     ics: str | None = None
+    maxAge: str | None = None
     holidays: HolidaysSpec | None = None
     businessDays: BusinessDaysSpec | None = None
     cron: str | None = None
@@ -82,10 +100,18 @@ class CalendarEntry(_Strict):
             raise ValueError(f"code {value!r} must be snake_case (e.g. month_end_close)")
         return value
 
-    @field_validator("duration")
+    @field_validator("duration", "maxAge")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         return None if value is None else _check_duration(value)
+
+    @field_validator("ics")
+    @classmethod
+    def _feed(cls, value: str | None) -> str | None:
+        url = None if value is None else feed_url(value)
+        if url is not None and not re.fullmatch(r"https?://[^/\s?#]+(?:[/?#]\S*)?", url):
+            raise ValueError(f"ics {value!r} is not a URL with a host (e.g. https://host/calendar.ics)")
+        return value
 
     @field_validator("timeZone")
     @classmethod
@@ -112,11 +138,17 @@ class CalendarEntry(_Strict):
             )
         if self.cron is None and (self.duration or self.timeZone):
             raise ValueError("duration and timeZone belong to cron entries only")
+        if self.maxAge is not None and (self.ics is None or feed_url(self.ics) is None):
+            raise ValueError("maxAge belongs to ics entries that name a URL (https:// or webcal://)")
         if self.cron is not None and self.duration is None:
             raise ValueError("a cron entry needs a duration (e.g. 2h)")
         return self
 
     def to_domain(self, policy_zone: str) -> domain.CalendarEntry:
+        if self.ics is not None and (url := feed_url(self.ics)) is not None:
+            stem = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].removesuffix(".ics") or "calendar"
+            max_age = Duration.parse(self.maxAge) if self.maxAge else domain.DEFAULT_FEED_MAX_AGE
+            return domain.FeedEntry(url, self.code or stem, max_age)
         if self.ics is not None:
             path = posixpath.normpath(self.ics)
             stem = path.rsplit("/", 1)[-1].removesuffix(".ics")

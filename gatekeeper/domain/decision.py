@@ -23,9 +23,9 @@ from gatekeeper.domain.types import (
     Reason,
     ReleaseRequest,
     Verdict,
-    format_instant,
     from_epoch,
     utc_epoch,
+    with_local_time,
 )
 from gatekeeper.domain.windows import OUTSIDE_ALLOW, WindowIndex
 
@@ -49,6 +49,9 @@ class Facts:
     gather_errors: tuple[Reason, ...] = ()
     approvals: ApprovalFacts = field(default_factory=ApprovalFacts)
     readings: Mapping[str, object] = field(default_factory=dict)
+    # Per policy name: a ``calendar_stale`` reason for each published calendar it uses whose last
+    # good copy is older than the entry's maxAge (or that was never fetched). Fails closed.
+    stale_calendars: Mapping[str, tuple[Reason, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,7 @@ class CheckResult:
     not_before: datetime | None = None
     indefinite: bool = False
     requires: tuple[str, ...] = ()
-    retry: bool = False  # fail closed: not before now + RETRY_DELAY
+    retry: bool = False  # clears when a source recovers: retried after the retry delay
 
 
 Check = Callable[[ReleaseRequest, Facts, Sequence[Policy], datetime], CheckResult]
@@ -83,7 +86,10 @@ def calendar_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Pol
     state = index.state(at)
     if not state.closed:
         return CheckResult()
-    reasons = tuple(calendar_reason(index, code, state.until[code], index.sources_at(code, at)) for code in state.codes)
+    zone = policies[0].timezone  # people read the (first governing) policy's local time beside UTC
+    reasons = tuple(
+        calendar_reason(index, code, state.until[code], index.sources_at(code, at), zone) for code in state.codes
+    )
     opens = index.next_open(at)
     not_before = from_epoch(opens) if opens is not None else None
     if not_before is not None and not_before - now > LOOKAHEAD:
@@ -98,7 +104,9 @@ def _combined(indexes: tuple[WindowIndex, ...]) -> WindowIndex:
 
 
 @lru_cache(maxsize=8192)
-def calendar_reason(index: WindowIndex, code: str, until: int | None, active: tuple[str, ...]) -> Reason:
+def calendar_reason(
+    index: WindowIndex, code: str, until: int | None, active: tuple[str, ...], zone: str = "UTC"
+) -> Reason:
     """A calendar reason naming the ``active`` entries behind ``code`` and when it stops applying.
 
     Memoised: a reason is a pure function of the (identity-hashed, immutable) index, the code, its
@@ -106,12 +114,25 @@ def calendar_reason(index: WindowIndex, code: str, until: int | None, active: tu
     """
     end = from_epoch(until) if until is not None else None
     sources = ", ".join(active) or code
-    when = f"until {format_instant(end)}" if end else "with no end in sight"
+    when = f"until {with_local_time(end, zone)}" if end else "with no end in sight"
     if code == OUTSIDE_ALLOW:
         message = f"outside the allowed windows ({sources}) {when}"
     else:
         message = f"{code} is active ({sources}) {when}"
     return Reason(check="calendar", code=code, message=message, until=end)
+
+
+def freshness_check(
+    request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime
+) -> CheckResult:
+    """Closed while a published calendar a policy uses is older than its maxAge (fail closed):
+    the copy may miss a freeze added since. Retried after the retry delay (the feed may recover)."""
+    reasons = tuple(
+        dict.fromkeys(reason for policy in policies for reason in facts.stale_calendars.get(policy.name, ()))
+    )
+    if not reasons:
+        return CheckResult()
+    return CheckResult(Verdict.DEFER, reasons, retry=True)
 
 
 def gather_check(request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime) -> CheckResult:
@@ -204,7 +225,7 @@ def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResul
     return kept
 
 
-CHECKS: tuple[Check, ...] = (calendar_check, drift_check, approvals_check, gather_check)
+CHECKS: tuple[Check, ...] = (calendar_check, freshness_check, drift_check, approvals_check, gather_check)
 
 
 def decide(

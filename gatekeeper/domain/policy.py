@@ -6,6 +6,7 @@ calendar entries and the rules later checks read (drift, provenance, approvals, 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -90,7 +91,44 @@ class CronEntry:
         return f"cron '{self.cron}' for {self.duration} ({self.timezone})"
 
 
-CalendarEntry = IcsEntry | HolidaysEntry | BusinessDaysEntry | CronEntry
+# A published calendar left unrefreshed this long closes the gate (DESIGN §3, ``maxAge``).
+DEFAULT_FEED_MAX_AGE = Duration(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """Events of a published iCalendar URL (``ics: https://...`` or ``webcal://``), fetched in the
+    background and cached on disk; older than ``max_age`` (elapsed time) it closes the gate with
+    ``calendar_stale``."""
+
+    url: str
+    code: str
+    max_age: Duration = DEFAULT_FEED_MAX_AGE
+
+    def describe(self) -> str:
+        return f"calendar feed {feed_display(self.url)}"
+
+    @property
+    def max_age_seconds(self) -> int:
+        return self.max_age.days * 86_400 + self.max_age.seconds
+
+
+def feed_display(url: str) -> str:
+    """A feed's URL as shown where anyone may read it (reasons, /readyz, /metrics): published
+    calendar URLs carry their secret in the path (Outlook's key, Google's ``private-...``,
+    Nextcloud's share token as the last segment), so only the scheme, the host and a last segment
+    that is a file name (``calendar.ics``) are shown, with a short digest to tell feeds apart."""
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    host = host.rpartition("@")[2]
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    segments = [segment for segment in path.split("/") if segment]
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    name = segments[-1] if segments and segments[-1].lower().endswith(".ics") else ""
+    return f"{scheme}://{host}/…/{name} [{digest}]" if name else f"{scheme}://{host}/… [{digest}]"
+
+
+CalendarEntry = IcsEntry | FeedEntry | HolidaysEntry | BusinessDaysEntry | CronEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus
-from gatekeeper.domain.types import Decision
+from gatekeeper.domain.types import Decision, reason_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +129,23 @@ class DecidedRelease:
     context: dict[str, Any]
     decision: Decision
     status: ReleaseStatus
+
+
+def repeats(decision: Decision, latest: DecisionRecord | None) -> bool:
+    """True when ``decision`` says exactly what ``latest`` said: verdict, reasons, ``not_before``,
+    requirements, policies' hash and the observe-mode shadow.
+
+    A hook polling through a freeze gets the same answer every 15 s; such a poll is answered from
+    the latest decision and stores nothing (the decision log holds each change, not each poll).
+    """
+    if latest is None:
+        return False
+    would_defer = None if decision.would_defer is None else [reason_dict(r) for r in decision.would_defer]
+    return (
+        decision.verdict.value == latest.verdict
+        and decision.not_before == latest.not_before
+        and decision.policy_hash == latest.policy_hash
+        and list(decision.requires) == latest.requires
+        and [reason_dict(r) for r in decision.reasons] == latest.reasons
+        and would_defer == latest.would_defer
+    )

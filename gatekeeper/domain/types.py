@@ -9,7 +9,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import NewType
+from typing import Any, NewType
+from zoneinfo import ZoneInfo
 
 TargetKey = NewType("TargetKey", str)
 CommitSha = NewType("CommitSha", str)
@@ -126,3 +127,21 @@ def format_instant(instant: datetime | None) -> str | None:
     if instant is None:
         return None
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def with_local_time(instant: datetime, zone: str) -> str:
+    """``2026-11-24T15:00:00Z (16:00 Europe/Berlin)``: the UTC instant with the local time people
+    read beside it (the local date too when it is another day); UTC says it once."""
+    text = format_instant(instant) or ""
+    if zone == "UTC":
+        return text
+    local = instant.astimezone(ZoneInfo(zone))
+    same_day = local.date() == instant.astimezone(UTC).date()
+    return f"{text} ({local.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M')} {zone})"
+
+
+def reason_dict(reason: Reason) -> dict[str, Any]:
+    """A reason as stored and answered (DESIGN §4)."""
+    until = format_instant(reason.until)
+    base = {"check": reason.check, "code": reason.code, "message": reason.message, "until": until}
+    return base | reason_details(reason) if reason.diff or reason.digest else base

@@ -1,6 +1,5 @@
-"""Readers: the adapters that bring facts from outside (one file per system).
-
-``git`` (``Pygit2GitReader``: desired manifests from a bare mirror) and ``kubernetes``
-(``KubernetesClusterReader``: live objects, one LIST per kind and namespace). They implement the
-``GitReader`` and ``ClusterReader`` ports and translate every library error into the ports' own.
-"""
+"""Readers: adapters that fetch what gatekeeper reads from systems it does not own, one module per
+system: ``calendar_feeds`` (published iCalendar URLs over HTTP), ``git`` (``Pygit2GitReader``:
+desired manifests from a bare mirror) and ``kubernetes`` (``KubernetesClusterReader``: live
+objects, one LIST per kind and namespace). Each raises only its own or its port's error types and
+knows nothing of the service or the API."""

@@ -24,9 +24,10 @@ class DecisionRows:
         values = decision_values(release.id, decision, trigger)
         decision_id = self.connection.execute(insert(decisions).values(**values).returning(decisions.c.id)).scalar_one()
         moved = {"status": status.value, "updated_at": now} if status is not release.status else {}
-        self.connection.execute(
-            update(releases).where(releases.c.id == release.id).values(not_before=decision.not_before, **moved)
-        )
+        if moved or decision.not_before != release.not_before:
+            self.connection.execute(
+                update(releases).where(releases.c.id == release.id).values(not_before=decision.not_before, **moved)
+            )
         return DecisionRecord(id=decision_id, **values)
 
     def latest_decision(self, release_id: int) -> DecisionRecord | None:

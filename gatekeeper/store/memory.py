@@ -17,6 +17,7 @@ from typing import Any
 
 from gatekeeper.audit import GENESIS, chain_hash
 from gatekeeper.domain.approvals import Approval, identity_set
+from gatekeeper.domain.freezes import Freeze
 from gatekeeper.domain.records import (
     ActionRecord,
     ApprovalRecord,
@@ -44,6 +45,7 @@ class _State:
     pending_audit: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
     actions: dict[int, ActionRecord] = field(default_factory=dict)
+    freezes: dict[int, Freeze] = field(default_factory=dict)
     next_id: int = 0
 
     def new_id(self) -> int:
@@ -67,20 +69,29 @@ class InMemoryTransaction:
         return None  # the store's one lock is held already
 
     def create_release(
-        self, target: str, revision: str, trigger: str, context: dict[str, Any], now: datetime
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, Any],
+        now: datetime,
+        *,
+        status: ReleaseStatus = ReleaseStatus.PENDING,
+        not_before: datetime | None = None,
     ) -> ReleaseRecord:
         people = self.s.commits.get(revision, People())
         release = ReleaseRecord(
             self.s.new_id(),
             target,
             revision,
-            ReleaseStatus.PENDING,
+            status,
             trigger,
             now,
             now,
             author=people.author,
             merger=people.merger,
             context=context or None,
+            not_before=not_before,
         )
         self.s.releases[release.id] = release
         return release
@@ -225,6 +236,28 @@ class InMemoryTransaction:
         received = self.s.deliveries[(source, delivery_id)][1]
         self.s.deliveries[(source, delivery_id)] = (answer, received)
 
+    def add_freeze(
+        self,
+        targets: tuple[str, ...],
+        start: datetime,
+        end: datetime | None,
+        reason: str,
+        code: str,
+        created_by: str,
+        now: datetime,
+    ) -> Freeze:
+        freeze = Freeze(self.s.new_id(), tuple(targets), start, end, reason, created_by, now, code)
+        self.s.freezes[freeze.id] = freeze
+        return freeze
+
+    def freeze_by_id(self, freeze_id: int, *, lock: bool) -> Freeze | None:
+        return self.s.freezes.get(freeze_id)
+
+    def lift_freeze(self, freeze: Freeze, who: str, reason: str, now: datetime) -> Freeze:
+        lifted = replace(self.s.freezes[freeze.id], lifted_at=now, lifted_by=who, lift_reason=reason)
+        self.s.freezes[freeze.id] = lifted
+        return lifted
+
 
 class InMemoryReleaseStore:
     def __init__(self, *, audit_key: bytes | None = None) -> None:
@@ -285,6 +318,28 @@ class InMemoryReleaseStore:
                 and r.id in waited
             ]
         return sorted(due, key=lambda r: (r.not_before or now, r.id))[:limit]
+
+    def open_releases(self, limit: int, target: str | None = None) -> list[ReleaseRecord]:
+        with self._lock:
+            found = [
+                r
+                for r in self._state.releases.values()
+                if r.status in REDECIDABLE and (target is None or r.target == target)
+            ]
+        return sorted(found, key=lambda r: r.id)[:limit]
+
+    def freezes(
+        self, *, ending_after: datetime | None, before_id: int | None = None, limit: int | None = None
+    ) -> list[Freeze]:
+        with self._lock:
+            found = [
+                f
+                for f in self._state.freezes.values()
+                if (before_id is None or f.id < before_id)
+                and (ending_after is None or f.effective_end is None or f.effective_end > ending_after)
+            ]
+        found.sort(key=lambda f: -f.id)
+        return found[:limit] if limit is not None else found
 
     def claim_actions(self, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[ActionRecord]:
         with self._lock:

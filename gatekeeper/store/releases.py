@@ -68,13 +68,23 @@ class ReleaseRows:
         lock_target(self.connection, target)
 
     def create_release(
-        self, target: str, revision: str, trigger: str, context: dict[str, Any], now: datetime
+        self,
+        target: str,
+        revision: str,
+        trigger: str,
+        context: dict[str, Any],
+        now: datetime,
+        *,
+        status: ReleaseStatus = ReleaseStatus.PENDING,
+        not_before: datetime | None = None,
     ) -> ReleaseRecord:
-        """A new pending release (the caller holds the target's lock and found none)."""
+        """A new release (the caller holds the target's lock and found none), in the status its
+        first decision gives it."""
         values = {
             "target": target,
             "revision": revision,
-            "status": ReleaseStatus.PENDING.value,
+            "status": status.value,
+            "not_before": not_before,
             "trigger": trigger,
             "context": context or None,
             "created_at": now,
@@ -84,18 +94,14 @@ class ReleaseRows:
         return release_record(row._mapping)
 
     def supersede_open(self, target: str, keep_id: int, now: datetime) -> int:
-        """Every other open release of ``target`` becomes superseded (locked in id order)."""
-        older = select(releases.c.id).where(
-            releases.c.target == target, releases.c.id != keep_id, releases.c.status.in_(OPEN_STATUSES)
+        """Every other open release of ``target`` becomes superseded, in one statement (the
+        caller holds the target's lock, so at most one other is open)."""
+        superseded = self.connection.execute(
+            update(releases)
+            .where(releases.c.target == target, releases.c.id != keep_id, releases.c.status.in_(OPEN_STATUSES))
+            .values(status=ReleaseStatus.SUPERSEDED.value, updated_at=now, not_before=None)
         )
-        ids = list(self.connection.execute(for_update(self.connection, older.order_by(releases.c.id))).scalars())
-        if ids:
-            self.connection.execute(
-                update(releases)
-                .where(releases.c.id.in_(ids))
-                .values(status=ReleaseStatus.SUPERSEDED.value, updated_at=now, not_before=None)
-            )
-        return len(ids)
+        return superseded.rowcount
 
     # --- set-based: a push announcing many releases in one transaction ----------------------------
 

@@ -9,20 +9,10 @@ from typing import Any
 from gatekeeper.domain.approvals import Approval
 from gatekeeper.domain.records import ActionRecord, ApprovalRecord, DecisionRecord, ReleaseRecord
 from gatekeeper.domain.releases import ReleaseStatus
-from gatekeeper.domain.types import Decision, Reason, format_instant, reason_details
+from gatekeeper.domain.types import Decision, reason_dict
 from gatekeeper.store.dialect import utc
 
 EPOCH = datetime.min.replace(tzinfo=UTC)
-
-
-def reason_dict(reason: Reason) -> dict[str, Any]:
-    return {
-        "check": reason.check,
-        "code": reason.code,
-        "message": reason.message,
-        "until": format_instant(reason.until),
-        **reason_details(reason),
-    }
 
 
 def decision_values(release_id: int, decision: Decision, trigger: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, exists, func, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from gatekeeper.domain.freezes import Freeze
 from gatekeeper.domain.records import ActionRecord, ReleaseDetail, ReleaseRecord
 from gatekeeper.store import ConnectionLostError, NotMigratedError, StoreError
 from gatekeeper.store import actions as outbox
@@ -28,14 +29,15 @@ from gatekeeper.store.audit import AuditRows, chain_pending, read_head, take_cha
 from gatekeeper.store.decisions import DecisionRows
 from gatekeeper.store.deliveries import DeliveryRows, prune
 from gatekeeper.store.dialect import make_engine, missing_sqlite_file
-from gatekeeper.store.releases import WITH_PEOPLE, ReleaseRows
+from gatekeeper.store.freezes import FreezeRows, read_freezes
+from gatekeeper.store.releases import OPEN_STATUSES, WITH_PEOPLE, ReleaseRows
 from gatekeeper.store.rows import approval_record, audit_row, decision_record, release_record, short
 from gatekeeper.store.tables import actions, approvals, audit, decisions, releases
 
 logger = logging.getLogger(__name__)
 
 
-class SqlTransaction(ReleaseRows, DecisionRows, ApprovalRows, DeliveryRows, AuditRows, ActionRows):
+class SqlTransaction(ReleaseRows, DecisionRows, ApprovalRows, DeliveryRows, AuditRows, ActionRows, FreezeRows):
     """The StoreTransaction port inside one open transaction."""
 
     def __init__(self, connection: Connection) -> None:
@@ -141,6 +143,22 @@ class SqlReleaseStore:
         )
         with self._connection() as connection:
             return [release_record(row._mapping) for row in connection.execute(query)]
+
+    def open_releases(self, limit: int, target: str | None = None) -> list[ReleaseRecord]:
+        """Releases not yet applied (pending, deferred, approved), oldest first (of ``target``
+        only, if given): what a freeze started or lifted decides again, and a target's queue."""
+        query = WITH_PEOPLE.where(releases.c.status.in_(OPEN_STATUSES)).order_by(releases.c.id).limit(limit)
+        if target is not None:
+            query = query.where(releases.c.target == target)
+        with self._connection() as connection:
+            return [release_record(row._mapping) for row in connection.execute(query)]
+
+    def freezes(
+        self, *, ending_after: datetime | None, before_id: int | None = None, limit: int | None = None
+    ) -> list[Freeze]:
+        """Freezes newest first; with ``ending_after``, only those closing the gate after it."""
+        with self._connection() as connection:
+            return read_freezes(connection, ending_after=ending_after, before_id=before_id, limit=limit)
 
     def count_releases(self) -> int:
         with self._connection() as connection:

@@ -120,6 +120,8 @@ freezes = Table(
     Column("created_by", String(256), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("lifted_at", DateTime(timezone=True), nullable=True),
+    Column("lifted_by", String(256), nullable=True),
+    Column("lift_reason", Text, nullable=True),
 )
 
 audit = Table(

@@ -253,6 +253,15 @@ def eventually(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def gate_calls(server: Server) -> int:
+    """How many gate calls the server has answered (its /metrics): a poll that changed nothing
+    stores no decision, so this is how a test sees a hook polling."""
+    with server.client("viewer") as client:
+        text = client.get("/metrics").text
+    prefix = 'gatekeeper_http_request_duration_seconds_count{method="POST",route="/v1/gate"'
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith(prefix))
+
+
 def decisions_of(server: Server, target: str, revision: str) -> int:
     """How many decisions the release of ``target`` at ``revision`` has (0: no release yet)."""
     with server.client("viewer") as client:

@@ -158,3 +158,39 @@ def test_the_api_docs_render_from_the_server_alone_listing_every_operation(
     page.screenshot(path=str(screenshot), full_page=True)
     assert elsewhere == []
     page.close()
+
+
+def test_the_page_warns_of_a_stale_calendar_feed(tokens_file: Path, tmp_path: Path, browser: Browser) -> None:
+    """A published calendar nobody can fetch closes its targets (calendar_stale): the page says so
+    above everything else, with the URL redacted and the last error."""
+    from tests.integration.conftest import MutableClock, eventually, free_port, make_settings, start_server
+
+    dead = f"http://127.0.0.1:{free_port()}/owa/calendar/id@acme.example/s3cr3t/calendar.ics"  # nothing listens
+    policies, calendars = tmp_path / "policies", tmp_path / "calendars"
+    policies.mkdir()
+    calendars.mkdir()
+    (policies / "finance.yaml").write_text(
+        "apiVersion: gatekeeper/v1\nkind: ReleasePolicy\nmetadata: {name: finance}\n"
+        f'spec:\n  targets: ["argocd:finance*"]\n  calendar:\n    deny:\n      - {{ics: "{dead}", code: month_end_close}}\n'
+    )
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'gk.db'}", policies, calendars, tokens_file,
+        CALENDAR_CACHE_DIR=tmp_path / "cache", CALENDAR_REFRESH_INTERVAL=0.2, CALENDAR_FETCH_RETRIES=0,
+    )
+    server = start_server(settings, MutableClock())
+    try:
+        with server.client() as client:
+            eventually(lambda: client.get("/readyz").json()["calendars"][0]["last_error"] is not None)
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.fill("#token", token_of("manager"))
+        page.click("#login-form button[type=submit]")
+        warning = page.locator("#feeds")
+        expect(warning).to_contain_text("has never been fetched")
+        expect(warning).to_contain_text("calendar_stale")
+        expect(warning).to_contain_text("month_end_close")
+        expect(warning).to_contain_text("ConnectError")
+        assert "s3cr3t" not in warning.inner_text()
+        page.close()
+    finally:
+        server.stop()

@@ -18,8 +18,8 @@ from tests.integration import payloads as p
 from tests.integration.conftest import (
     MutableClock,
     Server,
-    decisions_of,
     eventually,
+    gate_calls,
     make_settings,
     start_server,
     token_of,
@@ -153,8 +153,9 @@ def test_a_waiting_gate_call_exits_0_once_the_approvals_are_given(people: Server
         "--interval",
         "1s",
     ]
+    polled = gate_calls(people)
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    eventually(lambda: decisions_of(people, FINANCE, "w1") >= 2)  # it polled once and was deferred
+    eventually(lambda: gate_calls(people) >= polled + 2)  # it polled twice and was deferred
     assert process.poll() is None
     act(people, "manager", release_id)
     act(people, "manager2", release_id)
@@ -231,7 +232,8 @@ def test_the_releases_cli_lists_shows_and_approves(people: Server, tmp_path: Pat
     assert approved.returncode == 0
     # People read local time (UI_TIMEZONE) beside UTC: "2026-11-24T09:00:00Z (10:00 Europe/Berlin)"
     assert re.search(r"Z \(\d\d:\d\d Europe/Berlin\) alice \(approval\): ok", approved.stdout), approved.stdout
-    for _ in range(3):  # a hook polling
+    for at in (CUTOFF, OPEN, CUTOFF):  # a hook polling while the cut-off closes and opens the gate
+        people.clock.set(at)
         gate(people, "cli1")
     shown = cli("releases", "show", str(release_id))
     assert shown.returncode == 0, shown.stderr

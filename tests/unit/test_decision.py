@@ -75,6 +75,14 @@ def test_each_reason_has_check_code_message_and_until() -> None:
     assert "dispatch_cutoff" in reason.message and "2026-06-03T14:00:00Z" in reason.message
 
 
+def test_a_reason_names_its_end_in_the_policys_local_time_beside_utc() -> None:
+    """Issue 14 item 8: people read the policy's zone; the instant itself stays UTC."""
+    berlin = Policy(name="prod", targets=("argocd:odoo-*",), timezone="Europe/Berlin")
+    (reason,) = decide(REQUEST, facts({"prod": EVENING}), [berlin], now=NOW).reasons
+    assert "until 2026-06-03T14:00:00Z (16:00 Europe/Berlin)" in reason.message
+    assert reason.until == at(2 * HOUR)
+
+
 def test_a_reason_running_past_the_index_has_until_null() -> None:
     result = decide(REQUEST, facts({"prod": index(forever=[(-HOUR, 500 * DAY)])}), [policy("prod")], now=NOW)
     assert result.reasons[0].until is None
@@ -241,3 +249,36 @@ def test_decide_is_deterministic() -> None:
 def test_decide_refuses_an_instant_without_offset() -> None:
     with pytest.raises(ValueError, match="no UTC offset"):
         decide(REQUEST, facts({"prod": OPEN}), [policy("prod")], now=NOW.replace(tzinfo=None))
+
+
+STALE = Reason("calendar", "calendar_stale", "calendar feed https://h.example/…/calendar.ics was last fetched 2d ago", None)
+
+
+def test_a_stale_feed_defers_only_its_policys_targets_and_is_retried_after_the_retry_delay() -> None:
+    stale = facts({"prod": OPEN, "other": OPEN}, stale_calendars={"prod": (STALE,)})
+    result = decide(REQUEST, stale, [policy("prod")], now=NOW)
+    assert (result.verdict, [r.code for r in result.reasons], result.not_before) == (
+        Verdict.DEFER, ["calendar_stale"], NOW + RETRY,
+    )
+    assert decide(REQUEST, stale, [policy("other")], now=NOW).verdict is Verdict.APPROVE
+
+
+def test_a_stale_feed_beside_a_closed_calendar_waits_for_both() -> None:
+    stale = facts({"prod": CUTOFF}, stale_calendars={"prod": (STALE,)})
+    result = decide(REQUEST, stale, [policy("prod")], now=NOW)
+    assert [r.code for r in result.reasons] == ["dispatch_cutoff", "calendar_stale"]
+    assert result.not_before == at(2 * HOUR)  # the later of the opening and the retry
+
+
+def test_a_stale_feed_of_an_observed_policy_only_would_defer() -> None:
+    stale = facts({"prod": OPEN}, stale_calendars={"prod": (STALE,)})
+    result = decide(REQUEST, stale, [policy("prod", Mode.OBSERVE)], now=NOW)
+    assert result.verdict is Verdict.APPROVE
+    assert [r.code for r in result.would_defer or ()] == ["calendar_stale"]
+
+
+def test_break_glass_overrides_a_stale_feed_as_it_does_the_calendar() -> None:
+    glass = Approval("bob", frozenset({"break-glass"}), break_glass=True, reason="carrier outage")
+    stale = facts({"prod": OPEN}, stale_calendars={"prod": (STALE,)}, approvals=ApprovalFacts((glass,)))
+    result = decide(REQUEST, stale, [policy("prod")], now=NOW)
+    assert result.verdict is Verdict.APPROVE and "calendar_stale" in result.reasons[0].message

@@ -52,6 +52,16 @@ INJECTED = [
     pytest.param("readers/git.py", "import gatekeeper.readers.kubernetes", "Readers do not", id="reader-imports-reader"),
     pytest.param("readers/kubernetes.py", "import pygit2", "pygit2 only in readers.git", id="pygit2-in-the-cluster-reader"),
     pytest.param("drift.py", "import kubernetes", "pygit2, kubernetes and cryptography only", id="kubernetes-in-drift"),
+    pytest.param("feeds.py", "import httpx", "httpx only in notifiers", id="httpx-in-the-feed-book"),
+    pytest.param(
+        "readers/calendar_feeds.py", "import gatekeeper.service", "Layers", id="reader-imports-service"
+    ),
+    pytest.param(
+        "readers/calendar_feeds.py",
+        "import gatekeeper.calendar_sources.ics",
+        "Adapter families",
+        id="reader-imports-calendar-source",
+    ),
 ]
 
 

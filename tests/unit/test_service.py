@@ -129,7 +129,22 @@ def test_every_decision_has_an_audit_record_naming_it(world: tuple) -> None:
     decisions = [d.id for detail in page for d in detail.decisions]
     records = [r for r in service.store.audit_records(after=0, limit=None) if r["kind"] == "decision"]
     assert sorted(r["data"]["decision_id"] for r in records) == sorted(decisions)
-    assert len(records) == len(decisions) == 5
+    assert len(records) == len(decisions) == 4  # the second poll repeated the first: not stored
+
+
+def test_a_poll_that_changes_nothing_stores_nothing_and_a_change_is_stored(world: tuple) -> None:
+    service, clock, _reader = world
+    first = service.gate(request("r1"))
+    again = service.gate(request("r1"))
+    assert first.decided_now and not again.decided_now
+    assert again.decision.id == first.decision.id
+    audit = len(service.store.audit_records(after=0, limit=None))
+    clock.now += timedelta(minutes=1)  # the same answer a minute later: still nothing written
+    assert service.gate(request("r1")).decision.id == first.decision.id
+    assert len(service.store.audit_records(after=0, limit=None)) == audit
+    ReleaseManager(service).approve(first.release.id, ALICE, None, break_glass=False)
+    after = service.gate(request("r1"))  # approved: no longer open, answered from its decision
+    assert after.decision.verdict == "approve" and after.decision.id != first.decision.id
 
 
 def test_a_hanging_fact_source_holds_no_lock(world: tuple) -> None:
