@@ -2,8 +2,9 @@
 source path the push touched (DESIGN §4, "announced"). Read before any transaction.
 
 A target's source (DESIGN §3, Target sources): a policy's ``spec.source`` for the concrete target
-keys it lists (no glob characters), and the Argo CD ``Application`` objects in
-``ARGOCD_NAMESPACE`` (one LIST, cached for ``ttl`` seconds) that some policy governs. Repository
+keys it lists (no glob characters), the Argo CD ``Application`` objects in ``ARGOCD_NAMESPACE``
+and the Flux ``Kustomization`` objects with their ``GitRepository`` (three LISTs, cached for
+``ttl`` seconds) that some policy governs. Repository
 URLs are compared normalised (``https://github.com/acme/x.git``, ``git@github.com:acme/x`` and
 ``ssh://git@github.com/acme/x`` are one repository). A cluster that cannot be read leaves the
 Applications out (logged): the announcement is an early view, the gate still decides at sync.
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gatekeeper.domain.types import TargetKey
 from gatekeeper.ports import ClusterReader, ClusterReadError
@@ -122,12 +124,17 @@ class Announcer:
                 return self._applications[1]
             try:
                 items = self.cluster.list(None, "argoproj.io/v1alpha1", "Application", self.argocd_namespace)
+                kustomizations = self.cluster.list(None, "kustomize.toolkit.fluxcd.io/v1", "Kustomization", None)
+                repositories = self.cluster.list(None, "source.toolkit.fluxcd.io/v1", "GitRepository", None)
             except ClusterReadError as exc:  # asked again after ttl, not at every push
-                logger.warning("Argo CD Applications not read for push announcements: %s", exc)
+                logger.warning("Argo CD and Flux objects not read for push announcements: %s", exc)
                 kept = self._applications[1] if self._applications else ()
                 self._applications = (time.monotonic(), kept)
                 return kept
-            found = tuple(deploy for item in items for deploy in _application_sources(item))
+            found = (
+                *(deploy for item in items for deploy in _application_sources(item)),
+                *_kustomization_sources(kustomizations, repositories),
+            )
             self._applications = (time.monotonic(), found)
             return found
 
@@ -145,3 +152,28 @@ def _application_sources(app: dict[str, object]) -> list[Deploys]:
         for source in sources
         if isinstance(source, dict) and source.get("repoURL") and source.get("path") is not None
     ]
+
+
+def _kustomization_sources(kustomizations: list[dict[str, Any]], repositories: list[dict[str, Any]]) -> list[Deploys]:
+    """Flux Kustomizations with a GitRepository source: ``flux:Kustomization/<ns>/<name>``."""
+    urls = {
+        (str(_at(repo, "metadata", "namespace")), str(_at(repo, "metadata", "name"))): str(_at(repo, "spec", "url"))
+        for repo in repositories
+    }
+    found = []
+    for item in kustomizations:
+        namespace, name = str(_at(item, "metadata", "namespace")), str(_at(item, "metadata", "name"))
+        ref = _at(item, "spec", "sourceRef")
+        if not isinstance(ref, dict) or ref.get("kind") != "GitRepository":
+            continue
+        url = urls.get((str(ref.get("namespace") or namespace), str(ref.get("name"))))
+        if url:
+            path = str(_at(item, "spec", "path") or "")
+            found.append(Deploys(TargetKey(f"flux:Kustomization/{namespace}/{name}"), normalise(url), path))
+    return found
+
+
+def _at(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data

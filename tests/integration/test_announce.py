@@ -37,6 +37,12 @@ spec:
   targets: ["flux:Kustomization/odoo/web"]
   source: {repo: "git@github.com:acme/odoo-config.git", path: apps/web}
   approvals: {required: 1}
+---
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: flux-fleet}
+spec:
+  targets: ["flux:Kustomization/flux-system/*"]
 """
 
 
@@ -53,6 +59,13 @@ def kube() -> Iterator[FakeKubernetes]:
     fake.put(application("odoo-prod-wms", "ssh://git@github.com/acme/odoo-config", "clusters/prod-wms"))
     fake.put(application("odoo-staging", REPO, "clusters/prod"))  # no policy governs it
     fake.put(application("odoo-prod-other", "https://github.com/acme/other.git", "clusters/prod"))
+    fake.put({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+              "metadata": {"name": "odoo-config", "namespace": "flux-system"},
+              "spec": {"url": "https://github.com/acme/odoo-config", "ref": {"branch": "main"}}})  # fmt: skip
+    for name, path in (("odoo-flux", "./clusters/prod/odoo"), ("odoo-flux-wms", "./clusters/prod-wms")):
+        fake.put({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                  "metadata": {"name": name, "namespace": "flux-system"},
+                  "spec": {"path": path, "sourceRef": {"kind": "GitRepository", "name": "odoo-config"}}})  # fmt: skip
     yield fake
     fake.stop()
 
@@ -97,8 +110,9 @@ def test_a_push_announces_a_release_for_each_target_whose_source_path_it_touched
     answer = push(hooks, ("clusters/prod/odoo/deployment.yaml", "apps/web/service.yaml"), "d-1")
     assert answer.status_code == 200, answer.text
     announced = {item["target"]: item for item in answer.json()["announced"]}
-    # odoo-prod-wms: its path was not touched; odoo-staging: no policy; odoo-prod-other: another repo
-    assert sorted(announced) == ["argocd:odoo-prod", "flux:Kustomization/odoo/web"]
+    # odoo-prod-wms, odoo-flux-wms: their paths were not touched; odoo-staging: no policy;
+    # odoo-prod-other: another repository
+    assert sorted(announced) == ["argocd:odoo-prod", "flux:Kustomization/flux-system/odoo-flux", "flux:Kustomization/odoo/web"]
     assert announced["argocd:odoo-prod"]["verdict"] == "approve"
     assert announced["flux:Kustomization/odoo/web"]["verdict"] == "defer"  # it needs an approval
     with hooks.client("viewer") as client:
