@@ -179,6 +179,11 @@ def test_the_log_filter_redacts_an_encoded_token_in_uvicorns_access_line() -> No
 
 def test_httpx_request_lines_with_full_urls_stay_out_of_the_log() -> None:
     """A published calendar's URL carries its key: httpx's INFO line per request must not be logged."""
-    configure()
-    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
-    assert logging.getLogger("gatekeeper").isEnabledFor(logging.INFO)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure()
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert logging.getLogger("gatekeeper").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:], root.level = handlers, level
