@@ -186,4 +186,5 @@ def test_httpx_request_lines_with_full_urls_stay_out_of_the_log() -> None:
         assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
         assert logging.getLogger("gatekeeper").isEnabledFor(logging.INFO)
     finally:
-        root.handlers[:], root.level = handlers, level
+        root.handlers[:] = handlers
+        root.setLevel(level)
