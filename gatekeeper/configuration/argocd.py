@@ -17,8 +17,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fractions import Fraction
 from fnmatch import fnmatchcase
+from fractions import Fraction
 from typing import Any
 
 import yaml
@@ -35,10 +35,25 @@ KNOWN_FIELDS = frozenset(
     {"kind", "schedule", "duration", "timeZone", "applications", "namespaces", "clusters", "manualSync",
      "andOperator", "description", "syncOverrun"}
 )
-_GO_PART = re.compile(r"(\d*(?:\.\d*)?)(ns|us|µs|μs|ms|h|m|s)")  # noqa: RUF001 - Go accepts both micro signs
-_GO_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,  # noqa: RUF001
+_GO_PART = re.compile(r"(\d*(?:\.\d*)?)(ns|us|µs|μs|ms|h|m|s)")
+_GO_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,
                "m": 60 * 10**9, "h": 3600 * 10**9}
 _GLOB_CHARS = "*?["
+
+
+class _Quoted(str):
+    """A string written double-quoted (cron expressions, as the shipped policies write them)."""
+
+    __slots__ = ()
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _Quoted, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+)
 
 
 class ArgoImportError(ValueError):
@@ -90,7 +105,9 @@ class Imported:
         parts = []
         for comments, document in zip(self.comments, self.documents, strict=True):
             header = "".join(f"# {line}\n" if line else "#\n" for line in comments)
-            body = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
+            body = yaml.dump(
+                document, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True
+            )
             parts.append(header + body)
         return "---\n".join(parts)
 
@@ -101,6 +118,7 @@ class _Reader:
     document: Document
     now: datetime
     notes: list[Note] = field(default_factory=list)
+    dst_zones: dict[str, int] = field(default_factory=dict)  # zone -> the window whose note explains it
 
     def line(self, *path: str | int) -> int:
         return self.document.line_of(("spec", "syncWindows", *path))
@@ -162,8 +180,8 @@ def _project(text: str, file: str) -> Document:
         got = ""
         if first is not None and isinstance(first.data, dict):
             got = f" (got apiVersion {first.data.get('apiVersion')!r}, kind {first.data.get('kind')!r})"
-        raise ArgoImportError(file, first.line if first else 1,
-                              f"not an Argo CD AppProject: expected apiVersion argoproj.io/v1alpha1, kind AppProject{got}")
+        expected = "expected apiVersion argoproj.io/v1alpha1, kind AppProject"
+        raise ArgoImportError(file, first.line if first else 1, f"not an Argo CD AppProject: {expected}{got}")
     if len(projects) > 1:
         raise ArgoImportError(file, projects[1].line, "more than one AppProject in the file: import one at a time")
     return projects[0]
@@ -180,7 +198,8 @@ def _window(reader: _Reader, index: int, item: Any) -> Window | None:
     schedule = _schedule(reader, index, item.get("schedule"))
     duration = _duration(reader, index, item.get("duration"))
     zone_name = _zone(reader, index, item.get("timeZone"))
-    selectors = {key: _patterns(reader, index, key, item.get(key)) for key in ("applications", "namespaces", "clusters")}
+    selectors = {key: _patterns(reader, index, key, item.get(key)) for key in ("applications", "namespaces",
+                                                                                "clusters")}
     flags = {key: _flag(reader, index, key, item.get(key)) for key in ("manualSync", "andOperator", "syncOverrun")}
     if duration is None:
         return None
@@ -193,7 +212,7 @@ def _window(reader: _Reader, index: int, item: Any) -> Window | None:
                     "per-entry switch, a break-glass approval (release-manager and break-glass, with a reason) "
                     "overrides it")
     code = _code(item.get("description"), kind, index)
-    entry = {"cron": schedule, "duration": str(duration), "timeZone": zone_name, "code": code}
+    entry = {"cron": _Quoted(schedule), "duration": str(duration), "timeZone": zone_name, "code": code}
     return Window(index, kind, entry, targets, flags["manualSync"])
 
 
@@ -368,12 +387,18 @@ def _time_notes(reader: _Reader, index: int, schedule: str, zone_name: str) -> N
     tz = zone(zone_name)
     year = reader.now.year
     winter, summer = (datetime(year, month, 15, tzinfo=UTC).astimezone(tz).utcoffset() for month in (1, 7))
-    if winter != summer:
+    if winter == summer:
+        return
+    if zone_name in reader.dst_zones:
+        reader.note(index, "timeZone", f"{zone_name}: read with the offset at each start, not the one in force when "
+                    f"Argo CD evaluates (see window {reader.dst_zones[zone_name]})")
+    else:
+        reader.dst_zones[zone_name] = index
         reader.note(index, "timeZone", f"{zone_name} changes its UTC offset: Argo CD reads the schedule with the "
                     "offset in force at the moment it evaluates (the wall clock), gatekeeper with the offset at "
                     "each start (RFC 5545): a window that spans a DST change keeps its exact duration here (Argo "
-                    "CD: an hour shorter or longer), and one that starts in the skipped hour starts at the end of "
-                    "the gap (Argo CD: cut short or not at all)")
+                    "CD: an hour shorter or longer), and one that starts in the skipped hour starts an hour later "
+                    "on the wall clock, 02:30 -> 03:30 (Argo CD: cut short, or not at all that day)")
 
 
 def _code(description: Any, kind: str, index: int) -> str:
