@@ -208,9 +208,12 @@ def _window(reader: _Reader, index: int, item: Any) -> Window | None:
         return None
     _time_notes(reader, index, schedule, zone_name)
     if not flags["manualSync"]:
-        reader.note(index, "manualSync", "false: Argo CD refuses manual syncs in this window too; gatekeeper has no "
+        reader.note(index, "manualSync", "false: Argo CD holds manual syncs to this window too; gatekeeper has no "
                     "per-entry switch, a break-glass approval (release-manager and break-glass, with a reason) "
                     "overrides it")
+    if flags["syncOverrun"]:
+        reader.note(index, "syncOverrun", "not carried over: gatekeeper has no per-entry setting; it answers the "
+                    "PreSync gate and stops no sync that has begun")
     code = _code(item.get("description"), kind, index)
     entry = {"cron": _Quoted(schedule), "duration": str(duration), "timeZone": zone_name, "code": code}
     return Window(index, kind, entry, targets, flags["manualSync"])

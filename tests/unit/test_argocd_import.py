@@ -219,6 +219,8 @@ def test_a_dst_zone_is_explained_once_then_referred_to() -> None:
         pytest.param(("duration: 12h", "duration: 1500ms"), "duration", "rounded up to 2s", id="sub-second"),
         pytest.param(("manualSync: true", "manualSync: true\n  prune: true"), "prune", "unknown sync-window field",
                      id="unknown-field"),
+        pytest.param(("manualSync: true", "manualSync: true\n  syncOverrun: true"), "syncOverrun", "not carried over",
+                     id="sync-overrun"),
         pytest.param(('"0 6 * * 1-5"', '"0 6 */2 * 1"'), "schedule", "both day fields must match",
                      id="robfig-star-step"),
         pytest.param(("[shop-*]", '["shop-[^x]"]'), "applications", "glob syntax fnmatch does not have",
