@@ -41,6 +41,8 @@ def import_argocd(
     try:
         imported = import_project(text, str(project), name=name, now=datetime.now(UTC))
     except ArgoImportError as exc:
+        for note in exc.notes:
+            typer.echo(str(note), err=True)
         fail(str(exc))
     rendered = imported.to_yaml()
     for note in imported.notes:

@@ -59,9 +59,10 @@ _Dumper.add_representer(
 class ArgoImportError(ValueError):
     """The file cannot be imported: not YAML, not an AppProject, or a window Argo CD would reject."""
 
-    def __init__(self, file: str, line: int, message: str) -> None:
+    def __init__(self, file: str, line: int, message: str, notes: tuple[Note, ...] = ()) -> None:
         super().__init__(f"{file}:{line}: {message}")
         self.file, self.line, self.message = file, line, message
+        self.notes = notes  # what was noted before it gave up (printed before the error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +145,7 @@ def import_project(text: str, file: str, *, name: str | None = None, now: dateti
         raise ArgoImportError(file, line, f"policy name {base!r} is not a valid metadata.name "
                               "(lower case, digits, '-' and '.'); give one with --name") from None
     reader = _Reader(file, document, now)
-    raw = (document.data.get("spec") or {}).get("syncWindows") if isinstance(document.data.get("spec"), dict) else None
-    if raw is not None and not isinstance(raw, list):
-        raise ArgoImportError(file, reader.line(), "spec.syncWindows must be a list of windows")
-    if not raw:
-        raise ArgoImportError(file, document.line_of(("spec", "syncWindows")),
-                              f"AppProject {project} has no spec.syncWindows: nothing to import")
-    windows = [w for index, item in enumerate(raw) if (w := _window(reader, index, item)) is not None]
-    if not windows:
-        raise ArgoImportError(file, reader.line(), "no sync window could be carried over (see the notes above)")
+    windows = _windows(reader, project)
     reader.note(None, "spec.syncWindows", "Argo CD lets an application that no window selects sync at any time; "
                 "gatekeeper defers a target that no policy governs (no_policy) unless GATEKEEPER_UNGOVERNED=approve: "
                 "give those applications a policy without a calendar")
@@ -166,6 +159,21 @@ def import_project(text: str, file: str, *, name: str | None = None, now: dateti
     for document_data in documents:  # what we write must load: a bug here is ours, not the user's
         ReleasePolicyDocument.model_validate(document_data)
     return Imported(project, tuple(documents), tuple(comments), tuple(reader.notes))
+
+
+def _windows(reader: _Reader, project: str) -> list[Window]:
+    spec = reader.document.data.get("spec")
+    raw = spec.get("syncWindows") if isinstance(spec, dict) else None
+    if raw is not None and not isinstance(raw, list):
+        raise ArgoImportError(reader.file, reader.line(), "spec.syncWindows must be a list of windows")
+    if not raw:
+        raise ArgoImportError(reader.file, reader.document.line_of(("spec", "syncWindows")),
+                              f"AppProject {project} has no spec.syncWindows: nothing to import")
+    windows = [w for index, item in enumerate(raw) if (w := _window(reader, index, item)) is not None]
+    if not windows:
+        raise ArgoImportError(reader.file, reader.line(), "no sync window could be carried over (see the notes)",
+                              tuple(reader.notes))
+    return windows
 
 
 def _project(text: str, file: str) -> Document:

@@ -240,6 +240,14 @@ def test_nothing_left_to_import_is_an_error() -> None:
         import_project(project(ALLOW.replace("applications: [shop-*]", "namespaces: [shop]")), "p.yaml", now=NOW)
 
 
+def test_when_nothing_is_left_the_cli_prints_why_before_the_error(tmp_path: Path) -> None:
+    code, out, err = run(tmp_path, project(ALLOW.replace("applications: [shop-*]", "namespaces: [shop]")))
+    assert (code, out) == (2, "")
+    why, error = err.splitlines()[0], err.splitlines()[-1]
+    assert ": window 0 namespaces: window skipped" in why
+    assert error.endswith("no sync window could be carried over (see the notes)")
+
+
 def test_robfig_question_mark_is_a_star() -> None:
     imported = import_project(project(ALLOW.replace('"0 6 * * 1-5"', '"0 6 ? * 1-5"')), "p.yaml", now=NOW)
     assert imported.documents[0]["spec"]["calendar"]["allow"][0]["cron"] == "0 6 * * 1-5"
