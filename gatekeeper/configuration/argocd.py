@@ -17,8 +17,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
-from fractions import Fraction
 from typing import Any
 
 import yaml
@@ -27,6 +25,7 @@ from pydantic import ValidationError
 from gatekeeper.calendar_sources import SourceError
 from gatekeeper.calendar_sources import cron as cron_source
 from gatekeeper.calendar_sources.zones import zone
+from gatekeeper.configuration.argocd_syntax import app_globs, may_overlap, parse_go_duration
 from gatekeeper.configuration.schema import Metadata, ReleasePolicyDocument
 from gatekeeper.configuration.yamldoc import Document, YamlError, load_documents
 from gatekeeper.domain.durations import Duration
@@ -35,10 +34,6 @@ KNOWN_FIELDS = frozenset(
     {"kind", "schedule", "duration", "timeZone", "applications", "namespaces", "clusters", "manualSync",
      "andOperator", "description", "syncOverrun"}
 )
-_GO_PART = re.compile(r"(\d*(?:\.\d*)?)(ns|us|µs|μs|ms|h|m|s)")
-_GO_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,
-               "m": 60 * 10**9, "h": 3600 * 10**9}
-_GLOB_CHARS = "*?["
 
 
 class _Quoted(str):
@@ -244,27 +239,6 @@ def _schedule(reader: _Reader, index: int, value: Any) -> str:
     return text
 
 
-def parse_go_duration(text: str) -> Fraction:
-    """Seconds of a Go ``time.ParseDuration`` string (``1h``, ``30m``, ``2h30m``, ``1.5h``, ``90s``).
-
-    ValueError if Go would reject it."""
-    body = text.strip()
-    sign = -1 if body.startswith("-") else 1
-    body = body.removeprefix("-").removeprefix("+") if body[:1] in "+-" else body
-    if body == "0":
-        return Fraction(0)
-    position, total = 0, Fraction(0)
-    while position < len(body):
-        match = _GO_PART.match(body, position)
-        if match is None or match.group(1) in ("", "."):
-            raise ValueError(f"duration {text!r} is not a Go duration (e.g. 1h, 30m, 2h30m)")
-        total += Fraction(match.group(1)) * _GO_UNIT_NS[match.group(2)]
-        position = match.end()
-    if not body:
-        raise ValueError(f"duration {text!r} is not a Go duration (e.g. 1h, 30m, 2h30m)")
-    return sign * total / 10**9
-
-
 def _duration(reader: _Reader, index: int, value: Any) -> Duration | None:
     if not isinstance(value, str):
         raise reader.error(index, "duration", f"expected a duration such as 1h or 2h30m, got {value!r}")
@@ -318,7 +292,7 @@ def _targets(
     effect = ("gatekeeper stays open where Argo CD denies" if kind == "deny"
               else "those applications lose this allow window")
     if not applications:
-        reason = ("selects no application in Argo CD" if not others else
+        reason = ("has no applications, namespaces or clusters" if not others else
                   f"selects applications by {' and '.join(others)} only; gatekeeper targets are argocd:<application> "
                   f"keys, so it cannot be carried over ({effect}; add their keys to a policy by hand)")
         reader.note(index, others[0] if others else "applications", f"window skipped: it {reason}")
@@ -341,51 +315,6 @@ def _targets(
                         f"{', '.join(expanded)}")
         globs.update(f"argocd:{glob}" for glob in expanded)
     return tuple(sorted(globs))
-
-
-def app_globs(pattern: str) -> tuple[list[str], bool]:
-    """Argo CD's glob (gobwas/glob: ``{a,b}``, ``\\`` escapes) as fnmatch globs; False when only
-    approximately."""
-    if pattern == "*":
-        return ["*"], True
-    alternatives = _braces(pattern)
-    out, exact = [], True
-    for alternative in alternatives:
-        text, position = "", 0
-        while position < len(alternative):
-            char = alternative[position]
-            if char == "\\" and position + 1 < len(alternative):
-                escaped = alternative[position + 1]
-                text += f"[{escaped}]" if escaped in _GLOB_CHARS else escaped
-                position += 2
-                continue
-            if char == "[" and alternative[position + 1 : position + 2] == "^":
-                exact = False  # gobwas negates with [!...] as fnmatch does; [^...] is read literally there
-            text += char
-            position += 1
-        out.append(text)
-    return out, exact
-
-
-def _braces(pattern: str) -> list[str]:
-    """``{a,b}`` alternatives expanded (nested ones too)."""
-    depth, start = 0, -1
-    for position, char in enumerate(pattern):
-        if char == "{":
-            depth, start = depth + 1, position if depth == 0 else start
-        elif char == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                inner, options, level, last = pattern[start + 1 : position], [], 0, 0
-                for offset, inner_char in enumerate(inner):
-                    level += {"{": 1, "}": -1}.get(inner_char, 0)
-                    if inner_char == "," and level == 0:
-                        options.append(inner[last:offset])
-                        last = offset + 1
-                options.append(inner[last:])
-                head, tail = pattern[:start], pattern[position + 1 :]
-                return [expanded for option in options for expanded in _braces(head + option + tail)]
-    return [pattern]
 
 
 def _time_notes(reader: _Reader, index: int, schedule: str, zone_name: str) -> None:
@@ -438,21 +367,6 @@ def _overlap_notes(reader: _Reader, groups: list[list[Window]]) -> None:
                 reader.note(first, "applications", f"{pairs[0][1]} and window {other}'s {pairs[0][0]} may select "
                             "the same application: Argo CD opens it when either allow window is active, gatekeeper "
                             "only when both policies are open (stricter)")
-
-
-def may_overlap(a: str, b: str) -> bool:
-    """Could one name match both globs? Exact for literals; for two globs, False only when their
-    literal prefixes or suffixes already disagree."""
-    literal_a, literal_b = not any(c in a for c in _GLOB_CHARS), not any(c in b for c in _GLOB_CHARS)
-    if literal_a and literal_b:
-        return a == b
-    if literal_a or literal_b:
-        return fnmatchcase(a, b) if literal_a else fnmatchcase(b, a)
-    prefix_a, prefix_b = re.split(r"[*?\[]", a, maxsplit=1)[0], re.split(r"[*?\[]", b, maxsplit=1)[0]
-    suffix_a, suffix_b = re.split(r"[*?\]]", a)[-1], re.split(r"[*?\]]", b)[-1]
-    prefixes = prefix_a.startswith(prefix_b) or prefix_b.startswith(prefix_a)
-    suffixes = suffix_a.endswith(suffix_b) or suffix_b.endswith(suffix_a)
-    return prefixes and suffixes
 
 
 def _document(name: str, group: list[Window]) -> dict[str, Any]:

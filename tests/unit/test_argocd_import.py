@@ -14,13 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from gatekeeper.cli import app
-from gatekeeper.configuration.argocd import (
-    ArgoImportError,
-    app_globs,
-    import_project,
-    may_overlap,
-    parse_go_duration,
-)
+from gatekeeper.configuration.argocd import ArgoImportError, import_project
+from gatekeeper.configuration.argocd_syntax import app_globs, may_overlap, parse_go_duration
 
 NOW = datetime(2027, 1, 10, tzinfo=UTC)
 
@@ -213,7 +208,7 @@ def test_a_dst_zone_is_explained_once_then_referred_to() -> None:
                      id="namespace-only"),
         pytest.param(("applications: [shop-*]", "clusters: [prod]\n  andOperator: true"), "clusters",
                      "window skipped", id="cluster-only-and"),
-        pytest.param(("applications: [shop-*]", "applications: []"), "applications", "selects no application",
+        pytest.param(("applications: [shop-*]", "applications: []"), "applications", "has no applications, namespaces or clusters",
                      id="no-selector"),
         pytest.param(("duration: 12h", "duration: '0'"), "duration", "never active", id="zero-duration"),
         pytest.param(("duration: 12h", "duration: 1500ms"), "duration", "rounded up to 2s", id="sub-second"),
