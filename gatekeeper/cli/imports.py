@@ -30,8 +30,7 @@ def import_argocd(
 ) -> None:
     """ReleasePolicy documents equivalent to PROJECT.yaml's spec.syncWindows. Exit 0 written, 2 bad input.
 
-    What could not be carried over exactly, and where gatekeeper reads a window differently from
-    Argo CD, is printed to stderr."""
+    What does not carry over exactly, and where gatekeeper reads a window differently, goes to stderr."""
     try:
         text = project.read_text(encoding="utf-8")
     except FileNotFoundError:
