@@ -87,3 +87,7 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # httpx logs every request's full URL at INFO: a published calendar's URL is its secret
+    # (Outlook and Google put the key in the path). Our adapters log what they fetch, redacted.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.logs import RedactSecrets, redact
+from gatekeeper.logs import RedactSecrets, configure, redact
 from gatekeeper.tokens import TokenFileError, TokenStore, parse_tokens
 
 
@@ -175,3 +175,16 @@ def test_the_log_filter_redacts_an_encoded_token_in_uvicorns_access_line() -> No
     RedactSecrets().filter(record)
     assert "s3cret" not in record.getMessage()
     assert "%74oken=[redacted]" in record.getMessage()
+
+
+def test_httpx_request_lines_with_full_urls_stay_out_of_the_log() -> None:
+    """A published calendar's URL carries its key: httpx's INFO line per request must not be logged."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure()
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert logging.getLogger("gatekeeper").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
