@@ -160,6 +160,27 @@ class Settings(BaseSettings):
         ),
     )
     ARGOCD_NAMESPACE: str = Field("argocd", description="Namespace of the Argo CD Application objects.")
+    REGISTRY_AUTH_FILE: Path | None = Field(
+        None,
+        description=(
+            "A Docker config.json whose `auths` give registry credentials for the provenance check (used to "
+            "answer a registry's Basic or Bearer-token challenge). Default: anonymous."
+        ),
+    )
+    INSECURE_REGISTRIES: str = Field(
+        "",
+        description=(
+            "Comma-separated host:port of registries spoken to over plain HTTP (loopback ones always are, as "
+            "Docker does); every other registry is spoken to over HTTPS."
+        ),
+    )
+    SIGSTORE_TRUSTED_ROOT: Path | None = Field(
+        None,
+        description=(
+            "Sigstore trusted root JSON for keyless signatures (shipped with the deployment, never fetched). "
+            "Keyless verification is not built yet: only key-based cosign signatures are checked."
+        ),
+    )
     SCHEDULER_INTERVAL: float = Field(
         1.0,
         gt=0,

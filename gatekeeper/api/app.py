@@ -23,6 +23,7 @@ from gatekeeper.announce import Announcer
 from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
+from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.types import Verdict
 from gatekeeper.drift import DriftReader
 from gatekeeper.facts import FactGatherer, FreezeCache
@@ -33,9 +34,12 @@ from gatekeeper.notifiers.github import GitHubNotifier
 from gatekeeper.notifiers.gitlab import GitLabNotifier
 from gatekeeper.people import ReleaseManager
 from gatekeeper.ports import Clock, FactReader
+from gatekeeper.provenance import ProvenanceReader
 from gatekeeper.readers.calendar_feeds import HttpxFeedReader
+from gatekeeper.readers.cosign import CryptographyVerifier
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.kubernetes import KubernetesClusterReader
+from gatekeeper.readers.registry import HttpRegistryClient, docker_credentials
 from gatekeeper.receivers.registry import registry as receiver_registry
 from gatekeeper.reload import ConfigHolder
 from gatekeeper.scheduler import Backoff, Scheduler
@@ -86,8 +90,9 @@ def build_service(
     )
     timeout = float(settings.seconds("FACT_TIMEOUT"))
     drift = build_drift_reader(settings, store, timeout)
+    signed = build_provenance_reader(settings, drift, timeout)
     frozen = FreezeCache(store, clock)
-    facts = FactGatherer(holder, [*readers, drift], timeout=timeout, freezes=frozen)
+    facts = FactGatherer(holder, [*readers, drift, signed], timeout=timeout, freezes=frozen)
     return GateService(
         store=store,
         config=holder,
@@ -112,6 +117,22 @@ def build_drift_reader(settings: Settings, store: SqlReleaseStore, timeout: floa
     return DriftReader(
         git, cluster, argocd_namespace=settings.ARGOCD_NAMESPACE, last_applied=drift_module.last_applied_in(store)
     )
+
+
+def build_provenance_reader(settings: Settings, drift: DriftReader, timeout: float) -> ProvenanceReader:
+    """Images from the manifests at the requested revision (the drift reader's Git reader and
+    target sources), checked against their registries; read only for policies with provenance rules."""
+    registry = HttpRegistryClient(
+        credentials=docker_credentials(settings.REGISTRY_AUTH_FILE),
+        insecure=[item.strip() for item in settings.INSECURE_REGISTRIES.split(",") if item.strip()],
+        timeout=timeout,
+    )
+
+    def locate(target: str, policy: Policy) -> tuple[str, str]:
+        source = drift.source(target, policy)
+        return source.repo, source.path
+
+    return ProvenanceReader(drift.git, registry, CryptographyVerifier(), locate)
 
 
 def build_notifiers(settings: Settings) -> dict[str, GitHubNotifier | GitLabNotifier]:
