@@ -129,6 +129,8 @@ def build_provenance_reader(settings: Settings, drift: DriftReader, timeout: flo
     )
 
     def locate(target: str, policy: Policy) -> tuple[str, str]:
+        if policy.source.repo and policy.source.path is not None:  # spec.source says it all: no cluster read
+            return policy.source.repo, policy.source.path
         source = drift.source(target, policy)
         return source.repo, source.path
 
