@@ -7,7 +7,9 @@ Git reader from where the target deploys (the drift reader's ``source``, injecte
 registry: the image's manifest by digest, then cosign's ``sha256-<hex>.sig`` tag, whose layers are
 simple-signing payloads with the signature in their ``dev.cosignproject.cosign/signature``
 annotation. A signature counts when it verifies with one of the policy's keys and its payload's
-``critical.image.docker-manifest-digest`` is the image's digest. Verified outcomes are kept per
+``critical.image.docker-manifest-digest`` is the image's digest. SLSA provenance: cosign's
+``sha256-<hex>.att`` tag, DSSE envelopes verified over the PAE with the same keys, an in-toto
+statement naming the digest, the builder and source repository allowed. Verified outcomes are kept per
 (image, digest, keys) in a bounded cache: what a digest's signatures say does not change, and a
 key rotation in the policy is another cache key. A registry that cannot be read is never cached.
 Runs outside any transaction, under ``FACT_TIMEOUT``.
@@ -29,7 +31,7 @@ from typing import Any
 
 from gatekeeper.domain import provenance as rules
 from gatekeeper.domain.images import ImageRef, images_of
-from gatekeeper.domain.policy import Policy
+from gatekeeper.domain.policy import Policy, ProvenanceRules
 from gatekeeper.domain.provenance import ProvenanceOutcome, ProvenanceReading
 from gatekeeper.domain.types import Reason, ReleaseRequest
 from gatekeeper.ports import (
@@ -96,19 +98,22 @@ class ProvenanceReader:
             return _failed(rules.UNSUPPORTED, f"images of {target} cannot be read: {exc}")
         uses = images_of(manifests)
         reasons, refs = rules.static_check(uses, policy.provenance)
-        if policy.provenance.signature_keys:
+        if policy.provenance.signature_keys or policy.provenance.slsa_builders:
             try:
                 keys = _keys(policy)
             except OSError as exc:
                 return _failed(rules.KEYS_UNREADABLE, f"policy {policy.name}: a signature key cannot be read: {exc}")
-            reasons += tuple(reason for ref in refs for reason in self.signed(ref, keys))
+            reasons += tuple(reason for ref in refs for reason in self.traced(ref, keys, policy.provenance))
         return ProvenanceOutcome(len(uses), tuple(dict.fromkeys(reasons)))
 
     # --- signatures -------------------------------------------------------------------------------
 
-    def signed(self, ref: ImageRef, keys: tuple[bytes, ...]) -> tuple[Reason, ...]:
-        """The reasons a cosign signature of ``ref`` by one of ``keys`` is missing (none: signed)."""
-        fingerprint = hashlib.sha256(b"\0".join(keys)).hexdigest()
+    def traced(self, ref: ImageRef, keys: tuple[bytes, ...], wanted: ProvenanceRules) -> tuple[Reason, ...]:
+        """What is missing for ``ref``: a cosign signature by one of ``keys`` (where the policy
+        asks), SLSA provenance signed by one of them from an allowed builder and source (where it
+        asks). None: traced."""
+        asked = repr((bool(wanted.signature_keys), wanted.slsa_builders, wanted.slsa_source_repos)).encode()
+        fingerprint = hashlib.sha256(b"\0".join((*keys, asked))).hexdigest()
         try:
             digest = ref.digest or self.registry.manifest(ref.registry, ref.repository, ref.tag or "latest").digest
         except RegistryError as exc:
@@ -119,7 +124,10 @@ class ProvenanceReader:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         try:
-            found = self._verify(ref, digest, keys)
+            self.registry.manifest(ref.registry, ref.repository, digest)  # exists, and is a manifest
+            found = self._verify(ref, digest, keys) if wanted.signature_keys else ()
+            if wanted.slsa_builders:
+                found += self._attested(ref, digest, keys, wanted)
         except InvalidKeyError as exc:
             return (rules.reason(rules.KEYS_UNREADABLE, f"a signature key cannot be used: {exc}"),)
         except RegistryError as exc:
@@ -131,7 +139,6 @@ class ProvenanceReader:
         return found
 
     def _verify(self, ref: ImageRef, digest: str, keys: tuple[bytes, ...]) -> tuple[Reason, ...]:
-        self.registry.manifest(ref.registry, ref.repository, digest)  # exists, and is a manifest
         try:
             signatures = self.registry.manifest(ref.registry, ref.repository, digest.replace(":", "-") + ".sig")
         except RegistryNotFoundError:
@@ -164,6 +171,62 @@ class ProvenanceReader:
             f"{len(keys)} key(s) (signed by another key, or altered)",
         ),)  # fmt: skip
 
+    def _attested(
+        self, ref: ImageRef, digest: str, keys: tuple[bytes, ...], wanted: ProvenanceRules
+    ) -> tuple[Reason, ...]:
+        """SLSA provenance from cosign's ``sha256-<hex>.att`` tag: DSSE envelopes whose signature
+        over the PAE verifies with a policy key, an in-toto statement naming this digest, an SLSA
+        predicate (v0.2 or v1) whose builder and source repository the policy allows."""
+        if not keys:
+            return (rules.reason(rules.PROVENANCE_INVALID,
+                                 f"image {ref}: slsa needs signatures.keys to verify attestations"),)  # fmt: skip
+        try:
+            attestations = self.registry.manifest(ref.registry, ref.repository, _tag(digest, ".att"))
+        except RegistryNotFoundError:
+            return (rules.reason(rules.PROVENANCE_MISSING,
+                                 f"image {ref} has no SLSA provenance (no {_tag(digest, '.att')} tag)"),)  # fmt: skip
+        layers = [layer for layer in attestations.body.get("layers") or [] if isinstance(layer, dict)]
+        problems: list[str] = []
+        refused: tuple[Reason, ...] = ()
+        for layer in layers[:MAX_SIGNATURES]:
+            envelope = self.registry.blob(ref.registry, ref.repository, str(layer.get("digest")))
+            statement, problem = self._statement(envelope, keys)
+            if statement is None:
+                problems.append(problem)
+                continue
+            if statement.get("predicateType") not in rules.SLSA_TYPES:
+                continue  # another kind of attestation (a vulnerability scan, an SBOM)
+            if not rules.names_subject(statement, digest):
+                problems.append(f"its statement names another subject, not {digest}")
+                continue
+            refused = rules.slsa_reasons(str(ref), statement, wanted)
+            if not refused:
+                return ()
+        if refused:
+            return refused
+        if problems:
+            return (rules.reason(rules.PROVENANCE_INVALID, f"image {ref}: no attestation holds: {problems[0]}"),)
+        missing = f"image {ref}: {_tag(digest, '.att')} holds no SLSA provenance"
+        return (rules.reason(rules.PROVENANCE_MISSING, missing),)
+
+    def _statement(self, envelope: bytes, keys: tuple[bytes, ...]) -> tuple[dict[str, Any] | None, str]:
+        """The in-toto statement of a DSSE envelope whose signature verifies, or why not."""
+        try:
+            document = json.loads(envelope)
+            payload_type = str(document["payloadType"])
+            payload = base64.b64decode(document["payload"], validate=True)
+            signatures = [base64.b64decode(item["sig"], validate=True) for item in document["signatures"]]
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return None, "an attestation layer is not a DSSE envelope"
+        message = rules.pae(payload_type, payload)
+        if not any(self.verifier.verify(message, signature, keys) for signature in signatures[:MAX_SIGNATURES]):
+            return None, "its DSSE signature does not verify with the policy's keys"
+        try:
+            statement = json.loads(payload)
+        except ValueError:
+            return None, "its payload is not an in-toto statement"
+        return (statement, "") if isinstance(statement, dict) else (None, "its payload is not an in-toto statement")
+
     @staticmethod
     def _registry_reason(ref: ImageRef, exc: RegistryError) -> Reason:
         if isinstance(exc, RegistryContentError):
@@ -190,7 +253,12 @@ def _signed_digest(payload: bytes) -> str | None:
 
 
 def _sig_tag(digest: str) -> str:
-    return digest.replace(":", "-") + ".sig"
+    return _tag(digest, ".sig")
+
+
+def _tag(digest: str, suffix: str) -> str:
+    """cosign's tag schema: ``sha256:<hex>`` -> ``sha256-<hex><suffix>``."""
+    return digest.replace(":", "-") + suffix
 
 
 def _failed(code: str, message: str) -> ProvenanceOutcome:

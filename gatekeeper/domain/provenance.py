@@ -9,9 +9,10 @@ unblocks it); a registry or repository that cannot be read defers with a retry (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 from gatekeeper.domain.images import ImageRef, ImageUse, InvalidReferenceError
 from gatekeeper.domain.policy import ProvenanceRules
@@ -27,6 +28,10 @@ SIGNATURE_INVALID = "signature_invalid"  # signatures exist, none verifies with 
 SIGNATURE_DIGEST_MISMATCH = "signature_digest_mismatch"  # a valid signature over another digest
 MANIFEST_INVALID = "manifest_invalid"  # the registry's manifest or signature is not what the API says
 IMAGE_NOT_FOUND = "image_not_found"  # the registry has no manifest for the digest (or tag)
+PROVENANCE_MISSING = "provenance_missing"  # no SLSA provenance attestation (no sha256-<hex>.att tag)
+PROVENANCE_INVALID = "provenance_invalid"  # attestations exist, none verifies or names this image
+BUILDER_NOT_ALLOWED = "provenance_builder_not_allowed"  # the builder id matches no slsa.builders glob
+SOURCE_NOT_ALLOWED = "provenance_source_not_allowed"  # the source repository matches no slsa.sourceRepos glob
 KEYS_UNREADABLE = "signature_keys_unreadable"  # a key file of the policy cannot be read or parsed
 REGISTRY_UNAVAILABLE = "registry_unavailable"  # retried: the registry did not answer (fail closed)
 SOURCE_UNAVAILABLE = "provenance_source_unavailable"  # retried: the manifests could not be read
@@ -100,3 +105,102 @@ def static_check(uses: Sequence[ImageUse], rules: ProvenanceRules) -> tuple[tupl
         if not failed:
             passed[ref] = None
     return tuple(dict.fromkeys(reasons)), tuple(passed)
+
+
+# --- SLSA provenance (in-toto statements) ---------------------------------------------------------
+
+SLSA_V02 = "https://slsa.dev/provenance/v0.2"
+SLSA_V1 = "https://slsa.dev/provenance/v1"
+SLSA_TYPES = frozenset({SLSA_V02, SLSA_V1})
+_SCHEMES = ("git+https://", "git+ssh://", "git+http://", "https://", "http://", "ssh://", "git://", "git+")
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding: what the envelope's signatures sign."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def names_subject(statement: Mapping[str, Any], digest: str) -> bool:
+    algorithm, _, value = digest.partition(":")
+    subjects = statement.get("subject")
+    return isinstance(subjects, list) and any(
+        isinstance(item, Mapping) and (item.get("digest") or {}).get(algorithm) == value for item in subjects
+    )
+
+
+def builder_and_source(statement: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The builder id and the source repository of a SLSA provenance predicate (v0.2 and v1 keep
+    them in different fields)."""
+    predicate = statement.get("predicate")
+    if not isinstance(predicate, Mapping):
+        return None, None
+    if statement.get("predicateType") == SLSA_V02:
+        builder = _at(predicate, "builder", "id")
+        source = _at(predicate, "invocation", "configSource", "uri") or _first_uri(predicate.get("materials"))
+        return builder, source
+    builder = _at(predicate, "runDetails", "builder", "id")
+    external = _at_map(predicate, "buildDefinition", "externalParameters")
+    source = (
+        _at(external, "workflow", "repository")
+        or _at(external, "source", "uri")
+        or (external.get("source") if isinstance(external.get("source"), str) else None)
+        or _first_uri(_at_map(predicate, "buildDefinition").get("resolvedDependencies"))
+    )
+    return builder, source
+
+
+def repository_of(uri: str) -> str:
+    """``git+https://github.com/acme/odoo@refs/heads/main`` -> ``github.com/acme/odoo``."""
+    text = uri.strip()
+    for scheme in _SCHEMES:
+        if text.startswith(scheme):
+            text = text[len(scheme):]
+            break
+    host, slash, path = text.partition("/")
+    host = host.rpartition("@")[2]  # ssh://git@github.com/...: the user is not the repository
+    path = path.split("@", 1)[0]  # ...@refs/heads/main: the ref is not either
+    return f"{host}{slash}{path}".removesuffix("/").removesuffix(".git")
+
+
+def slsa_reasons(image: str, statement: Mapping[str, Any], rules: ProvenanceRules) -> tuple[Reason, ...]:
+    """The builder and source repository rules against a verified statement about ``image``."""
+    builder, source = builder_and_source(statement)
+    found: list[Reason] = []
+    if not builder or not any(fnmatchcase(builder, pattern) for pattern in rules.slsa_builders):
+        found.append(reason(
+            BUILDER_NOT_ALLOWED,
+            f"image {image}: built by {builder or '(no builder id)'}, which matches none of the allowed "
+            f"builders ({', '.join(rules.slsa_builders)})",
+        ))  # fmt: skip
+    repository = repository_of(source) if source else None
+    if rules.slsa_source_repos and (
+        not repository or not any(fnmatchcase(repository, pattern) for pattern in rules.slsa_source_repos)
+    ):
+        found.append(reason(
+            SOURCE_NOT_ALLOWED,
+            f"image {image}: built from {repository or '(no source repository)'}, which matches none of the "
+            f"allowed source repositories ({', '.join(rules.slsa_source_repos)})",
+        ))  # fmt: skip
+    return tuple(found)
+
+
+def _at(value: object, *keys: str) -> str | None:
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _at_map(value: object, *keys: str) -> Mapping[str, Any]:
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _first_uri(items: object) -> str | None:
+    if isinstance(items, list) and items and isinstance(items[0], Mapping):
+        uri = items[0].get("uri")
+        return uri if isinstance(uri, str) else None
+    return None

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+DSSE = "application/vnd.dsse.envelope.v1+json"
+IN_TOTO = "application/vnd.in-toto+json"
 EMPTY_CONFIG = b"{}"
 _ROUTE = re.compile(r"^/v2/(?P<repo>.+)/(?P<kind>manifests|blobs|tags|referrers)/(?P<ref>[^/]+)$")
 
@@ -86,6 +88,16 @@ class FakeRegistry:
             manifest["subject"] = {"mediaType": media, "digest": digest, "size": len(body)}
             manifest["artifactType"] = SIMPLE_SIGNING
         return self.put_manifest(repo, json.dumps(manifest).encode(), tag=digest.replace(":", "-") + ".sig")
+
+    def attestation(self, repo: str, digest: str, envelopes: list[bytes]) -> str:
+        """cosign's ``sha256-<hex>.att`` manifest: one DSSE envelope layer per attestation."""
+        config = self.blob(EMPTY_CONFIG)
+        layers = [{**self.blob(envelope), "mediaType": DSSE,
+                   "annotations": {"predicateType": json.loads(base64.b64decode(json.loads(envelope)["payload"]))
+                                   .get("predicateType", "")}} for envelope in envelopes]  # fmt: skip
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {**config, "mediaType": "application/vnd.oci.image.config.v1+json"}, "layers": layers}
+        return self.put_manifest(repo, json.dumps(manifest).encode(), tag=digest.replace(":", "-") + ".att")
 
     def referrers_of(self, repo: str, digest: str) -> list[dict[str, Any]]:
         found = []
@@ -202,3 +214,36 @@ class Signer:
         if self.kind == "ed25519":
             return bytes(self.key.sign(payload))
         return bytes(self.key.sign(payload, padding.PKCS1v15(), hashes.SHA256()))
+
+
+def slsa_statement(
+    digest: str,
+    *,
+    version: str = "v1",
+    builder: str = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator.yml@refs/tags/v2.0.0",
+    source: str = "git+https://github.com/acme/odoo@refs/heads/main",
+    name: str = "registry/acme/odoo",
+) -> dict[str, Any]:
+    """An in-toto statement with SLSA provenance (v0.2 or v1 field layout) about ``digest``."""
+    subject = [{"name": name, "digest": {"sha256": digest.removeprefix("sha256:")}}]
+    if version == "v0.2":
+        predicate: dict[str, Any] = {"builder": {"id": builder}, "buildType": "https://github.com/Attestations/GitHubActionsWorkflow@v1",
+                                     "invocation": {"configSource": {"uri": source, "entryPoint": "release.yml"}}}  # fmt: skip
+        return {"_type": "https://in-toto.io/Statement/v0.1", "subject": subject,
+                "predicateType": "https://slsa.dev/provenance/v0.2", "predicate": predicate}  # fmt: skip
+    predicate = {"buildDefinition": {"buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
+                                     "externalParameters": {"workflow": {"ref": "refs/heads/main", "repository": source,
+                                                                         "path": ".github/workflows/release.yml"}}},
+                 "runDetails": {"builder": {"id": builder}}}  # fmt: skip
+    return {"_type": "https://in-toto.io/Statement/v1", "subject": subject,
+            "predicateType": "https://slsa.dev/provenance/v1", "predicate": predicate}  # fmt: skip
+
+
+def dsse_envelope(statement: dict[str, Any], signer: Signer) -> bytes:
+    """A DSSE envelope whose signature is over the PAE of the statement, as cosign attest makes it."""
+    payload = json.dumps(statement).encode()
+    kind = IN_TOTO.encode()
+    pae = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+    signature = base64.b64encode(signer.sign(pae)).decode()
+    return json.dumps({"payloadType": IN_TOTO, "payload": base64.b64encode(payload).decode(),
+                       "signatures": [{"keyid": "", "sig": signature}]}).encode()  # fmt: skip

@@ -25,7 +25,14 @@ from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.registry import HttpRegistryClient, docker_credentials
 from tests.integration.conftest import MutableClock, free_port, make_settings, start_server, write_tokens
 from tests.integration.drift_world import commit
-from tests.integration.fake_registry import FakeRegistry, Signer, digest_of, simple_signing
+from tests.integration.fake_registry import (
+    FakeRegistry,
+    Signer,
+    digest_of,
+    dsse_envelope,
+    simple_signing,
+    slsa_statement,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -213,6 +220,59 @@ def test_a_verified_digest_is_cached_so_polling_costs_no_registry_requests(world
         provenance.SIGNATURE_INVALID
     ]
     assert client.requests > cold
+
+
+# --- SLSA provenance ----------------------------------------------------------------------------------
+
+BUILDERS = ("https://github.com/slsa-framework/*",)
+SOURCES = ("github.com/acme/*",)
+
+
+def attested(world: World, tag: str, signer: Signer | None = None, **statement: object) -> str:
+    digest = world.signed_image(tag)
+    envelope = dsse_envelope(slsa_statement(digest, **statement), signer or world.signer)  # type: ignore[arg-type]
+    world.registry.attestation(REPO, digest, [envelope])
+    return digest
+
+
+def slsa_codes(world: World, digest: str, **rules: object) -> list[str]:
+    policy = world.policy(slsa_builders=BUILDERS, slsa_source_repos=SOURCES, **rules)
+    return codes(world, world.revision(world.ref(digest)), policy)
+
+
+@pytest.mark.parametrize("version", ["v0.2", "v1"])
+def test_a_signed_image_with_slsa_provenance_from_an_allowed_builder_and_source_passes(
+    world: World, version: str
+) -> None:
+    assert slsa_codes(world, attested(world, f"slsa-{version}", version=version)) == []
+
+
+def test_an_image_without_an_attestation_is_refused(world: World) -> None:
+    assert slsa_codes(world, world.signed_image("no-att")) == [provenance.PROVENANCE_MISSING]
+
+
+def test_provenance_from_a_builder_not_allowed_is_refused(world: World) -> None:
+    digest = attested(world, "evil-builder", builder="https://ci.example.org/runner")
+    assert slsa_codes(world, digest) == [provenance.BUILDER_NOT_ALLOWED]
+
+
+@pytest.mark.parametrize("version", ["v0.2", "v1"])
+def test_provenance_from_a_source_repository_not_allowed_is_refused(world: World, version: str) -> None:
+    digest = attested(world, f"fork-{version}", version=version, source="git+https://github.com/mallory/odoo@refs/heads/main")
+    outcome = world.reader().outcome(
+        ReleaseRequest(TARGET, world.revision(world.ref(digest))),
+        world.policy(slsa_builders=BUILDERS, slsa_source_repos=SOURCES),
+    )
+    (reason,) = outcome.reasons
+    assert reason.code == provenance.SOURCE_NOT_ALLOWED and "github.com/mallory/odoo" in reason.message
+
+
+def test_an_attestation_by_another_key_or_about_another_image_is_invalid(world: World) -> None:
+    assert slsa_codes(world, attested(world, "att-other-key", signer=Signer())) == [provenance.PROVENANCE_INVALID]
+    digest = world.signed_image("att-other-subject")
+    envelope = dsse_envelope(slsa_statement(digest_of(b"another image")), world.signer)
+    world.registry.attestation(REPO, digest, [envelope])
+    assert slsa_codes(world, digest) == [provenance.PROVENANCE_INVALID]
 
 
 # --- the registry client on the wire ---------------------------------------------------------------

@@ -142,3 +142,30 @@ def test_break_glass_overrides_provenance_only_where_the_policy_allows(
 
 def test_clean_provenance_approves() -> None:
     assert _decide(ProvenanceOutcome(3, ()), break_glass=False, glass_given=False) is Verdict.APPROVE
+
+
+@pytest.mark.parametrize(
+    ("uri", "repository"),
+    [
+        pytest.param("git+https://github.com/acme/odoo@refs/heads/main", "github.com/acme/odoo", id="v02-config-source"),
+        pytest.param("https://github.com/acme/odoo", "github.com/acme/odoo", id="v1-workflow-repository"),
+        pytest.param("https://gitlab.acme.io/erp/odoo.git", "gitlab.acme.io/erp/odoo", id="dot-git"),
+        pytest.param("ssh://git@github.com/acme/odoo.git", "github.com/acme/odoo", id="ssh-user-dropped"),
+    ],
+)
+def test_source_repositories_are_compared_without_scheme_ref_or_dot_git(uri: str, repository: str) -> None:
+    assert provenance.repository_of(uri) == repository
+
+
+def test_pae_is_dsse_pre_authentication_encoding() -> None:
+    assert provenance.pae("application/vnd.in-toto+json", b"{}") == b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
+
+
+def test_builder_and_source_come_from_each_predicate_version_own_fields() -> None:
+    v02 = {"predicateType": provenance.SLSA_V02,
+           "predicate": {"builder": {"id": "b"}, "materials": [{"uri": "git+https://github.com/acme/x@v1"}]}}
+    v1 = {"predicateType": provenance.SLSA_V1,
+          "predicate": {"runDetails": {"builder": {"id": "b1"}},
+                        "buildDefinition": {"resolvedDependencies": [{"uri": "git+https://github.com/acme/y"}]}}}
+    assert provenance.builder_and_source(v02) == ("b", "git+https://github.com/acme/x@v1")
+    assert provenance.builder_and_source(v1) == ("b1", "git+https://github.com/acme/y")
