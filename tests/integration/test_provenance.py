@@ -166,6 +166,22 @@ def test_a_tampered_signature_or_payload_is_refused(world: World) -> None:
     assert codes(world, world.revision(world.ref(altered))) == [provenance.SIGNATURE_INVALID]
 
 
+@pytest.mark.parametrize(
+    "media_type",
+    ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"],
+)
+def test_a_signed_multi_platform_index_passes(world: World, media_type: str) -> None:
+    children = [world.registry.image(REPO, f"{media_type[-20:]}-{arch}") for arch in ("amd64", "arm64")]
+    index = {"schemaVersion": 2, "mediaType": media_type,
+             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": child, "size": 1,
+                            "platform": {"architecture": arch, "os": "linux"}}
+                           for child, arch in zip(children, ("amd64", "arm64"), strict=True)]}  # fmt: skip
+    digest = world.registry.put_manifest(REPO, json.dumps(index).encode(), media_type)
+    payload = simple_signing(world.registry.host, REPO, digest)
+    world.registry.signature(REPO, digest, [(payload, world.signer.sign(payload))])
+    assert codes(world, world.revision(world.ref(digest))) == []
+
+
 def test_one_valid_signature_among_others_is_enough(world: World) -> None:
     digest = world.registry.image(REPO, "several")
     payload = simple_signing(world.registry.host, REPO, digest)
@@ -371,5 +387,36 @@ def test_the_gate_approves_a_signed_release_and_defers_an_unsigned_one_even_with
         with server.client("viewer") as client:
             ready = client.get("/readyz").json()
         assert ready["config"]["not_enforced"] == []
+    finally:
+        server.stop()
+
+
+def test_the_gate_fails_closed_when_the_registry_is_down_and_never_answers_500_for_a_malformed_manifest(
+    world: World, database_url: str, tmp_path: Path
+) -> None:
+    policies, calendars = tmp_path / "policies", tmp_path / "calendars"
+    (policies / "keys").mkdir(parents=True)
+    calendars.mkdir()
+    (policies / "keys" / "cosign.pub").write_bytes(world.signer.pem)
+    policy = POLICY.format(repo=world.repo_url, host=world.registry.host).replace(
+        f'["{world.registry.host}/acme/*"]', '["127.0.0.1:*"]'
+    )
+    (policies / "odoo.yaml").write_text(textwrap.dedent(policy))
+    down = world.revision(f"127.0.0.1:{free_port()}/acme/odoo@{digest_of(b'down')}")
+    malformed = world.revision(world.ref(world.registry.put_manifest(REPO, b'{"mediaType": 7')))
+    settings = make_settings(database_url, policies, calendars, write_tokens(tmp_path), GIT_CACHE_DIR=tmp_path / "git")
+    clock = MutableClock()
+    server = start_server(settings, clock)
+    try:
+        with server.client("hook") as client:
+            unreachable = client.post("/v1/gate", json={"target": TARGET, "revision": down})
+            broken = client.post("/v1/gate", json={"target": TARGET, "revision": malformed})
+        assert unreachable.status_code == 200 and broken.status_code == 200
+        body = unreachable.json()
+        assert body["verdict"] == "defer"
+        assert [reason["code"] for reason in body["reasons"]] == [provenance.REGISTRY_UNAVAILABLE]
+        assert body["not_before"] is not None  # retried after RETRY_DELAY: fail closed, not forever
+        assert [reason["code"] for reason in broken.json()["reasons"]] == [provenance.MANIFEST_INVALID]
+        assert broken.json()["not_before"] is None
     finally:
         server.stop()
