@@ -25,6 +25,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 CACHE_SIZE = 4096
+PARALLEL_IMAGES = 8  # images of one release checked at once (registry round trips overlap)
 MAX_SIGNATURES = 16  # signature layers tried per image (a .sig manifest may collect many)
 
 Locate = Callable[[str, Policy], tuple[str, str]]  # target, policy -> (repository URL, path)
@@ -76,6 +78,10 @@ class ProvenanceReader:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str, str, str], tuple[Reason, ...]] = OrderedDict()
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(PARALLEL_IMAGES, thread_name_prefix="provenance")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def needed(self, policies: Sequence[Policy]) -> bool:
         return any(rules.has_rules(policy.provenance) for policy in policies)
@@ -103,7 +109,10 @@ class ProvenanceReader:
                 keys = _keys(policy)
             except OSError as exc:
                 return _failed(rules.KEYS_UNREADABLE, f"policy {policy.name}: a signature key cannot be read: {exc}")
-            reasons += tuple(reason for ref in refs for reason in self.traced(ref, keys, policy.provenance))
+            # images are asked about in parallel: a cold release of many images over a slow link
+            # must fit in FACT_TIMEOUT (each costs a few round trips; the cache makes the next free)
+            traced = self._pool.map(lambda ref: self.traced(ref, keys, policy.provenance), refs)
+            reasons += tuple(reason for found in traced for reason in found)
         return ProvenanceOutcome(len(uses), tuple(dict.fromkeys(reasons)))
 
     # --- signatures -------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class FakeRegistry:
     tokens: set[str] = field(default_factory=set)
     requests: int = 0
     server: ThreadingHTTPServer | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- what tests push --------------------------------------------------------------------------
 
@@ -120,12 +121,13 @@ class FakeRegistry:
                 pass
 
             def do_GET(self) -> None:
-                registry.requests += 1
+                with registry.lock:
+                    registry.requests += 1
                 registry.handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -171,6 +173,11 @@ class FakeRegistry:
         token = secrets.token_hex(16)
         self.tokens.add(token)
         return _send(request, 200, json.dumps({"token": token, "scope": query.get("scope", [""])[0]}).encode())
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops concurrent connects (a 1 s SYN retry per drop)
+    daemon_threads = True
 
 
 def _send(request: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
