@@ -222,7 +222,7 @@ def provenance_check(
     failing: list[Policy] = []
     for policy in checked:
         outcome = reading.of(policy.name) if isinstance(reading, ProvenanceReading) else None
-        unread = provenance.reason(provenance.SOURCE_UNAVAILABLE, f"policy {policy.name}: provenance was not read")
+        unread = provenance.reason(provenance.NOT_READ, f"policy {policy.name} checks provenance, but it was not read")
         found = outcome.reasons if outcome is not None else (unread,)
         if found:
             failing.append(policy)

@@ -36,7 +36,8 @@ KEYS_UNREADABLE = "signature_keys_unreadable"  # a key file of the policy cannot
 REGISTRY_UNAVAILABLE = "registry_unavailable"  # retried: the registry did not answer (fail closed)
 SOURCE_UNAVAILABLE = "provenance_source_unavailable"  # retried: the manifests could not be read
 UNSUPPORTED = "provenance_unsupported"  # the target's source cannot be read (rendered, no source)
-RETRIED = frozenset({REGISTRY_UNAVAILABLE, SOURCE_UNAVAILABLE})
+NOT_READ = "facts_unavailable"  # retried: the reader did not run (as drift and every fact source say)
+RETRIED = frozenset({REGISTRY_UNAVAILABLE, SOURCE_UNAVAILABLE, NOT_READ})
 
 
 @dataclass(frozen=True, slots=True)

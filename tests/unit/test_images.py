@@ -169,3 +169,11 @@ def test_builder_and_source_come_from_each_predicate_version_own_fields() -> Non
                         "buildDefinition": {"resolvedDependencies": [{"uri": "git+https://github.com/acme/y"}]}}}
     assert provenance.builder_and_source(v02) == ("b", "git+https://github.com/acme/x@v1")
     assert provenance.builder_and_source(v1) == ("b1", "git+https://github.com/acme/y")
+
+
+def test_a_policy_with_provenance_rules_and_no_reading_defers_with_a_retry() -> None:
+    policy = Policy(name="prod", targets=("argocd:*",), provenance=ProvenanceRules(require_digest=True))
+    facts = Facts(policy_hash="h", calendars={"prod": WindowIndex.build(T - 86_400, T + 400 * 86_400, {})})
+    decision = decide(ReleaseRequest(TargetKey("argocd:odoo"), "a" * 40), facts, [policy], now=NOW)
+    assert decision.verdict is Verdict.DEFER and decision.not_before is not None
+    assert [reason.code for reason in decision.reasons] == ["facts_unavailable"]
