@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+SIGNATURE_TYPES = frozenset({SIMPLE_SIGNING, "application/vnd.dev.cosign.artifact.sig.v1+json"})
 CACHE_SIZE = 4096
 PARALLEL_IMAGES = 8  # images of one release checked at once (registry round trips overlap)
 MAX_SIGNATURES = 16  # signature layers tried per image (a .sig manifest may collect many)
@@ -148,11 +149,10 @@ class ProvenanceReader:
         return found
 
     def _verify(self, ref: ImageRef, digest: str, keys: tuple[bytes, ...]) -> tuple[Reason, ...]:
-        try:
-            signatures = self.registry.manifest(ref.registry, ref.repository, digest.replace(":", "-") + ".sig")
-        except RegistryNotFoundError:
-            return (rules.reason(rules.NOT_SIGNED, f"image {ref} has no cosign signature (no {_sig_tag(digest)} tag)"),)
-        layers = [layer for layer in signatures.body.get("layers") or [] if isinstance(layer, dict)]
+        layers = self._signature_layers(ref, digest)
+        if layers is None:
+            missing = f"image {ref} has no cosign signature (no {_sig_tag(digest)} tag, no signature referrer)"
+            return (rules.reason(rules.NOT_SIGNED, missing),)
         signed = [layer for layer in layers if (layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION)]
         if not signed:
             return (rules.reason(rules.NOT_SIGNED, f"image {ref}: {_sig_tag(digest)} holds no signature layer"),)
@@ -179,6 +179,21 @@ class ProvenanceReader:
             f"image {ref}: none of its {len(signed)} signature(s) verifies with the policy's "
             f"{len(keys)} key(s) (signed by another key, or altered)",
         ),)  # fmt: skip
+
+    def _signature_layers(self, ref: ImageRef, digest: str) -> list[dict[str, Any]] | None:
+        """The layers of cosign's signature manifests: the ``sha256-<hex>.sig`` tag, else the OCI
+        1.1 referrers of the digest whose artifact type is a cosign signature (cosign's
+        ``--registry-referrers-mode=oci-1-1``). None: neither exists."""
+        try:
+            manifests = [self.registry.manifest(ref.registry, ref.repository, _sig_tag(digest))]
+        except RegistryNotFoundError:
+            referrers = self.registry.referrers(ref.registry, ref.repository, digest)
+            found = [str(item.get("digest")) for item in referrers if item.get("artifactType") in SIGNATURE_TYPES]
+            if not found:
+                return None
+            manifests = [self.registry.manifest(ref.registry, ref.repository, item) for item in found[:MAX_SIGNATURES]]
+        layers = [layer for manifest in manifests for layer in manifest.body.get("layers") or []]
+        return [layer for layer in layers if isinstance(layer, dict)]
 
     def _attested(
         self, ref: ImageRef, digest: str, keys: tuple[bytes, ...], wanted: ProvenanceRules

@@ -73,7 +73,9 @@ class FakeRegistry:
                     "layers": [{**layer, "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip"}]}  # fmt: skip
         return self.put_manifest(repo, json.dumps(manifest).encode(), tag=tag)
 
-    def signature(self, repo: str, digest: str, layers: list[tuple[bytes, bytes]], *, subject: bool = False) -> str:
+    def signature(
+        self, repo: str, digest: str, layers: list[tuple[bytes, bytes]], *, subject: bool = False, tag: bool = True
+    ) -> str:
         """cosign's ``sha256-<hex>.sig`` manifest: one simple-signing layer per (payload, signature)."""
         config = self.blob(EMPTY_CONFIG)
         descriptors = [
@@ -88,7 +90,8 @@ class FakeRegistry:
             media, body = self.manifests[(repo, digest)]
             manifest["subject"] = {"mediaType": media, "digest": digest, "size": len(body)}
             manifest["artifactType"] = SIMPLE_SIGNING
-        return self.put_manifest(repo, json.dumps(manifest).encode(), tag=digest.replace(":", "-") + ".sig")
+        sig_tag = digest.replace(":", "-") + ".sig" if tag else None
+        return self.put_manifest(repo, json.dumps(manifest).encode(), tag=sig_tag)
 
     def attestation(self, repo: str, digest: str, envelopes: list[bytes]) -> str:
         """cosign's ``sha256-<hex>.att`` manifest: one DSSE envelope layer per attestation."""

@@ -182,6 +182,25 @@ def test_a_signed_multi_platform_index_passes(world: World, media_type: str) -> 
     assert codes(world, world.revision(world.ref(digest))) == []
 
 
+@pytest.mark.parametrize("referrers_api", [True, False], ids=["referrers-api", "tag-schema-fallback"])
+def test_a_signature_stored_as_an_oci_referrer_counts(world: World, referrers_api: bool) -> None:
+    digest = world.registry.image(REPO, f"referred-{referrers_api}")
+    payload = simple_signing(world.registry.host, REPO, digest)
+    child = world.registry.signature(REPO, digest, [(payload, world.signer.sign(payload))], subject=True, tag=False)
+    if not referrers_api:  # what a client pushing to a registry without the API keeps: the sha256-<hex> index
+        media, body = world.registry.manifests[(REPO, child)]
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                 "manifests": [{"mediaType": media, "digest": child, "size": len(body),
+                                "artifactType": "application/vnd.dev.cosign.simplesigning.v1+json"}]}  # fmt: skip
+        world.registry.put_manifest(REPO, json.dumps(index).encode(), "application/vnd.oci.image.index.v1+json",
+                                    tag=digest.replace(":", "-"))  # fmt: skip
+    world.registry.referrers_api = referrers_api
+    try:
+        assert codes(world, world.revision(world.ref(digest))) == []
+    finally:
+        world.registry.referrers_api = True
+
+
 def test_one_valid_signature_among_others_is_enough(world: World) -> None:
     digest = world.registry.image(REPO, "several")
     payload = simple_signing(world.registry.host, REPO, digest)
