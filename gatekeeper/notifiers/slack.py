@@ -20,8 +20,8 @@ def _mrkdwn(text: str) -> str:
 class SlackNotifier:
     kind = "slack"
 
-    def __init__(self, timeout: float) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout))
+    def __init__(self, timeout: float, client: httpx.Client | None = None) -> None:
+        self._client = client or httpx.Client(timeout=httpx.Timeout(timeout))
 
     def close(self) -> None:
         self._client.close()

@@ -18,8 +18,8 @@ SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 class TeamsNotifier:
     kind = "teams"
 
-    def __init__(self, timeout: float) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout))
+    def __init__(self, timeout: float, client: httpx.Client | None = None) -> None:
+        self._client = client or httpx.Client(timeout=httpx.Timeout(timeout))
 
     def close(self) -> None:
         self._client.close()

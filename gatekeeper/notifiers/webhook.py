@@ -32,9 +32,9 @@ def sign(secret: str, body: bytes) -> str:
 class WebhookNotifier:
     kind = "webhook"
 
-    def __init__(self, clock: Clock, timeout: float) -> None:
+    def __init__(self, clock: Clock, timeout: float, client: httpx.Client | None = None) -> None:
         self._clock = clock
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout))
+        self._client = client or httpx.Client(timeout=httpx.Timeout(timeout))
 
     def close(self) -> None:
         self._client.close()

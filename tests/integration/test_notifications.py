@@ -4,6 +4,7 @@ checked against their documented shapes, and a hanging endpoint that must not sl
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
@@ -300,17 +301,28 @@ def test_a_hanging_endpoint_does_not_delay_gate_answers(
     try:
         gate(server, "argocd:odoo-prod", "warm-up")  # approved: one notification, which hangs
         eventually(lambda: endpoints.hanging >= 1)
+        gate(server, "argocd:odoo-wms", "warm-up")  # each target's first call, outside the measure
         took = []
-        with server.client("hook") as client:
-            for n in range(30):  # each a new release: a verdict to tell, queued behind the hang
-                target = "argocd:odoo-wms" if n % 2 else "argocd:odoo-prod"
-                started = time.perf_counter()
-                answer = client.post("/v1/gate", json={"target": target, "revision": f"rev{n}"})
-                took.append(time.perf_counter() - started)
-                assert answer.status_code == 200
+        # The server shares this process with pytest, Playwright and every test module: a full
+        # collection of that heap stops every thread for ~200 ms on this machine, whatever the
+        # endpoints do. Frozen, what exists now is left out of collections (what the gate calls
+        # make is not).
+        gc.collect()
+        gc.freeze()
+        try:
+            with server.client("hook") as client:
+                for n in range(30):  # each a new release: a verdict to tell, queued behind the hang
+                    target = "argocd:odoo-wms" if n % 2 else "argocd:odoo-prod"
+                    started = time.perf_counter()
+                    answer = client.post("/v1/gate", json={"target": target, "revision": f"rev{n}"})
+                    took.append(time.perf_counter() - started)
+                    assert answer.status_code == 200
+        finally:
+            gc.unfreeze()
         assert endpoints.hanging >= 1 and not endpoints.of("/hang")  # still hanging throughout
-        assert max(took) < 0.1, f"slowest gate call {max(took) * 1000:.0f} ms while an endpoint hangs"
+        slowest = ", ".join(f"{t * 1000:.0f}" for t in sorted(took)[-3:])
+        assert max(took) < 0.1, f"slowest gate calls {slowest} ms while an endpoint hangs"
         endpoints.release.set()
-        eventually(lambda: len(endpoints.of("/hang")) == 31)
+        eventually(lambda: len(endpoints.of("/hang")) == 32)
     finally:
         server.stop()
