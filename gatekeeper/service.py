@@ -36,6 +36,7 @@ from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decisio
 from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
 from gatekeeper.metrics import Metrics
+from gatekeeper.notifiers.endpoints import Endpoint
 from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
 from gatekeeper.reload import ConfigHolder
 from gatekeeper.store import ConnectionLostError
@@ -66,6 +67,7 @@ class GateService:
     public_url: str = "http://127.0.0.1:8080"
     status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
+    notify: tuple[Endpoint, ...] = ()  # notification endpoints (NOTIFICATIONS_FILE)
     # Freezes seen active by redecide_begun (None: not looked yet).
     _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
 
@@ -168,6 +170,8 @@ class GateService:
         """Store ``decision`` with its audit record and the actions it causes; an open release
         moves as the state machine says."""
         status = after_decision(release.status, decision.verdict) if release.status in REDECIDABLE else release.status
+        # Only with endpoints configured: a notification compares with the verdict before (one read).
+        previous = tx.latest_decision(release.id) if self.notify else None
         stored = tx.add_decision(release, decision, trigger, status, now)
         if status is not release.status:
             release = replace(release, status=status, updated_at=now)
@@ -175,7 +179,8 @@ class GateService:
         tx.append_audit("decision", actor or trigger, f"release/{release.id}", data, now, break_glass=broke_glass)
         release = replace(release, not_before=decision.not_before)
         commit_status = effects.commit_status(release, stored, self.public_url, self.status_sources)
-        enqueued = [tx.enqueue(action, now) for action in (*((commit_status,) if commit_status else ()), *extra)]
+        told = self._notifications(previous, release, stored, actor) if self.notify else []
+        enqueued = [tx.enqueue(action, now) for action in (*((commit_status,) if commit_status else ()), *extra, *told)]
         # Only a release something waits on (a deployment review) has actions to wake: for a hook
         # polling through a freeze that is one statement saved per call.
         woken = tx.wake_actions(release.id, now) if effects.waited_on(release) else 0
@@ -233,9 +238,26 @@ class GateService:
         records = []
         for release, stored in created:
             status_action = effects.commit_status(release, stored, self.public_url, self.status_sources)
-            enqueued = tx.enqueue(status_action, now) if status_action is not None else False
+            actions = [status_action] if status_action is not None else []
+            actions += self._notifications(None, release, stored, None) if self.notify else []
+            enqueued = any([tx.enqueue(action, now) for action in actions])
             records.append(GateRecord(release, stored, decided_now=True, actions=enqueued))
         return records
+
+    def _notifications(
+        self, previous: DecisionRecord | None, release: ReleaseRecord, stored: DecisionRecord, actor: str | None
+    ) -> list[NewAction]:
+        event = effects.decision_event(previous, stored, release.status)
+        if event is None:
+            return []
+        body = effects.release_event(event, release, stored, self.public_url, actor)
+        return effects.notifications(self.notify, body, f"decision:{stored.id}", (release.target,), release.id)
+
+    def notify_freeze(self, tx: StoreTransaction, event: str, freeze: Freeze, actor: str, now: datetime) -> bool:
+        """In the freeze's transaction: enqueue its notifications (wake the scheduler after commit)."""
+        body = effects.freeze_event(event, freeze, self.public_url, actor, now)
+        actions = effects.notifications(self.notify, body, f"{event}:{freeze.id}", freeze.targets)
+        return any([tx.enqueue(action, now) for action in actions])
 
     def committed(self, record: GateRecord) -> None:
         """Step 3: after commit, count it and wake the scheduler if the decision gave it work

@@ -201,6 +201,21 @@ class Settings(BaseSettings):
     ACTION_MAX_ATTEMPTS: int = Field(
         20, ge=1, description="Attempts after which a failing action is marked failed (shown on /readyz)."
     )
+    NOTIFICATIONS_FILE: Path | None = Field(
+        None,
+        description=(
+            "YAML list of notification endpoints: {name, kind: webhook | slack | teams, url, secret (webhook: the "
+            "HMAC key), events, targets} (docs/notifications.md). Read at start-up; a bad file fails it. Unset: "
+            "nobody is notified. URLs and secrets are never logged or stored in the outbox."
+        ),
+    )
+    NOTIFICATION_TIMEOUT: str = Field(
+        "5s",
+        description=(
+            "Timeout of one notification attempt (duration; connect and each read). A hanging endpoint holds one "
+            "outbox worker this long, never a gate answer; failures are retried with ACTION_RETRY backoff."
+        ),
+    )
     UI_TIMEZONE: str = Field("Europe/Berlin", description="Time zone the release-manager page shows local times in.")
     LOG_FORMAT: Literal["text", "json"] = Field("text", description="Log format: text locally, json in production.")
     AUDIT_KEY: SecretStr | None = Field(
@@ -228,6 +243,7 @@ class Settings(BaseSettings):
         "ACTION_RETRY_MAX",
         "BODY_TIMEOUT",
         "CALENDAR_FETCH_TIMEOUT",
+        "NOTIFICATION_TIMEOUT",
     )
     @classmethod
     def _duration(cls, value: str) -> str:

@@ -19,6 +19,7 @@ from gatekeeper import drift as drift_module
 from gatekeeper.actions import registry
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
+from gatekeeper.actions.notification import NotificationHandler
 from gatekeeper.announce import Announcer
 from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
@@ -30,8 +31,12 @@ from gatekeeper.facts import FactGatherer, FreezeCache
 from gatekeeper.feeds import FeedBook, load_credentials
 from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
+from gatekeeper.notifiers.endpoints import Notifier, hide_urls, load_endpoints
 from gatekeeper.notifiers.github import GitHubNotifier
 from gatekeeper.notifiers.gitlab import GitLabNotifier
+from gatekeeper.notifiers.slack import SlackNotifier
+from gatekeeper.notifiers.teams import TeamsNotifier
+from gatekeeper.notifiers.webhook import WebhookNotifier
 from gatekeeper.people import ReleaseManager
 from gatekeeper.ports import Clock, FactReader
 from gatekeeper.provenance import ProvenanceReader
@@ -147,14 +152,25 @@ def build_notifiers(settings: Settings) -> dict[str, GitHubNotifier | GitLabNoti
     return found
 
 
+def build_messengers(settings: Settings, clock: Clock) -> dict[str, Notifier]:
+    """The notifiers of NOTIFICATIONS_FILE's endpoints, by kind (one httpx client each)."""
+    timeout = float(settings.seconds("NOTIFICATION_TIMEOUT"))
+    found: list[Notifier] = [WebhookNotifier(clock, timeout), SlackNotifier(timeout), TeamsNotifier(timeout)]
+    return {notifier.kind: notifier for notifier in found}
+
+
 def build_scheduler(
-    settings: Settings, service: GateService, notifiers: dict[str, GitHubNotifier | GitLabNotifier]
+    settings: Settings,
+    service: GateService,
+    notifiers: dict[str, GitHubNotifier | GitLabNotifier],
+    messengers: dict[str, Notifier] | None = None,
 ) -> Scheduler:
     """The outbox handlers, registered by kind, and the scheduler that runs them."""
     github = notifiers.get("github")
     handlers = registry(
         [
             CommitStatusHandler(notifiers),
+            NotificationHandler(service.notify, messengers or {}),
             DeploymentReviewHandler(
                 github if isinstance(github, GitHubNotifier) else None,
                 settings.PUBLIC_URL,
@@ -208,7 +224,10 @@ def create_app(
     service = build_service(settings, clock, metrics, readers, frozenset(notifiers), feeds)
     tokens = TokenStore(settings.TOKENS_FILE)
     retention = timedelta(seconds=settings.delivery_retention_seconds)
-    scheduler = build_scheduler(settings, service, notifiers)
+    service.notify = load_endpoints(settings.NOTIFICATIONS_FILE)
+    messengers = build_messengers(settings, clock) if service.notify else {}
+    shown_urls = hide_urls(service.notify)
+    scheduler = build_scheduler(settings, service, notifiers, messengers)
 
     def prune() -> None:
         service.prune(retention)
@@ -251,6 +270,9 @@ def create_app(
         feed_reader.close()
         for notifier in notifiers.values():
             notifier.close()
+        for messenger in messengers.values():
+            messenger.close()
+        shown_urls()
         if service.facts is not None:
             service.facts.close()
         service.store.close()
