@@ -303,8 +303,10 @@ def test_after_the_first_of_two_approvals_the_page_says_still_deferred_not_succe
     release = waiting["release_id"]
     page = log_in(browser, dev_server, "dev-alice-token")
     row = page.locator(f"#waiting-rows tr[data-release='{release}']")
+    expect(row.locator("td.ships")).to_contain_text("0 of 2 approvals (release-manager)")  # when it ships
     row.locator("button.approve").click()
     expect(page.locator("#pending")).to_have_text(f"Release #{release}: 1 of 2 approvals, still deferred.")
+    expect(row.locator("td.ships")).to_contain_text("1 of 2 approvals (release-manager)")
     expect(page.locator("#notice")).to_be_hidden()
     expect(row).to_contain_text("alice")
     expect(row.locator("button.break-glass")).to_have_count(0)  # alice holds no break-glass
