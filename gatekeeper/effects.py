@@ -3,7 +3,9 @@
 A decision of a Git target that came from GitHub or GitLab sets a commit status on its revision
 (again on every later decision of that release: an approval turns it green); a GitHub deployment
 protection rule gets one review, answered once the release may go or never will. The handlers
-in ``gatekeeper.actions`` carry them out after commit.
+in ``gatekeeper.actions`` carry them out after commit. An Argo CD release that was deferred and
+is approved by anything but its own PreSync hook (its window opened, its approval arrived) is
+synced by gatekeeper to its revision (``argocd_sync``, once per release).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import json
 from typing import Any
 
 from gatekeeper.domain.records import DecisionRecord, NewAction, ReleaseRecord
+from gatekeeper.domain.releases import ReleaseStatus
 from gatekeeper.notifiers import describe
 
 COMMIT_STATUS = "commit_status"
 DEPLOYMENT_REVIEW = "deployment_review"
+ARGOCD_SYNC = "argocd_sync"
+ARGOCD_PREFIX = "argocd:"
+HOOK_TRIGGER = "presync"  # the PreSync hook's own gate call: its sync is already under way
 
 
 def release_link(public_url: str, release_id: int) -> str:
@@ -69,4 +75,18 @@ def deployment_review(release: ReleaseRecord, callback_url: str, environment: st
         f"{DEPLOYMENT_REVIEW}:{callback_url}",
         payload,
         release_id=release.id,
+    )
+
+
+def argocd_sync(release: ReleaseRecord, before: ReleaseStatus, trigger: str) -> NewAction | None:
+    """The sync of a deferred Argo CD release that has just been approved, once per release (the
+    hook that was told to come back later failed fast: nothing else would sync it)."""
+    if not release.target.startswith(ARGOCD_PREFIX) or trigger == HOOK_TRIGGER:
+        return None
+    if before is not ReleaseStatus.DEFERRED or release.status is not ReleaseStatus.APPROVED:
+        return None
+    application = release.target.removeprefix(ARGOCD_PREFIX)
+    payload = {"application": application, "revision": release.revision}
+    return NewAction(
+        ARGOCD_SYNC, f"{ARGOCD_SYNC}:{release.id}", f"{ARGOCD_SYNC}:{application}", payload, release_id=release.id
     )

@@ -65,6 +65,7 @@ class GateService:
     facts: FactGatherer | None = None
     public_url: str = "http://127.0.0.1:8080"
     status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
+    argocd_sync: bool = False  # an Argo CD API is configured: approved deferrals are synced by us
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
     # Freezes seen active by redecide_begun (None: not looked yet).
     _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
@@ -167,6 +168,7 @@ class GateService:
     ) -> GateRecord:
         """Store ``decision`` with its audit record and the actions it causes; an open release
         moves as the state machine says."""
+        before = release.status
         status = after_decision(release.status, decision.verdict) if release.status in REDECIDABLE else release.status
         stored = tx.add_decision(release, decision, trigger, status, now)
         if status is not release.status:
@@ -175,7 +177,9 @@ class GateService:
         tx.append_audit("decision", actor or trigger, f"release/{release.id}", data, now, break_glass=broke_glass)
         release = replace(release, not_before=decision.not_before)
         commit_status = effects.commit_status(release, stored, self.public_url, self.status_sources)
-        enqueued = [tx.enqueue(action, now) for action in (*((commit_status,) if commit_status else ()), *extra)]
+        sync = effects.argocd_sync(release, before, trigger) if self.argocd_sync else None
+        caused = tuple(action for action in (commit_status, sync) if action is not None)
+        enqueued = [tx.enqueue(action, now) for action in (*caused, *extra)]
         # Only a release something waits on (a deployment review) has actions to wake: for a hook
         # polling through a freeze that is one statement saved per call.
         woken = tx.wake_actions(release.id, now) if effects.waited_on(release) else 0
@@ -297,8 +301,10 @@ class GateService:
 
     def redecide_due(self, limit: int = 100) -> int:
         """Decide again the deferred releases whose deferral named an instant that has come and
-        that an action waits for (a deployment review to answer)."""
-        due = self.store.due_releases(self.clock(), limit)
+        that an action waits for (a deployment review to answer), or that gatekeeper syncs itself
+        (Argo CD applications, when an Argo CD API is configured)."""
+        also = (effects.ARGOCD_PREFIX,) if self.argocd_sync else ()
+        due = self.store.due_releases(self.clock(), limit, also=also)
         for release in due:
             self.redecide(release, "scheduler")
         return len(due)

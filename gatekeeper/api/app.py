@@ -17,8 +17,10 @@ from pydantic import SecretStr
 from gatekeeper import __version__, audit, logs
 from gatekeeper import drift as drift_module
 from gatekeeper.actions import registry
+from gatekeeper.actions.argocd_sync import ArgoCdSyncHandler
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
+from gatekeeper.actuators.argocd import ArgoCdActuator
 from gatekeeper.announce import Announcer
 from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
@@ -124,14 +126,25 @@ def build_notifiers(settings: Settings) -> dict[str, GitHubNotifier | GitLabNoti
     return found
 
 
+def build_argocd(settings: Settings) -> ArgoCdActuator | None:
+    """Argo CD's API, where ``ARGOCD_SERVER`` and ``ARGOCD_API_TOKEN`` are both set."""
+    if settings.ARGOCD_SERVER is None or settings.ARGOCD_API_TOKEN is None:
+        return None
+    return ArgoCdActuator(settings.ARGOCD_SERVER, settings.ARGOCD_API_TOKEN.get_secret_value())
+
+
 def build_scheduler(
-    settings: Settings, service: GateService, notifiers: dict[str, GitHubNotifier | GitLabNotifier]
+    settings: Settings,
+    service: GateService,
+    notifiers: dict[str, GitHubNotifier | GitLabNotifier],
+    argocd: ArgoCdActuator | None = None,
 ) -> Scheduler:
     """The outbox handlers, registered by kind, and the scheduler that runs them."""
     github = notifiers.get("github")
     handlers = registry(
         [
             CommitStatusHandler(notifiers),
+            ArgoCdSyncHandler(argocd, service.clock),
             DeploymentReviewHandler(
                 github if isinstance(github, GitHubNotifier) else None,
                 settings.PUBLIC_URL,
@@ -185,7 +198,9 @@ def create_app(
     service = build_service(settings, clock, metrics, readers, frozenset(notifiers), feeds)
     tokens = TokenStore(settings.TOKENS_FILE)
     retention = timedelta(seconds=settings.delivery_retention_seconds)
-    scheduler = build_scheduler(settings, service, notifiers)
+    argocd = build_argocd(settings)
+    service.argocd_sync = argocd is not None
+    scheduler = build_scheduler(settings, service, notifiers, argocd)
 
     def prune() -> None:
         service.prune(retention)
@@ -228,6 +243,8 @@ def create_app(
         feed_reader.close()
         for notifier in notifiers.values():
             notifier.close()
+        if argocd is not None:
+            argocd.close()
         if service.facts is not None:
             service.facts.close()
         service.store.close()

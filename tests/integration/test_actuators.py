@@ -1,0 +1,150 @@
+"""Actuators on the wire: Argo CD's REST API (a loopback fake that checks paths, verbs, bearer
+and bodies and counts effects), and the deferred release that goes out by itself when its
+window opens (the scheduler decides it again and syncs it, once)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.actuators import ActuatorError, RefusedError
+from gatekeeper.actuators.argocd import ArgoCdActuator
+from tests.integration.conftest import MutableClock, eventually, make_settings, start_server
+from tests.integration.fake_argocd import ARGOCD_TOKEN, FakeArgoCd, start_fake_argocd
+from tests.integration.test_gate_api import CUTOFF
+
+OLD, NEW = "a" * 40, "b" * 40
+
+
+@pytest.fixture
+def argocd() -> Iterator[FakeArgoCd]:
+    fake = start_fake_argocd()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def actuator(argocd: FakeArgoCd) -> Iterator[ArgoCdActuator]:
+    client = ArgoCdActuator(argocd.url, ARGOCD_TOKEN)
+    yield client
+    client.close()
+
+
+def test_a_sync_posts_the_documented_request_once_and_a_repeat_changes_nothing(
+    argocd: FakeArgoCd, actuator: ArgoCdActuator
+) -> None:
+    argocd.add("odoo-prod", OLD)
+    first = actuator.sync("odoo-prod", NEW)
+    again = actuator.sync("odoo-prod", NEW)
+    assert (first.changed, again.changed) == (True, False)
+    (post,) = argocd.posts("/sync")
+    assert post.path == "/api/v1/applications/odoo-prod/sync"
+    assert post.headers["authorization"] == f"Bearer {ARGOCD_TOKEN}"
+    assert post.body == {"name": "odoo-prod", "revision": NEW, "prune": False, "dryRun": False}
+    assert [r.method for r in argocd.requests] == ["GET", "POST", "GET"]
+    assert argocd.syncs == {("odoo-prod", NEW): 1}
+    assert argocd.errors == []
+
+
+def test_a_sync_already_running_to_the_revision_is_success_without_a_post(
+    argocd: FakeArgoCd, actuator: ArgoCdActuator
+) -> None:
+    argocd.add("odoo-prod", OLD)
+    argocd.hold = True
+    assert actuator.sync("odoo-prod", NEW).changed
+    outcome = actuator.sync("odoo-prod", NEW)
+    assert not outcome.changed and "already running" in outcome.message
+    assert argocd.syncs == {("odoo-prod", NEW): 1}
+
+
+def test_a_rollback_posts_the_history_id_of_the_revision(argocd: FakeArgoCd, actuator: ArgoCdActuator) -> None:
+    argocd.add("odoo-prod", NEW, history=("c" * 40, OLD))
+    outcome = actuator.rollback("odoo-prod", OLD)
+    assert outcome.changed
+    (post,) = argocd.posts("/rollback")
+    assert post.path == "/api/v1/applications/odoo-prod/rollback"
+    assert post.headers["authorization"] == f"Bearer {ARGOCD_TOKEN}"
+    assert post.body == {"name": "odoo-prod", "id": 2, "prune": False, "dryRun": False}
+    assert not actuator.rollback("odoo-prod", OLD).changed  # it runs OLD now: nothing to do
+    assert argocd.rollbacks == {("odoo-prod", 2): 1}
+
+
+def test_a_rollback_of_an_auto_synced_application_is_refused_before_any_post(
+    argocd: FakeArgoCd, actuator: ArgoCdActuator
+) -> None:
+    argocd.add("odoo-prod", NEW, automated=True, history=(OLD,))
+    with pytest.raises(RefusedError, match="auto-sync"):
+        actuator.rollback("odoo-prod", OLD)
+    assert argocd.posts("/rollback") == []
+
+
+def test_a_wrong_token_is_an_actuator_error_naming_the_answer(argocd: FakeArgoCd) -> None:
+    argocd.add("odoo-prod", OLD)
+    wrong = ArgoCdActuator(argocd.url, "not-the-token")
+    try:
+        with pytest.raises(ActuatorError, match="answered 401"):
+            wrong.sync("odoo-prod", NEW)
+    finally:
+        wrong.close()
+    assert argocd.syncs == {}
+
+
+def test_a_deferred_release_is_synced_once_by_the_scheduler_when_its_window_opens(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, argocd: FakeArgoCd
+) -> None:
+    """The hook is deferred by the dispatch cut-off and fails fast; at 16:00 the scheduler decides
+    the release again, approves it and syncs the application to its revision, exactly once."""
+    argocd.add("odoo-prod-eu", OLD)
+    settings = make_settings(
+        database_url, *config_tree, tokens_file,
+        ARGOCD_SERVER=argocd.url, ARGOCD_API_TOKEN=ARGOCD_TOKEN, SCHEDULER_INTERVAL=0.1,
+    )
+    server = start_server(settings, MutableClock(CUTOFF))
+    try:
+        with server.client("hook") as hook:
+            answer = hook.post("/v1/gate", json={"target": "argocd:odoo-prod-eu", "revision": NEW}).json()
+        assert answer["verdict"] == "defer"
+        opens = answer["not_before"]
+        assert argocd.syncs == {}  # nothing leaves while the window is closed
+        server.clock.set(CUTOFF + timedelta(hours=3))
+        eventually(lambda: argocd.syncs == {("odoo-prod-eu", NEW): 1})
+        with server.client("viewer") as viewer:
+            release = viewer.get(f"/v1/releases/{answer['release_id']}").json()
+            actions = viewer.get("/v1/actions").json()["items"]
+        assert release["status"] == "approved"
+        assert [d["trigger"] for d in release["decisions"]] == ["presync", "scheduler"]
+        synced = [a for a in actions if a["kind"] == "argocd_sync"]
+        assert [(a["status"], a["release_id"]) for a in synced] == [("done", answer["release_id"])]
+        assert opens is not None
+    finally:
+        server.stop()
+    assert argocd.syncs == {("odoo-prod-eu", NEW): 1}
+    assert argocd.errors == []
+
+
+def test_an_approval_that_arrives_later_syncs_the_release_once(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, argocd: FakeArgoCd
+) -> None:
+    """odoo-wms needs a release manager: the hook is deferred; the approval decides the release
+    again in its transaction and enqueues the sync."""
+    argocd.add("odoo-wms", OLD)
+    settings = make_settings(
+        database_url, *config_tree, tokens_file,
+        ARGOCD_SERVER=argocd.url, ARGOCD_API_TOKEN=ARGOCD_TOKEN, SCHEDULER_INTERVAL=0.1,
+    )
+    server = start_server(settings, MutableClock(CUTOFF - timedelta(hours=4)))
+    try:
+        with server.client("hook") as hook:
+            answer = hook.post("/v1/gate", json={"target": "argocd:odoo-wms", "revision": NEW}).json()
+        assert answer["verdict"] == "defer"
+        with server.client("manager") as manager:
+            approved = manager.post(f"/v1/releases/{answer['release_id']}/approve", json={})
+            assert approved.status_code == 200, approved.text
+            manager.post(f"/v1/releases/{answer['release_id']}/approve", json={})  # a double click
+        eventually(lambda: argocd.syncs == {("odoo-wms", NEW): 1})
+    finally:
+        server.stop()
+    assert argocd.syncs == {("odoo-wms", NEW): 1}
