@@ -11,6 +11,7 @@ place that asks the clock for ``now``; ``decide`` itself stays pure.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -305,9 +306,18 @@ class GateService:
         (Argo CD applications, when an Argo CD API is configured)."""
         also = (effects.ARGOCD_PREFIX,) if self.argocd_sync else ()
         due = self.store.due_releases(self.clock(), limit, also=also)
+        # Every replica runs this loop: each goes through the batch in its own order, and skips a
+        # release another replica has decided meanwhile (the decision itself is safe either way:
+        # under the release's lock, a repeat stores nothing; this only saves the work).
+        random.shuffle(due)
+        decided = 0
         for release in due:
+            current = self.store.release(release.id)
+            if current is None or current.release.status is not ReleaseStatus.DEFERRED:
+                continue
             self.redecide(release, "scheduler")
-        return len(due)
+            decided += 1
+        return decided
 
     def count(self, decision: DecisionRecord) -> None:
         if self.metrics is None:
