@@ -5,7 +5,8 @@ A decision of a Git target that came from GitHub or GitLab sets a commit status 
 protection rule gets one review, answered once the release may go or never will. The handlers
 in ``gatekeeper.actions`` carry them out after commit. An Argo CD release that was deferred and
 is approved by anything but its own PreSync hook (its window opened, its approval arrived) is
-synced by gatekeeper to its revision (``argocd_sync``, once per release).
+synced by gatekeeper to its revision (``argocd_sync``, once per release); a ``rollback`` decision
+of an Argo CD release restores its last verified revision (``rollback``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gatekeeper.notifiers import describe
 COMMIT_STATUS = "commit_status"
 DEPLOYMENT_REVIEW = "deployment_review"
 ARGOCD_SYNC = "argocd_sync"
+ROLLBACK = "rollback"
 ARGOCD_PREFIX = "argocd:"
 HOOK_TRIGGER = "presync"  # the PreSync hook's own gate call: its sync is already under way
 
@@ -90,3 +92,14 @@ def argocd_sync(release: ReleaseRecord, before: ReleaseStatus, trigger: str) -> 
     return NewAction(
         ARGOCD_SYNC, f"{ARGOCD_SYNC}:{release.id}", f"{ARGOCD_SYNC}:{application}", payload, release_id=release.id
     )
+
+
+def rollback(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | None:
+    """The rollback a ``rollback`` decision of an Argo CD release causes, once per release."""
+    if decision.verdict != ROLLBACK or not release.target.startswith(ARGOCD_PREFIX):
+        return None
+    reason = "; ".join(f"{r['message']} ({r['code']})" for r in decision.reasons) or "rollback decided"
+    application = release.target.removeprefix(ARGOCD_PREFIX)
+    payload = {"application": application, "revision": release.revision, "reason": reason}
+    key, scope = f"{ROLLBACK}:{release.id}", f"{ROLLBACK}:{release.target}"
+    return NewAction(ROLLBACK, key, scope, payload, release_id=release.id)

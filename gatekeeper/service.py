@@ -66,7 +66,7 @@ class GateService:
     facts: FactGatherer | None = None
     public_url: str = "http://127.0.0.1:8080"
     status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
-    argocd_sync: bool = False  # an Argo CD API is configured: approved deferrals are synced by us
+    argocd_sync: bool = False  # an Argo CD API is configured: gatekeeper syncs and rolls back itself
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
     # Freezes seen active by redecide_begun (None: not looked yet).
     _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
@@ -179,7 +179,8 @@ class GateService:
         release = replace(release, not_before=decision.not_before)
         commit_status = effects.commit_status(release, stored, self.public_url, self.status_sources)
         sync = effects.argocd_sync(release, before, trigger) if self.argocd_sync else None
-        caused = tuple(action for action in (commit_status, sync) if action is not None)
+        undo = effects.rollback(release, stored) if self.argocd_sync else None
+        caused = tuple(action for action in (commit_status, sync, undo) if action is not None)
         enqueued = [tx.enqueue(action, now) for action in (*caused, *extra)]
         # Only a release something waits on (a deployment review) has actions to wake: for a hook
         # polling through a freeze that is one statement saved per call.

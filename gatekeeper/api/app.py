@@ -20,7 +20,9 @@ from gatekeeper.actions import registry
 from gatekeeper.actions.argocd_sync import ArgoCdSyncHandler
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
+from gatekeeper.actions.rollback import RollbackHandler
 from gatekeeper.actuators.argocd import ArgoCdActuator
+from gatekeeper.actuators.git import GitReverter
 from gatekeeper.announce import Announcer
 from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
@@ -133,6 +135,12 @@ def build_argocd(settings: Settings) -> ArgoCdActuator | None:
     return ArgoCdActuator(settings.ARGOCD_SERVER, settings.ARGOCD_API_TOKEN.get_secret_value())
 
 
+def build_reverter(settings: Settings) -> GitReverter:
+    """Reverts in config repositories, with the credentials the Git reader uses."""
+    token = settings.GIT_TOKEN.get_secret_value() if settings.GIT_TOKEN is not None else None
+    return GitReverter(token=token, ssh_key_file=settings.GIT_SSH_KEY_FILE)
+
+
 def build_scheduler(
     settings: Settings,
     service: GateService,
@@ -145,6 +153,7 @@ def build_scheduler(
         [
             CommitStatusHandler(notifiers),
             ArgoCdSyncHandler(argocd, service.clock),
+            RollbackHandler(argocd, build_reverter(settings), service.store, service.clock),
             DeploymentReviewHandler(
                 github if isinstance(github, GitHubNotifier) else None,
                 settings.PUBLIC_URL,

@@ -4,17 +4,22 @@ window opens (the scheduler decides it again and syncs it, once)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from gatekeeper.actuators import ActuatorError, RefusedError
 from gatekeeper.actuators.argocd import ArgoCdActuator
-from tests.integration.conftest import MutableClock, eventually, make_settings, start_server
+from tests.integration import payloads as p
+from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server
 from tests.integration.fake_argocd import ARGOCD_TOKEN, FakeArgoCd, start_fake_argocd
-from tests.integration.test_gate_api import CUTOFF
+from tests.integration.test_gate_api import CUTOFF, OPEN
+from tests.integration.test_webhooks import ARGOCD_SECRET
 
 OLD, NEW = "a" * 40, "b" * 40
 
@@ -148,3 +153,54 @@ def test_an_approval_that_arrives_later_syncs_the_release_once(
     finally:
         server.stop()
     assert argocd.syncs == {("odoo-wms", NEW): 1}
+
+
+def notify(server: Server, event: str, revision: str) -> dict[str, Any]:
+    body = p.encode(p.argocd_event(event, revision=revision, app="odoo-prod"))
+    answer = httpx.post(f"{server.url}/webhooks/argocd", content=body, headers=p.argocd_headers(ARGOCD_SECRET))
+    assert answer.status_code == 200, answer.text
+    decided: dict[str, Any] = answer.json()
+    return decided
+
+
+def test_a_freeze_time_sync_reported_by_argo_cd_is_rolled_back_to_the_last_good_revision(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, argocd: FakeArgoCd
+) -> None:
+    """SHA_A goes out approved; during the dispatch cut-off someone syncs SHA_B by hand. Argo CD's
+    notification makes it a rollback; gatekeeper rolls the application back (auto-sync is off:
+    Argo CD's rollback API, to SHA_A's history entry), once, and the release reads rolled_back,
+    with the rollback in the audit log and in the release's actions."""
+    argocd.add("odoo-prod", p.SHA_B, history=(p.SHA_A,))
+    settings = make_settings(
+        database_url, *config_tree, tokens_file, ARGOCD_TOKEN=ARGOCD_SECRET,
+        ARGOCD_SERVER=argocd.url, ARGOCD_API_TOKEN=ARGOCD_TOKEN, SCHEDULER_INTERVAL=0.1,
+    )
+    server = start_server(settings, MutableClock(OPEN))
+    try:
+        with server.client("hook") as hook:
+            assert hook.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": p.SHA_A}).json()["verdict"] == "approve"
+        assert notify(server, "sync-succeeded", p.SHA_A)["decision"]["status"] == "applied"
+        server.clock.set(CUTOFF)
+        answer = notify(server, "sync-succeeded", p.SHA_B)
+        assert answer["decision"]["verdict"] == "rollback"
+        release_id = answer["release_id"]
+
+        def status() -> str:
+            with server.client("viewer") as viewer:
+                return str(viewer.get(f"/v1/releases/{release_id}").json()["status"])
+
+        eventually(lambda: status() == "rolled_back")
+        with server.client("viewer") as viewer:
+            actions = viewer.get("/v1/actions", params={"release": release_id}).json()["items"]
+            audit = viewer.get("/v1/audit").json()["items"]
+        assert [(a["kind"], a["status"]) for a in actions] == [("rollback", "done")]
+        (rollback,) = [r for r in audit if r["kind"] == "rollback"]
+        assert rollback["subject"] == f"release/{release_id}"
+        assert rollback["data"]["how"] == "argocd_rollback" and rollback["data"]["revision"] == p.SHA_B
+        time.sleep(0.5)  # a repeat would show now
+    finally:
+        server.stop()
+    (post,) = argocd.posts("/rollback")
+    assert post.body == {"name": "odoo-prod", "id": 1, "prune": False, "dryRun": False}
+    assert argocd.rollbacks == {("odoo-prod", 1): 1}
+    assert argocd.apps["odoo-prod"]["status"]["sync"]["revision"] == p.SHA_A
