@@ -45,12 +45,20 @@ class FakeArgoCd:
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, name: str, revision: str, *, automated: bool = False, history: tuple[str, ...] = ()) -> None:
+    def add(
+        self,
+        name: str,
+        revision: str,
+        *,
+        automated: bool = False,
+        history: tuple[str, ...] = (),
+        source: dict[str, str] | None = None,
+    ) -> None:
         entries = [{"id": n, "revision": rev} for n, rev in enumerate((*history, revision), start=1)]
         policy: dict[str, Any] = {"automated": {"prune": False, "selfHeal": False}} if automated else {}
         self.apps[name] = {
             "metadata": {"name": name, "namespace": "argocd"},
-            "spec": {"syncPolicy": policy},
+            "spec": {"syncPolicy": policy, "source": source or {"repoURL": "https://git.acme.io/odoo-config.git"}},
             "status": {"sync": {"status": "Synced", "revision": revision}, "history": entries},
         }
 

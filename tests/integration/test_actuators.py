@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pygit2
 import pytest
 
 from gatekeeper.actuators import ActuatorError, RefusedError
@@ -19,6 +20,7 @@ from tests.integration import payloads as p
 from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server
 from tests.integration.fake_argocd import ARGOCD_TOKEN, FakeArgoCd, start_fake_argocd
 from tests.integration.test_gate_api import CUTOFF, OPEN
+from tests.integration.test_git_revert import commit
 from tests.integration.test_webhooks import ARGOCD_SECRET
 
 OLD, NEW = "a" * 40, "b" * 40
@@ -204,3 +206,50 @@ def test_a_freeze_time_sync_reported_by_argo_cd_is_rolled_back_to_the_last_good_
     assert post.body == {"name": "odoo-prod", "id": 1, "prune": False, "dryRun": False}
     assert argocd.rollbacks == {("odoo-prod", 1): 1}
     assert argocd.apps["odoo-prod"]["status"]["sync"]["revision"] == p.SHA_A
+
+
+def test_a_freeze_time_sync_of_an_auto_synced_application_is_reverted_in_git(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, argocd: FakeArgoCd, tmp_path: Path
+) -> None:
+    """Auto-sync is on: Argo CD refuses a rollback and would sync the change back, so gatekeeper
+    reverts the offending commit on the branch the application follows and pushes it."""
+    bare = tmp_path / "odoo-config.git"
+    pygit2.init_repository(str(bare), bare=True, initial_head="main")
+    work = pygit2.init_repository(str(tmp_path / "work"), bare=True, initial_head="main")
+    good = commit(work, {"replicas.yaml": "replicas: 2\n"}, "baseline")
+    bad = commit(work, {"replicas.yaml": "replicas: 9\n"}, "scale up during the cut-off")
+    work.remotes.create("origin", str(bare))
+    work.remotes["origin"].push(["refs/heads/main:refs/heads/main"])
+    argocd.add("odoo-prod", str(bad), automated=True, history=(str(good),),
+               source={"repoURL": str(bare), "targetRevision": "main", "path": "."})
+    settings = make_settings(
+        database_url, *config_tree, tokens_file, ARGOCD_TOKEN=ARGOCD_SECRET,
+        ARGOCD_SERVER=argocd.url, ARGOCD_API_TOKEN=ARGOCD_TOKEN, SCHEDULER_INTERVAL=0.1,
+    )
+    server = start_server(settings, MutableClock(OPEN))
+    try:
+        with server.client("hook") as hook:
+            assert hook.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": str(good)}).json()["verdict"] == "approve"
+        notify(server, "sync-succeeded", str(good))
+        server.clock.set(CUTOFF)
+        release_id = notify(server, "sync-succeeded", str(bad))["release_id"]
+
+        def status() -> str:
+            with server.client("viewer") as viewer:
+                return str(viewer.get(f"/v1/releases/{release_id}").json()["status"])
+
+        eventually(lambda: status() == "rolled_back")
+        with server.client("viewer") as viewer:
+            audit = viewer.get("/v1/audit").json()["items"]
+        (rollback,) = [r for r in audit if r["kind"] == "rollback"]
+        assert rollback["data"]["how"] == "git_revert"
+    finally:
+        server.stop()
+    remote = pygit2.Repository(str(bare))
+    tip = remote.revparse_single("refs/heads/main").peel(pygit2.Commit)
+    assert [parent.id for parent in tip.parents] == [bad]
+    assert tip.author.name == "gatekeeper"
+    assert tip.message.startswith(f"gatekeeper: roll back release {release_id} (argocd:odoo-prod)")
+    assert "applied_without_approval" in tip.message
+    assert remote[tip.tree["replicas.yaml"].id].data == b"replicas: 2\n"
+    assert argocd.posts("/rollback") == [] and argocd.posts("/sync") == []
