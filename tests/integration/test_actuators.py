@@ -20,6 +20,7 @@ from tests.integration import payloads as p
 from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server
 from tests.integration.fake_argocd import ARGOCD_TOKEN, FakeArgoCd, start_fake_argocd
 from tests.integration.test_gate_api import CUTOFF, OPEN
+from tests.integration.test_gate_cli import run_gate
 from tests.integration.test_git_revert import commit
 from tests.integration.test_webhooks import ARGOCD_SECRET
 
@@ -253,3 +254,21 @@ def test_a_freeze_time_sync_of_an_auto_synced_application_is_reverted_in_git(
     assert "applied_without_approval" in tip.message
     assert remote[tip.tree["replicas.yaml"].id].data == b"replicas: 2\n"
     assert argocd.posts("/rollback") == [] and argocd.posts("/sync") == []
+
+
+def test_the_hook_hands_off_a_deferred_release_failing_at_once_with_when_gatekeeper_syncs(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path
+) -> None:
+    settings = make_settings(database_url, *config_tree, tokens_file)
+    server = start_server(settings, MutableClock(CUTOFF))
+    try:
+        started = time.monotonic()
+        process = run_gate(server.url, "--target", "argocd:odoo-prod", "--revision", NEW, wait="handoff")
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 1, (out, err)
+        assert time.monotonic() - started < 15  # no 30-minute wait holding the Job
+        assert "dispatch_cutoff" in out
+        assert f"gatekeeper will sync argocd:odoo-prod@{NEW[:12]} itself when the gate opens at" in err
+        assert "16:00" in err  # the end of the cut-off, local time
+    finally:
+        server.stop()
