@@ -6,13 +6,15 @@ protection rule gets one review, answered once the release may go or never will.
 in ``gatekeeper.actions`` carry them out after commit. An Argo CD release that was deferred and
 is approved by anything but its own PreSync hook (its window opened, its approval arrived) is
 synced by gatekeeper to its revision (``argocd_sync``, once per release); a ``rollback`` decision
-of an Argo CD release restores its last verified revision (``rollback``).
+of an Argo CD release restores its last verified revision (``rollback``); a Flux release's
+decision suspends (defer) or resumes (approve) its Kustomization or HelmRelease (``flux_gate``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC
 from typing import Any
 
 from gatekeeper.domain.records import DecisionRecord, NewAction, ReleaseRecord
@@ -23,6 +25,8 @@ COMMIT_STATUS = "commit_status"
 DEPLOYMENT_REVIEW = "deployment_review"
 ARGOCD_SYNC = "argocd_sync"
 ROLLBACK = "rollback"
+FLUX_GATE = "flux_gate"
+FLUX_PREFIX = "flux:"
 ARGOCD_PREFIX = "argocd:"
 HOOK_TRIGGER = "presync"  # the PreSync hook's own gate call: its sync is already under way
 
@@ -103,3 +107,16 @@ def rollback(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | No
     payload = {"application": application, "revision": release.revision, "reason": reason}
     key, scope = f"{ROLLBACK}:{release.id}", f"{ROLLBACK}:{release.target}"
     return NewAction(ROLLBACK, key, scope, payload, release_id=release.id)
+
+
+def flux_gate(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | None:
+    """A Flux target suspended while its release is deferred, resumed (with a reconcile request
+    at the decision's instant) when it is approved; the newest decision of a target wins."""
+    if not release.target.startswith(FLUX_PREFIX) or decision.verdict not in ("approve", "defer"):
+        return None
+    suspend = decision.verdict == "defer"
+    requested_at = decision.decided_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    payload = {"target": release.target, "suspend": suspend, "requested_at": requested_at}
+    scope = f"{FLUX_GATE}:{release.target}"
+    digest = _digest({"target": release.target, "suspend": suspend})
+    return NewAction(FLUX_GATE, f"{scope}#{decision.id}", scope, payload, digest=digest, release_id=release.id)

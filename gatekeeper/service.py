@@ -67,6 +67,7 @@ class GateService:
     public_url: str = "http://127.0.0.1:8080"
     status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
     argocd_sync: bool = False  # an Argo CD API is configured: gatekeeper syncs and rolls back itself
+    flux_gate: bool = False  # FLUX_GATE: governed Flux targets are suspended while deferred
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
     # Freezes seen active by redecide_begun (None: not looked yet).
     _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
@@ -180,7 +181,8 @@ class GateService:
         commit_status = effects.commit_status(release, stored, self.public_url, self.status_sources)
         sync = effects.argocd_sync(release, before, trigger) if self.argocd_sync else None
         undo = effects.rollback(release, stored) if self.argocd_sync else None
-        caused = tuple(action for action in (commit_status, sync, undo) if action is not None)
+        flux = effects.flux_gate(release, stored) if self.flux_gate else None
+        caused = tuple(action for action in (commit_status, sync, undo, flux) if action is not None)
         enqueued = [tx.enqueue(action, now) for action in (*caused, *extra)]
         # Only a release something waits on (a deployment review) has actions to wake: for a hook
         # polling through a freeze that is one statement saved per call.
@@ -304,8 +306,8 @@ class GateService:
     def redecide_due(self, limit: int = 100) -> int:
         """Decide again the deferred releases whose deferral named an instant that has come and
         that an action waits for (a deployment review to answer), or that gatekeeper syncs itself
-        (Argo CD applications, when an Argo CD API is configured)."""
-        also = (effects.ARGOCD_PREFIX,) if self.argocd_sync else ()
+        (Argo CD applications, when an Argo CD API is configured; Flux targets, when FLUX_GATE)."""
+        also = (effects.ARGOCD_PREFIX,) * self.argocd_sync + (effects.FLUX_PREFIX,) * self.flux_gate
         due = self.store.due_releases(self.clock(), limit, also=also)
         # Every replica runs this loop: each goes through the batch in its own order, and skips a
         # release another replica has decided meanwhile (the decision itself is safe either way:

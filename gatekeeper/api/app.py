@@ -20,8 +20,10 @@ from gatekeeper.actions import registry
 from gatekeeper.actions.argocd_sync import ArgoCdSyncHandler
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
+from gatekeeper.actions.flux_gate import FluxGateHandler
 from gatekeeper.actions.rollback import RollbackHandler
 from gatekeeper.actuators.argocd import ArgoCdActuator
+from gatekeeper.actuators.flux import FluxActuator
 from gatekeeper.actuators.git import GitReverter
 from gatekeeper.announce import Announcer
 from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
@@ -146,6 +148,7 @@ def build_scheduler(
     service: GateService,
     notifiers: dict[str, GitHubNotifier | GitLabNotifier],
     argocd: ArgoCdActuator | None = None,
+    flux: FluxActuator | None = None,
 ) -> Scheduler:
     """The outbox handlers, registered by kind, and the scheduler that runs them."""
     github = notifiers.get("github")
@@ -154,6 +157,7 @@ def build_scheduler(
             CommitStatusHandler(notifiers),
             ArgoCdSyncHandler(argocd, service.clock),
             RollbackHandler(argocd, build_reverter(settings), service.store, service.clock),
+            FluxGateHandler(flux),
             DeploymentReviewHandler(
                 github if isinstance(github, GitHubNotifier) else None,
                 settings.PUBLIC_URL,
@@ -209,7 +213,10 @@ def create_app(
     retention = timedelta(seconds=settings.delivery_retention_seconds)
     argocd = build_argocd(settings)
     service.argocd_sync = argocd is not None
-    scheduler = build_scheduler(settings, service, notifiers, argocd)
+    timeout = float(settings.seconds("FACT_TIMEOUT"))
+    flux = FluxActuator(settings.KUBECONFIG, timeout=timeout) if settings.FLUX_GATE else None
+    service.flux_gate = flux is not None
+    scheduler = build_scheduler(settings, service, notifiers, argocd, flux)
 
     def prune() -> None:
         service.prune(retention)
@@ -254,6 +261,8 @@ def create_app(
             notifier.close()
         if argocd is not None:
             argocd.close()
+        if flux is not None:
+            flux.close()
         if service.facts is not None:
             service.facts.close()
         service.store.close()

@@ -3,7 +3,9 @@ which checks the bearer token and the merge-patch content type and applies the p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,11 @@ import pytest
 
 from gatekeeper.actuators import RefusedError
 from gatekeeper.actuators.flux import REQUESTED_AT, FluxActuator, FluxObject
+from tests.integration import payloads as p
+from tests.integration.conftest import MutableClock, eventually, make_settings, start_server
 from tests.integration.fake_kubernetes import TOKEN, FakeKubernetes, start_fake_kubernetes, write_kubeconfig
+from tests.integration.test_gate_api import CUTOFF
+from tests.integration.test_webhooks import FLUX_SECRET, post
 
 PATH = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/odoo-prod/kustomizations/odoo"
 
@@ -80,3 +86,37 @@ def test_a_helmrelease_is_patched_at_its_own_path(cluster: tuple[FakeKubernetes,
 def test_a_target_that_is_no_flux_object_is_refused() -> None:
     with pytest.raises(RefusedError):
         FluxObject.from_target("flux:GitRepository/odoo-prod/odoo")
+
+
+def test_a_governed_kustomization_is_suspended_while_deferred_and_resumed_with_a_reconcile_when_approved(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, tmp_path: Path
+) -> None:
+    """A Flux event for a new revision during the dispatch cut-off: deferred, so the Kustomization
+    is suspended; at 16:00 the scheduler decides the release again, approves it, and resumes the
+    Kustomization with a reconcile request."""
+    fake = start_fake_kubernetes()
+    fake.put(kustomization())
+    settings = make_settings(
+        database_url, *config_tree, tokens_file, FLUX_SECRET=FLUX_SECRET, FLUX_GATE=True, SCHEDULER_INTERVAL=0.1,
+        KUBECONFIG=write_kubeconfig(tmp_path / "kubeconfig", {"prod": fake.url}, "prod"),
+    )
+    server = start_server(settings, MutableClock(CUTOFF))
+    try:
+        body = p.encode(p.flux_event("Progressing", sha=p.SHA_B))
+        answer = post(server, "flux", body, p.flux_headers(FLUX_SECRET, body)).json()
+        assert answer["decision"]["verdict"] == "defer"
+        eventually(lambda: [r.body for r in fake.patches()] == [{"spec": {"suspend": True}}])
+        server.clock.set(datetime(2026, 11, 24, 15, 0, 5, tzinfo=UTC))  # 16:00:05 Berlin: the cut-off is over
+        eventually(lambda: len(fake.patches()) == 2)
+        resume = fake.patches()[1]
+        assert resume.path == PATH and resume.content_type == "application/merge-patch+json"
+        assert resume.body == {"metadata": {"annotations": {REQUESTED_AT: "2026-11-24T15:00:05Z"}},
+                               "spec": {"suspend": False}}  # fmt: skip
+        with server.client("viewer") as viewer:
+            release = viewer.get(f"/v1/releases/{answer['release_id']}").json()
+        assert release["status"] == "approved"
+        time.sleep(0.5)
+        assert len(fake.patches()) == 2  # nothing repeated
+    finally:
+        server.stop()
+        fake.stop()
