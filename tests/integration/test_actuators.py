@@ -4,6 +4,8 @@ window opens (the scheduler decides it again and syncs it, once)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,10 +19,10 @@ import pytest
 from gatekeeper.actuators import ActuatorError, RefusedError
 from gatekeeper.actuators.argocd import ArgoCdActuator
 from tests.integration import payloads as p
-from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server
+from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server, token_of
 from tests.integration.fake_argocd import ARGOCD_TOKEN, FakeArgoCd, start_fake_argocd
 from tests.integration.test_gate_api import CUTOFF, OPEN
-from tests.integration.test_gate_cli import run_gate
+from tests.integration.test_gate_cli import GATEKEEPER, run_gate
 from tests.integration.test_git_revert import commit
 from tests.integration.test_webhooks import ARGOCD_SECRET
 
@@ -158,6 +160,15 @@ def test_an_approval_that_arrives_later_syncs_the_release_once(
     assert argocd.syncs == {("odoo-wms", NEW): 1}
 
 
+def show(server: Server, release_id: int) -> str:
+    """``gatekeeper releases show`` as a release manager runs it."""
+    env = {**os.environ, "GATEKEEPER_TOKEN": token_of("viewer")}
+    command = [GATEKEEPER, "releases", "show", str(release_id), "--server", server.url]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def notify(server: Server, event: str, revision: str) -> dict[str, Any]:
     body = p.encode(p.argocd_event(event, revision=revision, app="odoo-prod"))
     answer = httpx.post(f"{server.url}/webhooks/argocd", content=body, headers=p.argocd_headers(ARGOCD_SECRET))
@@ -200,6 +211,9 @@ def test_a_freeze_time_sync_reported_by_argo_cd_is_rolled_back_to_the_last_good_
         (rollback,) = [r for r in audit if r["kind"] == "rollback"]
         assert rollback["subject"] == f"release/{release_id}"
         assert rollback["data"]["how"] == "argocd_rollback" and rollback["data"]["revision"] == p.SHA_B
+        shown = show(server, release_id)
+        assert "rolled_back" in shown and "applied_without_approval" in shown
+        assert "rollback done (tries 1): odoo-prod: rollback to history 1" in shown
         time.sleep(0.5)  # a repeat would show now
     finally:
         server.stop()
