@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/gate.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/provenance.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

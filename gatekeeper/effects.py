@@ -8,18 +8,24 @@ is approved by anything but its own PreSync hook (its window opened, its approva
 synced by gatekeeper to its revision (``argocd_sync``, once per release); a ``rollback`` decision
 of an Argo CD release restores its last verified revision (``rollback``); a Flux release's
 decision suspends (defer) or resumes (approve) its Kustomization or HelmRelease (``flux_gate``).
+A decision that changes the verdict (and a
+break-glass, a rejection, a freeze started or lifted) notifies each configured endpoint that wants
+it (``notification``, docs/notifications.md); a repeated poll that stores nothing notifies nobody.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
+from gatekeeper.domain.freezes import Freeze
 from gatekeeper.domain.records import DecisionRecord, NewAction, ReleaseRecord
 from gatekeeper.domain.releases import ReleaseStatus
+from gatekeeper.domain.types import format_instant
 from gatekeeper.notifiers import describe
+from gatekeeper.notifiers.endpoints import Endpoint
 
 COMMIT_STATUS = "commit_status"
 DEPLOYMENT_REVIEW = "deployment_review"
@@ -29,6 +35,7 @@ FLUX_GATE = "flux_gate"
 FLUX_PREFIX = "flux:"
 ARGOCD_PREFIX = "argocd:"
 HOOK_TRIGGER = "presync"  # the PreSync hook's own gate call: its sync is already under way
+NOTIFICATION = "notification"
 
 
 def release_link(public_url: str, release_id: int) -> str:
@@ -120,3 +127,68 @@ def flux_gate(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | N
     scope = f"{FLUX_GATE}:{release.target}"
     digest = _digest({"target": release.target, "suspend": suspend})
     return NewAction(FLUX_GATE, f"{scope}#{decision.id}", scope, payload, digest=digest, release_id=release.id)
+
+
+def _broke_glass(decision: DecisionRecord | None) -> bool:
+    return decision is not None and any(reason["code"] == "break_glass" for reason in decision.reasons)
+
+
+def decision_event(previous: DecisionRecord | None, decision: DecisionRecord, status: ReleaseStatus) -> str | None:
+    """What a stored decision tells people, None when nothing worth a message changed: a
+    break-glass (first of its run), a rejection, else a verdict other than the previous one."""
+    if _broke_glass(decision) and not (_broke_glass(previous) and previous and previous.verdict == decision.verdict):
+        return "break_glass"
+    if status is ReleaseStatus.REJECTED and (previous is None or not previous.trigger.startswith("rejection")):
+        return "rejected"
+    if previous is None or previous.verdict != decision.verdict:
+        return decision.verdict
+    return None
+
+
+def release_event(
+    event: str, release: ReleaseRecord, decision: DecisionRecord, public_url: str, actor: str | None
+) -> dict[str, Any]:
+    """The event a release's decision notifies (the webhook body, and what chat messages say)."""
+    return {
+        "event": event,
+        "at": format_instant(decision.decided_at),
+        "actor": actor,
+        "release": {"id": release.id, "target": release.target, "revision": release.revision,
+                    "status": release.status.value},
+        "decision": {"id": decision.id, "verdict": decision.verdict, "reasons": decision.reasons,
+                     "not_before": format_instant(decision.not_before), "requires": decision.requires,
+                     "trigger": decision.trigger},
+        "freeze": None,
+        "link": release_link(public_url, release.id),
+    }
+
+
+def freeze_event(event: str, freeze: Freeze, public_url: str, actor: str, now: datetime) -> dict[str, Any]:
+    """The event of a freeze started (``freeze_started``) or lifted (``freeze_lifted``)."""
+    return {
+        "event": event,
+        "at": format_instant(now),
+        "actor": actor,
+        "release": None,
+        "decision": None,
+        "freeze": {"id": freeze.id, "targets": list(freeze.targets), "start": format_instant(freeze.start),
+                   "end": format_instant(freeze.end), "reason": freeze.reason, "code": freeze.code,
+                   "lift_reason": freeze.lift_reason},
+        "link": f"{public_url.rstrip('/')}/#freezes",
+    }
+
+
+def notifications(
+    endpoints: tuple[Endpoint, ...], event: dict[str, Any], subject: str, targets: tuple[str, ...],
+    release_id: int | None = None,
+) -> list[NewAction]:
+    """One ``notification`` action per endpoint that wants ``event``; ``subject`` names what it
+    is about once (``decision:42``, ``freeze_started:7``), so the same event is never sent twice."""
+    found = []
+    for endpoint in endpoints:
+        if not endpoint.wants(event["event"], targets):
+            continue
+        key = f"{NOTIFICATION}:{endpoint.name}:{subject}"
+        payload = {"endpoint": endpoint.name, "event": {"id": key, **event}}
+        found.append(NewAction(NOTIFICATION, key, key, payload, release_id=release_id))
+    return found

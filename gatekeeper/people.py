@@ -204,6 +204,9 @@ class ReleaseManager:
         with self.service.store.transaction() as tx:
             freeze = tx.add_freeze(targets, start, end, reason, FREEZE_CODE, who.name, now)
             tx.append_audit("freeze", who.name, f"freeze/{freeze.id}", _freeze_data(freeze), now)
+            told = self.service.notify_freeze(tx, "freeze_started", freeze, who.name, now)
+        if told:
+            self.service.wake()
         logger.warning("freeze %s started by %s on %s: %s", freeze.id, who.name, ", ".join(targets), reason)
         self._decide_again(freeze, f"freeze:{who.name}")
         return freeze
@@ -223,6 +226,9 @@ class ReleaseManager:
             freeze = tx.lift_freeze(freeze, who.name, reason, now)
             data = _freeze_data(freeze) | {"lift_reason": reason}
             tx.append_audit("freeze_lift", who.name, f"freeze/{freeze.id}", data, now)
+            told = self.service.notify_freeze(tx, "freeze_lifted", freeze, who.name, now)
+        if told:
+            self.service.wake()
         logger.warning("freeze %s lifted by %s: %s", freeze.id, who.name, reason)
         self._decide_again(freeze, f"freeze_lift:{who.name}")
         return freeze

@@ -3,7 +3,8 @@
 ``ReleaseStore`` and its ``StoreTransaction`` (implemented by ``store.sql.SqlReleaseStore`` and
 ``store.memory.InMemoryReleaseStore``), the ``Clock``, the ``FactReader`` family (Git, cluster and
 registry readers plug in here), ``GitReader`` and ``ClusterReader`` (``readers.git``,
-``readers.kubernetes``) with the errors they translate theirs to, and ``ActionHandler`` (outbox
+``readers.kubernetes``) with the errors they translate theirs to, ``RegistryClient`` and
+``SignatureVerifier`` (``readers.registry``, ``readers.cosign``), and ``ActionHandler`` (outbox
 handlers, one module per kind under ``gatekeeper.actions``). Protocols only: nothing here does I/O.
 """
 
@@ -76,6 +77,52 @@ class ClusterReader(Protocol):
     def get(
         self, cluster: str | None, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None: ...
+
+
+class RegistryError(Exception):
+    """A registry could not be read (unreachable, 5xx, refused credentials): fail closed, retried."""
+
+
+class RegistryNotFoundError(RegistryError):
+    """The registry answered 404 for the manifest, tag or blob."""
+
+
+class RegistryContentError(RegistryError):
+    """The registry answered, with content that is not what the API says (not JSON, an unknown
+    media type, bytes whose digest is not the one asked for): never retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryManifest:
+    """A manifest as the registry served it: media type, the sha256 digest of its bytes, and the
+    parsed JSON (an OCI image index or manifest, or a Docker v2 manifest or list)."""
+
+    media_type: str
+    digest: str
+    body: dict[str, Any]
+
+
+class RegistryClient(Protocol):
+    """The distribution API v2 (``readers.registry``): manifests by tag or digest, blobs, and the
+    OCI 1.1 referrers of a digest (with the ``sha256-<hex>`` tag-schema fallback)."""
+
+    def manifest(self, registry: str, repository: str, reference: str) -> RegistryManifest: ...
+
+    def blob(self, registry: str, repository: str, digest: str) -> bytes: ...
+
+    def tags(self, registry: str, repository: str) -> list[str]: ...
+
+    def referrers(self, registry: str, repository: str, digest: str) -> list[dict[str, Any]]: ...
+
+
+class InvalidKeyError(Exception):
+    """A public key (PEM) that cannot be loaded, or of a kind that is not supported."""
+
+
+class SignatureVerifier(Protocol):
+    """Whether ``signature`` (raw bytes) over ``payload`` verifies with one of ``keys`` (PEM)."""
+
+    def verify(self, payload: bytes, signature: bytes, keys: Sequence[bytes]) -> bool: ...
 
 
 class FactReader(Protocol):

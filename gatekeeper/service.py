@@ -37,6 +37,7 @@ from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decisio
 from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
 from gatekeeper.metrics import Metrics
+from gatekeeper.notifiers.endpoints import Endpoint
 from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
 from gatekeeper.reload import ConfigHolder
 from gatekeeper.store import ConnectionLostError
@@ -69,6 +70,7 @@ class GateService:
     argocd_sync: bool = False  # an Argo CD API is configured: gatekeeper syncs and rolls back itself
     flux_gate: bool = False  # FLUX_GATE: governed Flux targets are suspended while deferred
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
+    notify: tuple[Endpoint, ...] = ()  # notification endpoints (NOTIFICATIONS_FILE)
     # Freezes seen active by redecide_begun (None: not looked yet).
     _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
 
@@ -172,6 +174,8 @@ class GateService:
         moves as the state machine says."""
         before = release.status
         status = after_decision(release.status, decision.verdict) if release.status in REDECIDABLE else release.status
+        # Only with endpoints configured: a notification compares with the verdict before (one read).
+        previous = tx.latest_decision(release.id) if self.notify else None
         stored = tx.add_decision(release, decision, trigger, status, now)
         if status is not release.status:
             release = replace(release, status=status, updated_at=now)
@@ -183,7 +187,8 @@ class GateService:
         undo = effects.rollback(release, stored) if self.argocd_sync else None
         flux = effects.flux_gate(release, stored) if self.flux_gate else None
         caused = tuple(action for action in (commit_status, sync, undo, flux) if action is not None)
-        enqueued = [tx.enqueue(action, now) for action in (*caused, *extra)]
+        told = self._notifications(previous, release, stored, actor) if self.notify else []
+        enqueued = [tx.enqueue(action, now) for action in (*caused, *extra, *told)]
         # Only a release something waits on (a deployment review) has actions to wake: for a hook
         # polling through a freeze that is one statement saved per call.
         woken = tx.wake_actions(release.id, now) if effects.waited_on(release) else 0
@@ -241,9 +246,26 @@ class GateService:
         records = []
         for release, stored in created:
             status_action = effects.commit_status(release, stored, self.public_url, self.status_sources)
-            enqueued = tx.enqueue(status_action, now) if status_action is not None else False
+            actions = [status_action] if status_action is not None else []
+            actions += self._notifications(None, release, stored, None) if self.notify else []
+            enqueued = any([tx.enqueue(action, now) for action in actions])
             records.append(GateRecord(release, stored, decided_now=True, actions=enqueued))
         return records
+
+    def _notifications(
+        self, previous: DecisionRecord | None, release: ReleaseRecord, stored: DecisionRecord, actor: str | None
+    ) -> list[NewAction]:
+        event = effects.decision_event(previous, stored, release.status)
+        if event is None:
+            return []
+        body = effects.release_event(event, release, stored, self.public_url, actor)
+        return effects.notifications(self.notify, body, f"decision:{stored.id}", (release.target,), release.id)
+
+    def notify_freeze(self, tx: StoreTransaction, event: str, freeze: Freeze, actor: str, now: datetime) -> bool:
+        """In the freeze's transaction: enqueue its notifications (wake the scheduler after commit)."""
+        body = effects.freeze_event(event, freeze, self.public_url, actor, now)
+        actions = effects.notifications(self.notify, body, f"{event}:{freeze.id}", freeze.targets)
+        return any([tx.enqueue(action, now) for action in actions])
 
     def committed(self, record: GateRecord) -> None:
         """Step 3: after commit, count it and wake the scheduler if the decision gave it work

@@ -167,6 +167,27 @@ class Settings(BaseSettings):
             "context of KUBECONFIG) while its release is deferred, resume it with a reconcile request when approved."
         ),
     )
+    REGISTRY_AUTH_FILE: Path | None = Field(
+        None,
+        description=(
+            "A Docker config.json whose `auths` give registry credentials for the provenance check (used to "
+            "answer a registry's Basic or Bearer-token challenge). Default: anonymous."
+        ),
+    )
+    INSECURE_REGISTRIES: str = Field(
+        "",
+        description=(
+            "Comma-separated host:port of registries spoken to over plain HTTP (loopback ones always are, as "
+            "Docker does); every other registry is spoken to over HTTPS."
+        ),
+    )
+    SIGSTORE_TRUSTED_ROOT: Path | None = Field(
+        None,
+        description=(
+            "Sigstore trusted root JSON for keyless signatures (shipped with the deployment, never fetched). "
+            "Keyless verification is not built yet: only key-based cosign signatures are checked."
+        ),
+    )
     SCHEDULER_INTERVAL: float = Field(
         1.0,
         gt=0,
@@ -186,6 +207,21 @@ class Settings(BaseSettings):
     ACTION_RETRY_MAX: str = Field("10m", description="Longest delay between two attempts of an action.")
     ACTION_MAX_ATTEMPTS: int = Field(
         20, ge=1, description="Attempts after which a failing action is marked failed (shown on /readyz)."
+    )
+    NOTIFICATIONS_FILE: Path | None = Field(
+        None,
+        description=(
+            "YAML list of notification endpoints: {name, kind: webhook | slack | teams, url, secret (webhook: the "
+            "HMAC key), events, targets} (docs/notifications.md). Read at start-up; a bad file fails it. Unset: "
+            "nobody is notified. URLs and secrets are never logged or stored in the outbox."
+        ),
+    )
+    NOTIFICATION_TIMEOUT: str = Field(
+        "5s",
+        description=(
+            "Timeout of one notification attempt (duration; connect and each read). A hanging endpoint holds one "
+            "outbox worker this long, never a gate answer; failures are retried with ACTION_RETRY backoff."
+        ),
     )
     UI_TIMEZONE: str = Field("Europe/Berlin", description="Time zone the release-manager page shows local times in.")
     LOG_FORMAT: Literal["text", "json"] = Field("text", description="Log format: text locally, json in production.")
@@ -214,6 +250,7 @@ class Settings(BaseSettings):
         "ACTION_RETRY_MAX",
         "BODY_TIMEOUT",
         "CALENDAR_FETCH_TIMEOUT",
+        "NOTIFICATION_TIMEOUT",
     )
     @classmethod
     def _duration(cls, value: str) -> str:

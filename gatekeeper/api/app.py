@@ -21,6 +21,7 @@ from gatekeeper.actions.argocd_sync import ArgoCdSyncHandler
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
 from gatekeeper.actions.flux_gate import FluxGateHandler
+from gatekeeper.actions.notification import NotificationHandler
 from gatekeeper.actions.rollback import RollbackHandler
 from gatekeeper.actuators.argocd import ArgoCdActuator
 from gatekeeper.actuators.flux import FluxActuator
@@ -29,19 +30,27 @@ from gatekeeper.announce import Announcer
 from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
 from gatekeeper.domain.decision import DecideOptions
+from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.types import Verdict
 from gatekeeper.drift import DriftReader
 from gatekeeper.facts import FactGatherer, FreezeCache
 from gatekeeper.feeds import FeedBook, load_credentials
 from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
+from gatekeeper.notifiers.endpoints import Notifier, hide_urls, load_endpoints
 from gatekeeper.notifiers.github import GitHubNotifier
 from gatekeeper.notifiers.gitlab import GitLabNotifier
+from gatekeeper.notifiers.slack import SlackNotifier
+from gatekeeper.notifiers.teams import TeamsNotifier
+from gatekeeper.notifiers.webhook import WebhookNotifier
 from gatekeeper.people import ReleaseManager
 from gatekeeper.ports import Clock, FactReader
+from gatekeeper.provenance import ProvenanceReader
 from gatekeeper.readers.calendar_feeds import HttpxFeedReader
+from gatekeeper.readers.cosign import CryptographyVerifier
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.kubernetes import KubernetesClusterReader
+from gatekeeper.readers.registry import HttpRegistryClient, docker_credentials
 from gatekeeper.receivers.registry import registry as receiver_registry
 from gatekeeper.reload import ConfigHolder
 from gatekeeper.scheduler import Backoff, Scheduler
@@ -92,8 +101,9 @@ def build_service(
     )
     timeout = float(settings.seconds("FACT_TIMEOUT"))
     drift = build_drift_reader(settings, store, timeout)
+    signed = build_provenance_reader(settings, drift, timeout)
     frozen = FreezeCache(store, clock)
-    facts = FactGatherer(holder, [*readers, drift], timeout=timeout, freezes=frozen)
+    facts = FactGatherer(holder, [*readers, drift, signed], timeout=timeout, freezes=frozen)
     return GateService(
         store=store,
         config=holder,
@@ -120,6 +130,24 @@ def build_drift_reader(settings: Settings, store: SqlReleaseStore, timeout: floa
     )
 
 
+def build_provenance_reader(settings: Settings, drift: DriftReader, timeout: float) -> ProvenanceReader:
+    """Images from the manifests at the requested revision (the drift reader's Git reader and
+    target sources), checked against their registries; read only for policies with provenance rules."""
+    registry = HttpRegistryClient(
+        credentials=docker_credentials(settings.REGISTRY_AUTH_FILE),
+        insecure=[item.strip() for item in settings.INSECURE_REGISTRIES.split(",") if item.strip()],
+        timeout=timeout,
+    )
+
+    def locate(target: str, policy: Policy) -> tuple[str, str]:
+        if policy.source.repo and policy.source.path is not None:  # spec.source says it all: no cluster read
+            return policy.source.repo, policy.source.path
+        source = drift.source(target, policy)
+        return source.repo, source.path
+
+    return ProvenanceReader(drift.git, registry, CryptographyVerifier(), locate)
+
+
 def build_notifiers(settings: Settings) -> dict[str, GitHubNotifier | GitLabNotifier]:
     """The notifiers whose API tokens are set, by source."""
     found: dict[str, GitHubNotifier | GitLabNotifier] = {}
@@ -143,12 +171,20 @@ def build_reverter(settings: Settings) -> GitReverter:
     return GitReverter(token=token, ssh_key_file=settings.GIT_SSH_KEY_FILE)
 
 
+def build_messengers(settings: Settings, clock: Clock) -> dict[str, Notifier]:
+    """The notifiers of NOTIFICATIONS_FILE's endpoints, by kind (one httpx client each)."""
+    timeout = float(settings.seconds("NOTIFICATION_TIMEOUT"))
+    found: list[Notifier] = [WebhookNotifier(clock, timeout), SlackNotifier(timeout), TeamsNotifier(timeout)]
+    return {notifier.kind: notifier for notifier in found}
+
+
 def build_scheduler(
     settings: Settings,
     service: GateService,
     notifiers: dict[str, GitHubNotifier | GitLabNotifier],
     argocd: ArgoCdActuator | None = None,
     flux: FluxActuator | None = None,
+    messengers: dict[str, Notifier] | None = None,
 ) -> Scheduler:
     """The outbox handlers, registered by kind, and the scheduler that runs them."""
     github = notifiers.get("github")
@@ -158,6 +194,7 @@ def build_scheduler(
             ArgoCdSyncHandler(argocd, service.clock),
             RollbackHandler(argocd, build_reverter(settings), service.store, service.clock),
             FluxGateHandler(flux),
+            NotificationHandler(service.notify, messengers or {}),
             DeploymentReviewHandler(
                 github if isinstance(github, GitHubNotifier) else None,
                 settings.PUBLIC_URL,
@@ -216,7 +253,10 @@ def create_app(
     timeout = float(settings.seconds("FACT_TIMEOUT"))
     flux = FluxActuator(settings.KUBECONFIG, timeout=timeout) if settings.FLUX_GATE else None
     service.flux_gate = flux is not None
-    scheduler = build_scheduler(settings, service, notifiers, argocd, flux)
+    service.notify = load_endpoints(settings.NOTIFICATIONS_FILE)
+    messengers = build_messengers(settings, clock) if service.notify else {}
+    shown_urls = hide_urls(service.notify)
+    scheduler = build_scheduler(settings, service, notifiers, messengers=messengers, argocd=argocd, flux=flux)
 
     def prune() -> None:
         service.prune(retention)
@@ -263,6 +303,9 @@ def create_app(
             argocd.close()
         if flux is not None:
             flux.close()
+        for messenger in messengers.values():
+            messenger.close()
+        shown_urls()
         if service.facts is not None:
             service.facts.close()
         service.store.close()

@@ -136,19 +136,10 @@ def lint_report(
 
 
 def _not_enforced(policy: Policy, document: Document) -> list[LoadError]:
-    """The provenance and verification rules a policy sets: read and validated, not yet
+    """The verification rules a policy sets: read and validated, not yet
     checked or acted on by this version (README, "Still to come"). Said at every load, so that
     nobody takes a policy file's word for a check that does not run."""
     notices = []
-    provenance = policy.provenance
-    if (
-        provenance.require_digest
-        or provenance.allowed_registries
-        or provenance.signature_keys
-        or provenance.slsa_builders
-        or provenance.slsa_source_repos
-    ):
-        notices.append(("provenance", "spec.provenance: image provenance is not checked by this version"))
     if policy.verification.period is not None or policy.verification.rollback_on_unhealthy:
         notices.append(("verification", "spec.verification: releases are not verified or rolled back by this version"))
     return [LoadError(policy.file, document.line_of(["spec", key]), message) for key, message in notices]

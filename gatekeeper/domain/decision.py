@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from gatekeeper.domain import approvals, drift
+from gatekeeper.domain import approvals, drift, provenance
 from gatekeeper.domain.approvals import Approval, ApprovalFacts
 from gatekeeper.domain.drift import DriftOutcome, DriftReading
 from gatekeeper.domain.policy import DriftMode, Mode, Policy
+from gatekeeper.domain.provenance import ProvenanceReading
 from gatekeeper.domain.types import (
     STRICTNESS,
     Decision,
@@ -72,6 +73,7 @@ class CheckResult:
     indefinite: bool = False
     requires: tuple[str, ...] = ()
     retry: bool = False  # clears when a source recovers: retried after the retry delay
+    overridable: bool = False  # break-glass may override it whatever its checks (provenance.breakGlass)
 
 
 Check = Callable[[ReleaseRequest, Facts, Sequence[Policy], datetime], CheckResult]
@@ -203,6 +205,41 @@ def _drift_result(policy: Policy, outcome: DriftOutcome | None, facts_approvals:
     return CheckResult(Verdict.DEFER, (reason,), requires=(f"approval:{role}",))
 
 
+def provenance_check(
+    request: ReleaseRequest, facts: Facts, policies: Sequence[Policy], now: datetime
+) -> CheckResult:
+    """Each policy's provenance rules against the provenance reader's outcome (DESIGN §3).
+
+    A failure defers with no not_before (a new revision unblocks it; break-glass only where every
+    failing policy says ``breakGlass: true``); a registry or repository that could not be read
+    defers with a retry (fail closed).
+    """
+    checked = [policy for policy in policies if provenance.has_rules(policy.provenance)]
+    if not checked or any(reason.check == provenance.CHECK for reason in facts.gather_errors):
+        return CheckResult()  # no rule, or the reader failed: gather_check defers already
+    reading = facts.readings.get(provenance.CHECK)
+    reasons: list[Reason] = []
+    failing: list[Policy] = []
+    for policy in checked:
+        outcome = reading.of(policy.name) if isinstance(reading, ProvenanceReading) else None
+        unread = provenance.reason(provenance.NOT_READ, f"policy {policy.name} checks provenance, but it was not read")
+        found = outcome.reasons if outcome is not None else (unread,)
+        if found:
+            failing.append(policy)
+            reasons.extend(found)
+    if not reasons:
+        return CheckResult()
+    unique = tuple(dict.fromkeys(reasons))
+    retry = all(reason.code in provenance.RETRIED for reason in unique)
+    return CheckResult(
+        Verdict.DEFER,
+        unique,
+        indefinite=not retry,
+        retry=retry,
+        overridable=all(policy.provenance.break_glass for policy in failing),
+    )
+
+
 def _acknowledges(approval: Approval, role: str, digest: str | None) -> bool:
     return not approval.break_glass and role in approval.roles and digest in approval.acknowledged
 
@@ -215,7 +252,8 @@ def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResul
     kept: list[CheckResult] = []
     overridden: list[str] = []
     for result in results:
-        if result.reasons and all(reason.check in approvals.OVERRIDABLE for reason in result.reasons):
+        overridable = result.overridable or all(reason.check in approvals.OVERRIDABLE for reason in result.reasons)
+        if result.reasons and overridable:
             overridden.extend(reason.code for reason in result.reasons)
         else:
             kept.append(result)
@@ -225,7 +263,9 @@ def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResul
     return kept
 
 
-CHECKS: tuple[Check, ...] = (calendar_check, freshness_check, drift_check, approvals_check, gather_check)
+CHECKS: tuple[Check, ...] = (
+    calendar_check, freshness_check, drift_check, provenance_check, approvals_check, gather_check
+)  # fmt: skip
 
 
 def decide(

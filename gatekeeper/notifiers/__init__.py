@@ -38,3 +38,46 @@ def describe(verdict: str, reasons: list[dict[str, Any]]) -> str:
     codes = ", ".join(reason["code"] for reason in reasons[:3])
     text = f"gatekeeper: {words.get(verdict, verdict)}" + (f" ({codes})" if codes else "")
     return text[:140]
+
+
+HEADLINES = {
+    "defer": "deferred",
+    "approve": "approved",
+    "rollback": "to be rolled back",
+    "break_glass": "approved by BREAK-GLASS",
+    "rejected": "rejected",
+}
+
+
+def headline(event: dict[str, Any]) -> str:
+    """One line for a person (a chat message's text, a card's title): what happened to what."""
+    kind = event["event"]
+    freeze = event.get("freeze")
+    if freeze is not None:
+        verb = "started" if kind == "freeze_started" else "lifted"
+        by = f" by {event['actor']}" if event.get("actor") else ""
+        return f"gatekeeper: freeze #{freeze['id']} {verb}{by} on {', '.join(freeze['targets'])}"
+    release = event["release"]
+    return f"gatekeeper: release #{release['id']} of {release['target']} {HEADLINES.get(kind, kind)}"
+
+
+def facts(event: dict[str, Any]) -> list[tuple[str, str]]:
+    """The details under the headline, as (name, value) pairs, in reading order."""
+    found: list[tuple[str, str]] = []
+    release, decision, freeze = event.get("release"), event.get("decision"), event.get("freeze")
+    if release is not None:
+        found += [("Target", release["target"]), ("Revision", release["revision"][:12]), ("Status", release["status"])]
+    if decision is not None:
+        found += [("Reason", f"{r['code']}: {r['message']}") for r in decision["reasons"][:5]]
+        if decision.get("not_before"):
+            found.append(("Not before", decision["not_before"]))
+        if decision.get("requires"):
+            found.append(("Requires", ", ".join(decision["requires"])))
+    if freeze is not None:
+        found += [("Targets", ", ".join(freeze["targets"])), ("From", freeze["start"] or "now")]
+        found += [("Until", freeze["end"] or "lifted"), ("Reason", freeze["reason"])]
+        if freeze.get("lift_reason"):
+            found.append(("Lifted because", freeze["lift_reason"]))
+    if event.get("actor"):
+        found.append(("By", event["actor"]))
+    return found

@@ -180,6 +180,6 @@ def test_readyz_names_what_the_shipped_policies_set_but_this_version_does_not_en
     finally:
         running.stop()
     assert config["status"] == "ok"
-    assert f"{REPO}/policies/production.yaml:42: spec.provenance: image provenance is not checked by this version" in (
-        config["not_enforced"]
-    )
+    assert config["not_enforced"] == [
+        f"{REPO}/policies/production.yaml:50: spec.verification: releases are not verified or rolled back by this version"
+    ]

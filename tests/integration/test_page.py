@@ -7,8 +7,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.integration.conftest import Server, token_of
 
@@ -49,7 +50,7 @@ def test_a_release_manager_logs_in_sees_a_deferred_release_approves_it_and_sees_
     page.goto(server.url + "/")
     page.fill("#token", token_of("manager"))
     page.click("#login-form button[type=submit]")
-    row = page.locator(f"tr[data-release='{waiting['release_id']}']")
+    row = page.locator(f"#waiting-rows tr[data-release='{waiting['release_id']}']")
     expect(row).to_contain_text("approval_missing")
     expect(row).to_contain_text("deferred")
     expect(page.locator("#calendar")).to_contain_text("dispatch_cutoff")
@@ -59,7 +60,8 @@ def test_a_release_manager_logs_in_sees_a_deferred_release_approves_it_and_sees_
     row.locator(".why").fill("checked the image digest")
     row.locator("button.approve").click()
     expect(page.locator("#notice")).to_contain_text(f"Release #{waiting['release_id']} is now approved")
-    expect(row).to_have_count(0)
+    expect(row).to_have_count(0)  # no longer waiting: among those approved, to roll back if need be
+    expect(page.locator(f"#live-rows tr[data-release='{waiting['release_id']}']")).to_contain_text("approved")
     with server.client("viewer") as client:
         assert client.get(f"/v1/releases/{waiting['release_id']}").json()["status"] == "approved"
     page.close()
@@ -194,3 +196,124 @@ def test_the_page_warns_of_a_stale_calendar_feed(tokens_file: Path, tmp_path: Pa
         page.close()
     finally:
         server.stop()
+
+
+# --- the on-call page: who is logged in, stop the line, break-glass, rollback ------------------------
+
+DEV_TOKENS = Path(__file__).resolve().parents[2] / "dev" / "tokens.yaml"  # the tokens of `make run`
+
+
+@pytest.fixture
+def dev_server(config_tree: tuple[Path, Path], tmp_path: Path) -> Iterator[Server]:
+    """A server whose tokens are dev/tokens.yaml, as `make run` serves them (README)."""
+    from tests.integration.conftest import MutableClock, make_settings, start_server
+
+    running = start_server(make_settings(f"sqlite:///{tmp_path / 'gk.db'}", *config_tree, DEV_TOKENS), MutableClock())
+    yield running
+    running.stop()
+
+
+def dev_api(server: Server, token: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def log_in(browser: Browser, server: Server, token: str) -> Page:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.url + "/")
+    page.fill("#token", token)
+    page.click("#login-form button[type=submit]")
+    return page
+
+
+def test_the_on_call_page_stops_the_line_breaks_glass_rolls_back_and_lifts_the_freeze(
+    dev_server: Server, browser: Browser, tmp_path: Path
+) -> None:
+    """The dev break-glass token of dev/tokens.yaml logs in, sees who it is, and uses every
+    control; each lands in the API as the routes say. A viewer sees none of the controls."""
+    from tests.integration.test_gate_api import CUTOFF
+
+    dev_server.clock.set(CUTOFF)  # dispatch cut-off: the release waits
+    with dev_api(dev_server, "dev-hook-token") as hook:
+        waiting = hook.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": "d1e2f3a4b5c6"}).json()
+        other = hook.post("/v1/gate", json={"target": "argocd:odoo-wms", "revision": "a9b8c7d6e5f4"}).json()
+    assert waiting["verdict"] == other["verdict"] == "defer"
+    release = waiting["release_id"]
+    page = log_in(browser, dev_server, "dev-breakglass-token")
+    expect(page.locator("#identity")).to_contain_text("Logged in as carol-oncall")
+    expect(page.locator("#identity")).to_contain_text("break-glass")
+    row = page.locator(f"#waiting-rows tr[data-release='{release}']")
+    expect(row).to_contain_text("dispatch_cutoff")
+
+    page.fill("#freeze-targets", "argocd:odoo-prod*")
+    page.fill("#freeze-reason", "carrier API down")
+    page.click("#freeze-form button[type=submit]")
+    expect(page.locator("#notice")).to_contain_text("is active on argocd:odoo-prod*")
+    frozen = page.locator("#freezes-rows tr[data-freeze]")
+    expect(frozen).to_have_count(1)
+    expect(frozen).to_contain_text("carrier API down")
+    expect(frozen).to_contain_text("carol-oncall")
+    expect(row).to_contain_text("adhoc_freeze")  # decided again under the freeze
+    with dev_api(dev_server, "dev-viewer-token") as viewer:
+        status = viewer.get("/v1/status", params={"target": "argocd:odoo-prod"}).json()
+    assert status["closed"] and "adhoc_freeze" in [r["code"] for r in status["reasons"]]
+
+    row.locator(".why").fill("invoice run blocked, CFO call")
+    row.locator("button.break-glass").click()
+    expect(page.locator("#notice")).to_contain_text(f"Release #{release} is now approved (break-glass")
+    live = page.locator(f"#live-rows tr[data-release='{release}']")
+    expect(live).to_contain_text("approved")
+    expect(live).to_contain_text("carol-oncall (break-glass)")
+    expect(page.locator(f"#waiting-rows tr[data-release='{other['release_id']}'] button.break-glass")).to_be_visible()
+    screenshot = Path(os.environ.get("GATEKEEPER_ONCALL_SCREENSHOT", tmp_path / "on-call.png"))
+    page.screenshot(path=str(screenshot), full_page=True)
+
+    live.locator(".why").fill("500s after the sync")
+    live.locator("button.rollback").click()
+    expect(page.locator("#notice")).to_contain_text(f"Release #{release} is now")
+    with dev_api(dev_server, "dev-viewer-token") as viewer:
+        detail = viewer.get(f"/v1/releases/{release}").json()
+    assert detail["decisions"][-1]["verdict"] == "rollback"
+    assert "rollback requested by carol-oncall: 500s after the sync" in detail["decisions"][-1]["reasons"][0]["message"]
+
+    frozen.locator(".lift-why").fill("carrier is back")
+    frozen.locator("button.lift").click()
+    expect(page.locator("#notice")).to_contain_text("Freeze #")
+    expect(page.locator("#notice")).to_contain_text("is lifted")
+    expect(page.locator("#freezes-empty")).to_be_visible()
+    with dev_api(dev_server, "dev-viewer-token") as viewer:
+        assert viewer.get("/v1/freezes").json()["items"] == []
+        kinds = [record["kind"] for record in viewer.get("/v1/audit").json()["items"]]
+    assert {"freeze", "break_glass", "rollback", "freeze_lift"} <= set(kinds)
+    page.close()
+
+    page = log_in(browser, dev_server, "dev-viewer-token")
+    expect(page.locator("#identity")).to_contain_text("Logged in as dev-viewer")
+    expect(page.locator("#live-rows")).to_contain_text(f"#{release}")
+    expect(page.locator("#freezes")).to_be_visible()
+    expect(page.locator("#stop-line")).to_be_hidden()
+    expect(page.locator("button.rollback, button.break-glass, button.lift")).to_have_count(0)
+    page.close()
+
+
+def test_after_the_first_of_two_approvals_the_page_says_still_deferred_not_success(
+    dev_server: Server, browser: Browser
+) -> None:
+    with dev_api(dev_server, "dev-hook-token") as hook:
+        waiting = hook.post("/v1/gate", json={"target": "argocd:odoo-finance", "revision": "f1a2b3c4d5e6"}).json()
+    release = waiting["release_id"]
+    page = log_in(browser, dev_server, "dev-alice-token")
+    row = page.locator(f"#waiting-rows tr[data-release='{release}']")
+    expect(row.locator("td.ships")).to_contain_text("0 of 2 approvals (release-manager)")  # when it ships
+    row.locator("button.approve").click()
+    expect(page.locator("#pending")).to_have_text(f"Release #{release}: 1 of 2 approvals, still deferred.")
+    expect(row.locator("td.ships")).to_contain_text("1 of 2 approvals (release-manager)")
+    expect(page.locator("#notice")).to_be_hidden()
+    expect(row).to_contain_text("alice")
+    expect(row.locator("button.break-glass")).to_have_count(0)  # alice holds no break-glass
+    page.click("#logout")
+    page.fill("#token", "dev-bob-token")
+    page.click("#login-form button[type=submit]")
+    page.locator(f"#waiting-rows tr[data-release='{release}'] button.approve").click()
+    expect(page.locator("#notice")).to_contain_text(f"Release #{release} is now approved")
+    expect(page.locator("#pending")).to_be_hidden()
+    page.close()
