@@ -286,3 +286,34 @@ def test_the_hook_hands_off_a_deferred_release_failing_at_once_with_when_gatekee
         assert "16:00" in err  # the end of the cut-off, local time
     finally:
         server.stop()
+
+
+def test_a_manual_rollback_of_an_applied_release_rolls_the_application_back(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, argocd: FakeArgoCd
+) -> None:
+    """POST /v1/releases/{id}/rollback (a release manager) on an applied release: the rollback
+    action restores the revision before it, and the release reads rolled_back."""
+    argocd.add("odoo-prod", p.SHA_B, history=(p.SHA_A,))
+    settings = make_settings(
+        database_url, *config_tree, tokens_file, ARGOCD_TOKEN=ARGOCD_SECRET,
+        ARGOCD_SERVER=argocd.url, ARGOCD_API_TOKEN=ARGOCD_TOKEN, SCHEDULER_INTERVAL=0.1,
+    )
+    server = start_server(settings, MutableClock(OPEN))
+    try:
+        with server.client("hook") as hook:
+            for sha in (p.SHA_A, p.SHA_B):
+                assert hook.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": sha}).json()["verdict"] == "approve"
+                notify(server, "sync-succeeded", sha)
+        release_id = notify(server, "sync-succeeded", p.SHA_B)["release_id"]
+        with server.client("manager") as manager:
+            asked = manager.post(f"/v1/releases/{release_id}/rollback", json={"reason": "checkout is broken"})
+        assert asked.status_code == 200, asked.text
+
+        def status() -> str:
+            with server.client("viewer") as viewer:
+                return str(viewer.get(f"/v1/releases/{release_id}").json()["status"])
+
+        eventually(lambda: status() == "rolled_back")
+    finally:
+        server.stop()
+    assert argocd.rollbacks == {("odoo-prod", 1): 1}
