@@ -3,7 +3,12 @@
 A decision of a Git target that came from GitHub or GitLab sets a commit status on its revision
 (again on every later decision of that release: an approval turns it green); a GitHub deployment
 protection rule gets one review, answered once the release may go or never will. The handlers
-in ``gatekeeper.actions`` carry them out after commit. A decision that changes the verdict (and a
+in ``gatekeeper.actions`` carry them out after commit. An Argo CD release that was deferred and
+is approved by anything but its own PreSync hook (its window opened, its approval arrived) is
+synced by gatekeeper to its revision (``argocd_sync``, once per release); a ``rollback`` decision
+of an Argo CD release restores its last verified revision (``rollback``); a Flux release's
+decision suspends (defer) or resumes (approve) its Kustomization or HelmRelease (``flux_gate``).
+A decision that changes the verdict (and a
 break-glass, a rejection, a freeze started or lifted) notifies each configured endpoint that wants
 it (``notification``, docs/notifications.md); a repeated poll that stores nothing notifies nobody.
 """
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gatekeeper.domain.freezes import Freeze
@@ -24,6 +29,12 @@ from gatekeeper.notifiers.endpoints import Endpoint
 
 COMMIT_STATUS = "commit_status"
 DEPLOYMENT_REVIEW = "deployment_review"
+ARGOCD_SYNC = "argocd_sync"
+ROLLBACK = "rollback"
+FLUX_GATE = "flux_gate"
+FLUX_PREFIX = "flux:"
+ARGOCD_PREFIX = "argocd:"
+HOOK_TRIGGER = "presync"  # the PreSync hook's own gate call: its sync is already under way
 NOTIFICATION = "notification"
 
 
@@ -78,6 +89,44 @@ def deployment_review(release: ReleaseRecord, callback_url: str, environment: st
         payload,
         release_id=release.id,
     )
+
+
+def argocd_sync(release: ReleaseRecord, before: ReleaseStatus, trigger: str) -> NewAction | None:
+    """The sync of a deferred Argo CD release that has just been approved, once per release (the
+    hook that was told to come back later failed fast: nothing else would sync it)."""
+    if not release.target.startswith(ARGOCD_PREFIX) or trigger == HOOK_TRIGGER:
+        return None
+    if before is not ReleaseStatus.DEFERRED or release.status is not ReleaseStatus.APPROVED:
+        return None
+    application = release.target.removeprefix(ARGOCD_PREFIX)
+    payload = {"application": application, "revision": release.revision}
+    return NewAction(
+        ARGOCD_SYNC, f"{ARGOCD_SYNC}:{release.id}", f"{ARGOCD_SYNC}:{application}", payload, release_id=release.id
+    )
+
+
+def rollback(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | None:
+    """The rollback a ``rollback`` decision of an Argo CD release causes, once per release."""
+    if decision.verdict != ROLLBACK or not release.target.startswith(ARGOCD_PREFIX):
+        return None
+    reason = "; ".join(f"{r['message']} ({r['code']})" for r in decision.reasons) or "rollback decided"
+    application = release.target.removeprefix(ARGOCD_PREFIX)
+    payload = {"application": application, "revision": release.revision, "reason": reason}
+    key, scope = f"{ROLLBACK}:{release.id}", f"{ROLLBACK}:{release.target}"
+    return NewAction(ROLLBACK, key, scope, payload, release_id=release.id)
+
+
+def flux_gate(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | None:
+    """A Flux target suspended while its release is deferred, resumed (with a reconcile request
+    at the decision's instant) when it is approved; the newest decision of a target wins."""
+    if not release.target.startswith(FLUX_PREFIX) or decision.verdict not in ("approve", "defer"):
+        return None
+    suspend = decision.verdict == "defer"
+    requested_at = decision.decided_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    payload = {"target": release.target, "suspend": suspend, "requested_at": requested_at}
+    scope = f"{FLUX_GATE}:{release.target}"
+    digest = _digest({"target": release.target, "suspend": suspend})
+    return NewAction(FLUX_GATE, f"{scope}#{decision.id}", scope, payload, digest=digest, release_id=release.id)
 
 
 def _broke_glass(decision: DecisionRecord | None) -> bool:

@@ -11,6 +11,7 @@ place that asks the clock for ``now``; ``decide`` itself stays pure.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,8 @@ class GateService:
     facts: FactGatherer | None = None
     public_url: str = "http://127.0.0.1:8080"
     status_sources: frozenset[str] = frozenset()  # sources whose commit statuses we can post
+    argocd_sync: bool = False  # an Argo CD API is configured: gatekeeper syncs and rolls back itself
+    flux_gate: bool = False  # FLUX_GATE: governed Flux targets are suspended while deferred
     wake: Callable[[], None] = field(default=_nothing)  # the scheduler's doorbell, rung after commit
     notify: tuple[Endpoint, ...] = ()  # notification endpoints (NOTIFICATIONS_FILE)
     # Freezes seen active by redecide_begun (None: not looked yet).
@@ -169,6 +172,7 @@ class GateService:
     ) -> GateRecord:
         """Store ``decision`` with its audit record and the actions it causes; an open release
         moves as the state machine says."""
+        before = release.status
         status = after_decision(release.status, decision.verdict) if release.status in REDECIDABLE else release.status
         # Only with endpoints configured: a notification compares with the verdict before (one read).
         previous = tx.latest_decision(release.id) if self.notify else None
@@ -179,8 +183,12 @@ class GateService:
         tx.append_audit("decision", actor or trigger, f"release/{release.id}", data, now, break_glass=broke_glass)
         release = replace(release, not_before=decision.not_before)
         commit_status = effects.commit_status(release, stored, self.public_url, self.status_sources)
+        sync = effects.argocd_sync(release, before, trigger) if self.argocd_sync else None
+        undo = effects.rollback(release, stored) if self.argocd_sync else None
+        flux = effects.flux_gate(release, stored) if self.flux_gate else None
+        caused = tuple(action for action in (commit_status, sync, undo, flux) if action is not None)
         told = self._notifications(previous, release, stored, actor) if self.notify else []
-        enqueued = [tx.enqueue(action, now) for action in (*((commit_status,) if commit_status else ()), *extra, *told)]
+        enqueued = [tx.enqueue(action, now) for action in (*caused, *extra, *told)]
         # Only a release something waits on (a deployment review) has actions to wake: for a hook
         # polling through a freeze that is one statement saved per call.
         woken = tx.wake_actions(release.id, now) if effects.waited_on(release) else 0
@@ -319,11 +327,22 @@ class GateService:
 
     def redecide_due(self, limit: int = 100) -> int:
         """Decide again the deferred releases whose deferral named an instant that has come and
-        that an action waits for (a deployment review to answer)."""
-        due = self.store.due_releases(self.clock(), limit)
+        that an action waits for (a deployment review to answer), or that gatekeeper syncs itself
+        (Argo CD applications, when an Argo CD API is configured; Flux targets, when FLUX_GATE)."""
+        also = (effects.ARGOCD_PREFIX,) * self.argocd_sync + (effects.FLUX_PREFIX,) * self.flux_gate
+        due = self.store.due_releases(self.clock(), limit, also=also)
+        # Every replica runs this loop: each goes through the batch in its own order, and skips a
+        # release another replica has decided meanwhile (the decision itself is safe either way:
+        # under the release's lock, a repeat stores nothing; this only saves the work).
+        random.shuffle(due)
+        decided = 0
         for release in due:
+            current = self.store.release(release.id)
+            if current is None or current.release.status is not ReleaseStatus.DEFERRED:
+                continue
             self.redecide(release, "scheduler")
-        return len(due)
+            decided += 1
+        return decided
 
     def count(self, decision: DecisionRecord) -> None:
         if self.metrics is None:

@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         ),
     )
     ARGOCD_NAMESPACE: str = Field("argocd", description="Namespace of the Argo CD Application objects.")
+    FLUX_GATE: bool = Field(
+        False,
+        description=(
+            "Gate Flux (it has no pre-sync hook): suspend a governed Kustomization or HelmRelease (in the current "
+            "context of KUBECONFIG) while its release is deferred, resume it with a reconcile request when approved."
+        ),
+    )
     REGISTRY_AUTH_FILE: Path | None = Field(
         None,
         description=(

@@ -17,9 +17,15 @@ from pydantic import SecretStr
 from gatekeeper import __version__, audit, logs
 from gatekeeper import drift as drift_module
 from gatekeeper.actions import registry
+from gatekeeper.actions.argocd_sync import ArgoCdSyncHandler
 from gatekeeper.actions.commit_status import CommitStatusHandler
 from gatekeeper.actions.deployment_review import DeploymentReviewHandler
+from gatekeeper.actions.flux_gate import FluxGateHandler
 from gatekeeper.actions.notification import NotificationHandler
+from gatekeeper.actions.rollback import RollbackHandler
+from gatekeeper.actuators.argocd import ArgoCdActuator
+from gatekeeper.actuators.flux import FluxActuator
+from gatekeeper.actuators.git import GitReverter
 from gatekeeper.announce import Announcer
 from gatekeeper.api import errors, freezes, openapi, ops, page, receivers, v1
 from gatekeeper.api.middleware import BodyLimit, RequestMetrics
@@ -152,6 +158,19 @@ def build_notifiers(settings: Settings) -> dict[str, GitHubNotifier | GitLabNoti
     return found
 
 
+def build_argocd(settings: Settings) -> ArgoCdActuator | None:
+    """Argo CD's API, where ``ARGOCD_SERVER`` and ``ARGOCD_API_TOKEN`` are both set."""
+    if settings.ARGOCD_SERVER is None or settings.ARGOCD_API_TOKEN is None:
+        return None
+    return ArgoCdActuator(settings.ARGOCD_SERVER, settings.ARGOCD_API_TOKEN.get_secret_value())
+
+
+def build_reverter(settings: Settings) -> GitReverter:
+    """Reverts in config repositories, with the credentials the Git reader uses."""
+    token = settings.GIT_TOKEN.get_secret_value() if settings.GIT_TOKEN is not None else None
+    return GitReverter(token=token, ssh_key_file=settings.GIT_SSH_KEY_FILE)
+
+
 def build_messengers(settings: Settings, clock: Clock) -> dict[str, Notifier]:
     """The notifiers of NOTIFICATIONS_FILE's endpoints, by kind (one httpx client each)."""
     timeout = float(settings.seconds("NOTIFICATION_TIMEOUT"))
@@ -163,6 +182,8 @@ def build_scheduler(
     settings: Settings,
     service: GateService,
     notifiers: dict[str, GitHubNotifier | GitLabNotifier],
+    argocd: ArgoCdActuator | None = None,
+    flux: FluxActuator | None = None,
     messengers: dict[str, Notifier] | None = None,
 ) -> Scheduler:
     """The outbox handlers, registered by kind, and the scheduler that runs them."""
@@ -170,6 +191,9 @@ def build_scheduler(
     handlers = registry(
         [
             CommitStatusHandler(notifiers),
+            ArgoCdSyncHandler(argocd, service.clock),
+            RollbackHandler(argocd, build_reverter(settings), service.store, service.clock),
+            FluxGateHandler(flux),
             NotificationHandler(service.notify, messengers or {}),
             DeploymentReviewHandler(
                 github if isinstance(github, GitHubNotifier) else None,
@@ -224,10 +248,15 @@ def create_app(
     service = build_service(settings, clock, metrics, readers, frozenset(notifiers), feeds)
     tokens = TokenStore(settings.TOKENS_FILE)
     retention = timedelta(seconds=settings.delivery_retention_seconds)
+    argocd = build_argocd(settings)
+    service.argocd_sync = argocd is not None
+    timeout = float(settings.seconds("FACT_TIMEOUT"))
+    flux = FluxActuator(settings.KUBECONFIG, timeout=timeout) if settings.FLUX_GATE else None
+    service.flux_gate = flux is not None
     service.notify = load_endpoints(settings.NOTIFICATIONS_FILE)
     messengers = build_messengers(settings, clock) if service.notify else {}
     shown_urls = hide_urls(service.notify)
-    scheduler = build_scheduler(settings, service, notifiers, messengers)
+    scheduler = build_scheduler(settings, service, notifiers, messengers=messengers, argocd=argocd, flux=flux)
 
     def prune() -> None:
         service.prune(retention)
@@ -270,6 +299,10 @@ def create_app(
         feed_reader.close()
         for notifier in notifiers.values():
             notifier.close()
+        if argocd is not None:
+            argocd.close()
+        if flux is not None:
+            flux.close()
         for messenger in messengers.values():
             messenger.close()
         shown_urls()

@@ -186,8 +186,21 @@ def actions_list(
 def releases_show(
     release_id: int, server: ServerOpt, token_file: TokenFileOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """One release with its decisions and approvals."""
-    _print_release(call(server, token_file, "GET", f"/v1/releases/{release_id}"), as_json)
+    """One release with its decisions and approvals, and (as text) the actions they caused."""
+    release = call(server, token_file, "GET", f"/v1/releases/{release_id}")
+    _print_release(release, as_json)
+    if not as_json:
+        actions = call(server, token_file, "GET", "/v1/actions", params={"release": release_id, "limit": 20})
+        _print_actions(actions["items"])
+
+
+def _print_actions(items: list[dict[str, Any]]) -> None:
+    """What the release's decisions caused (a sync, a rollback, a commit status) and how it went."""
+    if items:
+        typer.echo("  actions:")
+    for action in reversed(items):  # oldest first, like the decisions
+        detail = action["last_error"] or action["result"] or "-"
+        typer.echo(f"    {action['kind']} {action['status']} (tries {action['attempts']}): {detail[:200]}")
 
 
 @releases_app.command("approve")

@@ -136,6 +136,17 @@ def _seconds(text: str, option: str) -> float:
 
 
 FINAL = ("rejected", "superseded", "rolled_back")  # states the gate client stops on (exit 3)
+HANDOFF = "handoff"  # --wait handoff: a deferred release is synced by gatekeeper, not by this hook
+
+
+def _handed_off(data: dict[str, Any], zone: ZoneInfo) -> str:
+    """What a hook that gives up at once says: when gatekeeper will start the sync itself."""
+    subject = f"{data['target']}@{str(data['revision'])[:12]}"
+    if data.get("not_before"):
+        when = f"when the gate opens at {_when(data['not_before'], zone)}"
+    else:
+        when = "as soon as it is approved"
+    return f"deferred: this sync fails now; gatekeeper will sync {subject} itself {when}"
 
 
 def _when(text: str | None, zone: ZoneInfo) -> str:
@@ -161,7 +172,14 @@ def gate(
     server: Annotated[str, typer.Option("--server", help="gatekeeper URL, e.g. http://gatekeeper:8080.")],
     target: Annotated[str, typer.Option("--target", help="Target key, e.g. argocd:odoo-prod.")],
     revision: Annotated[str, typer.Option("--revision", help="Revision (commit SHA) to release.")],
-    wait: Annotated[str, typer.Option("--wait", help="How long to wait for approval, e.g. 30m (0: ask once).")] = "0s",
+    wait: Annotated[
+        str,
+        typer.Option(
+            "--wait",
+            help="How long to wait for approval, e.g. 30m (0: ask once); 'handoff': ask once and, if deferred, "
+            "fail at once saying when gatekeeper will sync the release itself (Argo CD, with ARGOCD_SERVER set).",
+        ),
+    ] = "0s",
     interval: Annotated[str, typer.Option("--interval", help="Time between polls while deferred.")] = "15s",
     trigger: Annotated[str, typer.Option("--trigger", help="What asks (presync, pipeline, ...).")] = "presync",
     token_file: TokenFileOpt = None,
@@ -173,7 +191,8 @@ def gate(
     """Ask the gate and wait: exit 0 approved, 1 deferred when the wait ends, 3 rejected/superseded/rollback,
     4 refused, 5 unreachable."""
     token = read_token(token_file)
-    budget = 0.0 if wait in ("0", "0s") else _seconds(wait, "--wait")
+    handoff = wait == HANDOFF
+    budget = 0.0 if wait in ("0", "0s") or handoff else _seconds(wait, "--wait")
     pause = _seconds(interval, "--interval")
     zone = zone_or_exit(timezone, "--timezone") if timezone else zone_or_exit(settings_or_exit().UI_TIMEZONE)
     deadline = time.monotonic() + budget
@@ -203,6 +222,9 @@ def gate(
             outcome = _outcome(data)
             if outcome is not None:
                 raise typer.Exit(outcome)
+            if handoff:
+                typer.echo(_handed_off(data, zone), err=True)
+                raise typer.Exit(EXIT_CLOSED)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 typer.echo("wait ran out while deferred", err=True)

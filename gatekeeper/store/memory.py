@@ -306,7 +306,7 @@ class InMemoryReleaseStore:
         page = [detail for detail in (self.release(i) for i in ids[:limit]) if detail is not None]
         return page, (ids[limit - 1] if len(ids) > limit else None)
 
-    def due_releases(self, now: datetime, limit: int) -> list[ReleaseRecord]:
+    def due_releases(self, now: datetime, limit: int, *, also: Sequence[str] = ()) -> list[ReleaseRecord]:
         with self._lock:
             waited = {a.release_id for a in self._state.actions.values() if a.status == PENDING}
             due = [
@@ -315,7 +315,7 @@ class InMemoryReleaseStore:
                 if r.status is ReleaseStatus.DEFERRED
                 and r.not_before is not None
                 and r.not_before <= now
-                and r.id in waited
+                and (r.id in waited or any(r.target.startswith(prefix) for prefix in also))
             ]
         return sorted(due, key=lambda r: (r.not_before or now, r.id))[:limit]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exists, func, select, text
+from sqlalchemy import Connection, Engine, exists, func, or_, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from gatekeeper.domain.freezes import Freeze
@@ -131,13 +131,14 @@ class SqlReleaseStore:
             page = [detail for detail in (_detail(connection, i) for i in ids[:limit]) if detail is not None]
         return page, (ids[limit - 1] if len(ids) > limit else None)
 
-    def due_releases(self, now: datetime, limit: int) -> list[ReleaseRecord]:
+    def due_releases(self, now: datetime, limit: int, *, also: Sequence[str] = ()) -> list[ReleaseRecord]:
         """Deferred releases whose deferral named an instant that has come and that an action waits
-        for (a deployment review), oldest first. A release only its hook waits for is decided
-        again by the hook's next poll."""
+        for (a deployment review), or whose target starts with one of ``also`` (those gatekeeper
+        syncs itself), oldest first. Any other release is decided again by its hook's next poll."""
         waited_for = exists().where(actions.c.release_id == releases.c.id, actions.c.status == "pending")
+        wanted = or_(waited_for, *(releases.c.target.startswith(prefix, autoescape=True) for prefix in also))
         query = (
-            WITH_PEOPLE.where(releases.c.status == "deferred", releases.c.not_before <= now, waited_for)
+            WITH_PEOPLE.where(releases.c.status == "deferred", releases.c.not_before <= now, wanted)
             .order_by(releases.c.not_before, releases.c.id)
             .limit(limit)
         )

@@ -47,6 +47,7 @@ KINDS = [
     Kind("apps/v1", "StatefulSet", "statefulsets"),
     Kind("argoproj.io/v1alpha1", "Application", "applications"),
     Kind("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "kustomizations"),
+    Kind("helm.toolkit.fluxcd.io/v2", "HelmRelease", "helmreleases"),
     Kind("source.toolkit.fluxcd.io/v1", "GitRepository", "gitrepositories"),
 ]
 SUBRESOURCES = {"Deployment": ["scale", "status"], "StatefulSet": ["scale", "status"]}
@@ -60,6 +61,8 @@ class Request:
     method: str
     path: str
     authorization: str | None
+    content_type: str | None = None
+    body: Any = None
 
 
 @dataclass
@@ -112,7 +115,30 @@ class FakeKubernetes:
             self.server.shutdown()
             self.server.server_close()
 
+    def patches(self) -> list[Request]:
+        return [r for r in self.requests if r.method == "PATCH"]
+
     # --- the API ------------------------------------------------------------------------------------
+
+    def patch(self, path: str, authorization: str | None, content_type: str | None, body: Any) -> tuple[int, dict[str, Any]]:
+        """A JSON merge patch (RFC 7386) of one object; other patch types are refused (415)."""
+        if authorization != f"Bearer {TOKEN}":
+            return 401, _status(401, "Unauthorized", "Unauthorized")
+        if content_type != "application/merge-patch+json":
+            return 415, _status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {content_type}")
+        match = _PATH.match(path.split("?", 1)[0])
+        if match is None or match.group("name") is None or not isinstance(body, dict):
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        group_version = match.group("core") or match.group("gv")
+        key = (group_version, match.group("plural"), match.group("ns"), match.group("name"))
+        with self.lock:
+            found = self.objects.get(key)
+            if found is None:
+                return 404, _status(404, "NotFound", f'{key[1]} "{key[3]}" not found')
+            _merge(found, body)
+            self.version += 1
+            found["metadata"]["resourceVersion"] = str(self.version)
+            return 200, copy.deepcopy(found)
 
     def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
         if authorization != f"Bearer {TOKEN}":
@@ -156,6 +182,16 @@ class FakeKubernetes:
                 "metadata": {"resourceVersion": str(self.version)},
                 "items": items,
             }
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 def _kind_of(api_version: str, kind: str) -> Kind:
@@ -219,6 +255,23 @@ def start_fake_kubernetes() -> FakeKubernetes:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Audit-Id", "00000000-0000-0000-0000-000000000000")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_PATCH(self) -> None:
+            authorization, content_type = self.headers.get("Authorization"), self.headers.get("Content-Type")
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            try:
+                body = json.loads(raw) if raw else None
+            except json.JSONDecodeError:
+                body = None
+            with fake.lock:
+                fake.requests.append(Request("PATCH", self.path, authorization, content_type, body))
+            status, answer = fake.patch(self.path, authorization, content_type, body)
+            payload = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
 
