@@ -22,7 +22,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	dev/ensure-services
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 3 --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check gatekeeper tests bench
