@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,6 +187,25 @@ def test_httpx_request_lines_with_full_urls_stay_out_of_the_log() -> None:
         configure()
         assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
         assert logging.getLogger("gatekeeper").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def test_the_log_handler_writes_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread that outlives the test (or request) that started it must not write into a closed
+    stream: the handler looks sys.stderr up at each record."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure()
+        first, second = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(sys, "stderr", first)
+        logging.getLogger("gatekeeper.test").warning("one")
+        first.close()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("gatekeeper.test").warning("two")
+        assert "two" in second.getvalue()
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
