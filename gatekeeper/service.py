@@ -33,8 +33,8 @@ from gatekeeper.domain.records import (
     ReleaseRecord,
     repeats,
 )
-from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decision
-from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict
+from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decision, transition
+from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict, format_instant
 from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
 from gatekeeper.metrics import Metrics
 from gatekeeper.notifiers.endpoints import Endpoint
@@ -343,6 +343,36 @@ class GateService:
             self.redecide(release, "scheduler")
             decided += 1
         return decided
+
+    def verify_due(self, limit: int = 100) -> int:
+        """Applied releases healthy through their verification period become ``verified`` (every
+        replica runs this: under the release's lock, in one short transaction each, a release
+        another replica verified meanwhile is skipped). A release whose policies set no period
+        stays ``applied``."""
+        now = self.clock()
+        due = self.store.verification_due(now, limit)
+        random.shuffle(due)
+        verified = 0
+        for release in due:
+            with self.store.transaction() as tx:
+                current = tx.release_by_id(release.id, lock=True)
+                if current is None or current.status is not ReleaseStatus.APPLIED:
+                    continue
+                if current.not_before is None or current.not_before > now:
+                    continue
+                moved = tx.set_status(current, transition(current.status, ReleaseStatus.VERIFIED), now)
+                tx.set_not_before(moved, None)
+                data = {
+                    "target": current.target,
+                    "revision": current.revision,
+                    "applied_at": format_instant(current.updated_at),
+                    "period_ended": format_instant(current.not_before),
+                }
+                tx.append_audit("verified", "scheduler", f"release/{current.id}", data, now)
+                verified += 1
+        if verified:
+            logger.info("%d release(s) verified", verified)
+        return verified
 
     def count(self, decision: DecisionRecord) -> None:
         if self.metrics is None:

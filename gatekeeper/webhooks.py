@@ -19,7 +19,7 @@ from typing import Any
 
 from gatekeeper import effects
 from gatekeeper.announce import Announcer
-from gatekeeper.domain.lifecycle import applied_without_approval, unhealthy_after_apply
+from gatekeeper.domain.lifecycle import applied_without_approval, unhealthy_after_apply, verification_deadline
 from gatekeeper.domain.records import DecisionRecord, GateRecord, ReleaseRecord
 from gatekeeper.domain.releases import ReleaseStatus, transition
 from gatekeeper.domain.types import Decision, ReleaseRequest
@@ -188,10 +188,18 @@ class WebhookService:
             if release.status in (ReleaseStatus.PENDING, ReleaseStatus.DEFERRED):
                 verdict = applied_without_approval(release.revision, release.status.value, policy_hash, now)
             if release.status in (ReleaseStatus.APPROVED, ReleaseStatus.PENDING, ReleaseStatus.DEFERRED):
+                approved = release.status is ReleaseStatus.APPROVED
                 release = tx.set_status(release, transition(release.status, ReleaseStatus.APPLIED), now)
-        elif observed == "unhealthy" and release.status in (ReleaseStatus.APPLIED, ReleaseStatus.VERIFIED):
+                if approved:  # verified at the end of its verification period (the deferrals loop)
+                    deadline = verification_deadline(now, self.gate.governing(release.target))
+                    release = tx.set_not_before(release, deadline)
+        elif observed == "unhealthy" and release.status is ReleaseStatus.APPLIED:
+            # Applied at its updated_at (nothing else moves an applied release). After verified, the
+            # period rule no longer applies: a later unhealthy report rolls nothing back by itself.
             governing = self.gate.governing(release.target)
             verdict = unhealthy_after_apply(release.revision, release.updated_at, governing, policy_hash, now)
+            if verdict is None and release.not_before is not None and now < release.not_before:
+                release = tx.set_not_before(release, None)  # unhealthy within its period: never verified
         if verdict is None:
             assert latest is not None  # noqa: S101 - every release has its first decision
             return GateRecord(release, latest, decided_now=False)

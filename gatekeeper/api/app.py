@@ -270,6 +270,7 @@ def create_app(
     def deferrals() -> None:
         service.redecide_begun()
         service.redecide_due()
+        service.verify_due()
 
     loops = [
         Loop("reload", service.config.poll, settings.RELOAD_INTERVAL),

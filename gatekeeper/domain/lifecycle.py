@@ -2,14 +2,15 @@
 
 Pure rules (DESIGN §2, §3 Rollback): a revision applied without an approve decision gets verdict
 ``rollback``; an applied one that turns unhealthy within its policy's verification period gets
-``rollback`` where the policy asks for it. The action that restores the last verified revision
+``rollback`` where the policy asks for it; one healthy through the longest verification period of its
+policies becomes ``verified`` (``verification_deadline``). The action that restores the last verified revision
 belongs to the actions layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.types import Decision, Reason, Verdict
@@ -46,3 +47,14 @@ def unhealthy_after_apply(
             )
             return Decision(Verdict.ROLLBACK, (reason,), None, (), policy_hash, now)
     return None
+
+
+def verification_deadline(applied_at: datetime, policies: Sequence[Policy]) -> datetime | None:
+    """When a release applied at ``applied_at`` becomes verified if no unhealthy report came: the end
+    of the longest ``verification.period`` of its policies (strictest wins). None: no policy sets
+    one, and the release stays ``applied``."""
+    periods = [p.verification.period for p in policies if p.verification.period is not None]
+    if not periods:
+        return None
+    longest = max(timedelta(days=period.days, seconds=period.seconds) for period in periods)
+    return applied_at + longest

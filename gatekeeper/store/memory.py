@@ -135,6 +135,10 @@ class InMemoryTransaction:
         self.s.releases[release.id] = moved
         return replace(release, status=status, updated_at=now)
 
+    def set_not_before(self, release: ReleaseRecord, not_before: datetime | None) -> ReleaseRecord:
+        self.s.releases[release.id] = replace(self.s.releases[release.id], not_before=not_before)
+        return replace(release, not_before=not_before)
+
     def add_decision(
         self, release: ReleaseRecord, decision: Decision, trigger: str, status: ReleaseStatus, now: datetime
     ) -> DecisionRecord:
@@ -316,6 +320,15 @@ class InMemoryReleaseStore:
                 and r.not_before is not None
                 and r.not_before <= now
                 and (r.id in waited or any(r.target.startswith(prefix) for prefix in also))
+            ]
+        return sorted(due, key=lambda r: (r.not_before or now, r.id))[:limit]
+
+    def verification_due(self, now: datetime, limit: int) -> list[ReleaseRecord]:
+        with self._lock:
+            due = [
+                r
+                for r in self._state.releases.values()
+                if r.status is ReleaseStatus.APPLIED and r.not_before is not None and r.not_before <= now
             ]
         return sorted(due, key=lambda r: (r.not_before or now, r.id))[:limit]
 

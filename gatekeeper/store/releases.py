@@ -225,8 +225,12 @@ class ReleaseRows:
         )
         return replace(release, status=status, updated_at=now)
 
-    def _set_not_before(self, release_id: int, not_before: datetime | None) -> None:
-        self.connection.execute(update(releases).where(releases.c.id == release_id).values(not_before=not_before))
+    def set_not_before(self, release: ReleaseRecord, not_before: datetime | None) -> ReleaseRecord:
+        """An applied release's ``not_before`` is the end of its verification period (None: it is
+        not verified by the period rule)."""
+        if not_before != release.not_before:
+            self.connection.execute(update(releases).where(releases.c.id == release.id).values(not_before=not_before))
+        return replace(release, not_before=not_before)
 
 
 def _json_or_none(value: Any) -> str | None:

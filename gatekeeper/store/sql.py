@@ -145,6 +145,17 @@ class SqlReleaseStore:
         with self._connection() as connection:
             return [release_record(row._mapping) for row in connection.execute(query)]
 
+    def verification_due(self, now: datetime, limit: int) -> list[ReleaseRecord]:
+        """Applied releases whose verification period has ended (their ``not_before``, set at apply
+        and cleared by an unhealthy report or a rollback decision), oldest deadline first."""
+        query = (
+            WITH_PEOPLE.where(releases.c.status == "applied", releases.c.not_before <= now)
+            .order_by(releases.c.not_before, releases.c.id)
+            .limit(limit)
+        )
+        with self._connection() as connection:
+            return [release_record(row._mapping) for row in connection.execute(query)]
+
     def open_releases(self, limit: int, target: str | None = None) -> list[ReleaseRecord]:
         """Releases not yet applied (pending, deferred, approved), oldest first (of ``target``
         only, if given): what a freeze started or lifted decides again, and a target's queue."""

@@ -37,7 +37,8 @@ releases = Table(
     Column("context", JSON(none_as_null=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # The latest decision's not_before: the scheduler decides a deferred release again then.
+    # The latest decision's not_before: the scheduler decides a deferred release again then. For an
+    # applied release: the end of its verification period (then it becomes verified; None: never).
     Column("not_before", DateTime(timezone=True), nullable=True),
     UniqueConstraint("target", "revision", name="uq_releases_target_revision"),
 )
