@@ -105,6 +105,9 @@ def start_fake(kind: str) -> FakeApi:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             raw = self.rfile.read(length)
+            if len(raw) < length:  # the client died mid-request (a SIGKILLed replica): nothing arrived
+                self.close_connection = True
+                return
             try:
                 body = json.loads(raw)
             except json.JSONDecodeError:
