@@ -7,7 +7,10 @@ without sleeping.
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -251,6 +254,38 @@ def eventually(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+GATEKEEPER = str(Path(sys.executable).with_name("gatekeeper"))
+
+
+def serve_process(
+    url: str, policies: Path, calendars: Path, tokens: Path, **extra: str
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """A real `gatekeeper serve` process (a replica) on ``url``, once it answers /readyz; ``extra``
+    are settings without their GATEKEEPER_ prefix."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEKEEPER_DATABASE_URL": url,
+        "GATEKEEPER_POLICIES_DIR": str(policies),
+        "GATEKEEPER_CALENDARS_DIR": str(calendars),
+        "GATEKEEPER_TOKENS_FILE": str(tokens),
+        "GATEKEEPER_PORT": str(port),
+        **{f"GATEKEEPER_{key}": value for key, value in extra.items()},
+    }
+    process = subprocess.Popen([GATEKEEPER, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return base, process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("gatekeeper serve did not become ready")
 
 
 def gate_calls(server: Server) -> int:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from tests.integration.conftest import Server, eventually, free_port, token_of, write_tokens
+from tests.integration.conftest import Server, eventually, serve_process, token_of, write_tokens
 
 GATEKEEPER = str(Path(sys.executable).with_name("gatekeeper"))
 PROD = "argocd:odoo-prod"
@@ -339,29 +339,6 @@ spec:
 """
 
 
-def serve(url: str, policies: Path, calendars: Path, tokens: Path, **extra: str) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "GATEKEEPER_DATABASE_URL": url,
-        "GATEKEEPER_POLICIES_DIR": str(policies),
-        "GATEKEEPER_CALENDARS_DIR": str(calendars),
-        "GATEKEEPER_TOKENS_FILE": str(tokens),
-        "GATEKEEPER_PORT": str(port),
-        **{f"GATEKEEPER_{key}": value for key, value in extra.items()},
-    }
-    process = subprocess.Popen([GATEKEEPER, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return base, process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("gatekeeper serve did not become ready")
 
 
 @pytest.fixture
@@ -371,9 +348,9 @@ def replicas(pg_schema_url: Any, tmp_path: Path, tokens_file: Path) -> Iterator[
     calendars.mkdir()
     (policies / "shop.yaml").write_text(textwrap.dedent(SHOP_POLICY))
     url = pg_schema_url()
-    first, a = serve(url, policies, calendars, tokens_file, AUTO_MIGRATE="true")
+    first, a = serve_process(url, policies, calendars, tokens_file, AUTO_MIGRATE="true")
     try:
-        second, b = serve(url, policies, calendars, tokens_file)
+        second, b = serve_process(url, policies, calendars, tokens_file)
     except BaseException:
         a.kill()
         raise

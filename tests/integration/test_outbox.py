@@ -6,7 +6,6 @@ two real ``gatekeeper serve`` processes on one PostgreSQL, one of them killed wi
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -28,8 +27,8 @@ from tests.integration import payloads as p
 from tests.integration.conftest import (
     MutableClock,
     eventually,
-    free_port,
     make_settings,
+    serve_process,
     start_server,
     token_of,
 )
@@ -146,32 +145,9 @@ def test_a_deployment_review_whose_post_fails_twice_is_answered_later_once(
 
 
 def serve(url: str, config_tree: tuple[Path, Path], tokens_file: Path, api: FakeApi, **extra: str) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "GATEKEEPER_DATABASE_URL": url,
-        "GATEKEEPER_POLICIES_DIR": str(config_tree[0]),
-        "GATEKEEPER_CALENDARS_DIR": str(config_tree[1]),
-        "GATEKEEPER_TOKENS_FILE": str(tokens_file),
-        "GATEKEEPER_PORT": str(port),
-        "GATEKEEPER_GITHUB_SECRET": GITHUB_SECRET,
-        "GATEKEEPER_GITHUB_API_TOKEN": GITHUB_TOKEN,
-        "GATEKEEPER_GITHUB_API_URL": api.url,
-        "GATEKEEPER_SCHEDULER_INTERVAL": "0.2",
-        **{f"GATEKEEPER_{key}": value for key, value in extra.items()},
-    }
-    process = subprocess.Popen([GATEKEEPER, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return base, process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("gatekeeper serve did not become ready")
+    """A replica whose commit statuses go to the fake GitHub ``api``."""
+    to_fake = {"GITHUB_SECRET": GITHUB_SECRET, "GITHUB_API_TOKEN": GITHUB_TOKEN, "GITHUB_API_URL": api.url}
+    return serve_process(url, *config_tree, tokens_file, SCHEDULER_INTERVAL="0.2", **to_fake, **extra)
 
 
 def push(base: str, sha: str) -> None:
