@@ -183,7 +183,7 @@ def get_release(
     detail = gatekeeper.release(release_id)
     if detail is None:
         raise ApiError(404, "not_found", f"release {release_id} does not exist")
-    return release_body(detail) | {"shipping": outlook_json(gatekeeper.outlook(detail))}
+    return release_body(detail) | {"shipping": outlook_json(gatekeeper.forecast.outlook(detail))}
 
 
 class ApproveBody(BaseModel):
@@ -346,7 +346,7 @@ def get_status(
 ) -> dict[str, Any]:
     key = target_param(target)
     moment = instant_param(at, "at") if at is not None else None
-    return status_json(gatekeeper.status(key, moment))
+    return status_json(gatekeeper.forecast.status(key, moment))
 
 
 @router.get(
@@ -368,7 +368,7 @@ def get_windows(
         raise ApiError(422, "invalid_request", "to: must not be before from", "to")
     if last - first > timedelta(days=800):
         raise ApiError(422, "invalid_request", "to: at most 800 days after from", "to")
-    return windows_json(gatekeeper.windows(key, first, last))
+    return windows_json(gatekeeper.forecast.windows(key, first, last))
 
 
 @router.get(
@@ -391,10 +391,10 @@ def calendar_feed(
     # keeps its real start and end, and its UID: a calendar client that refreshes the feed sees the
     # same events, not a new first and last one on every fetch.
     margin = timedelta(days=FEED_MARGIN_DAYS)
-    windows = gatekeeper.windows(key, start - margin, end + margin)
+    windows = gatekeeper.forecast.windows(key, start - margin, end + margin)
     lo, hi = utc_epoch(start), utc_epoch(end)
     shown = replace(windows, closed=tuple(w for w in windows.closed if w.end > lo and w.start < hi))
-    frozen = gatekeeper.freezes_of(key, start - margin)
+    frozen = gatekeeper.forecast.freezes_of(key, start - margin)
     body = closed_windows_feed(shown, stamp=now, host=request.url.hostname or "gatekeeper", freezes=frozen)
     return Response(body, media_type="text/calendar; charset=utf-8")
 
