@@ -38,6 +38,7 @@ import copy
 import statistics
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -210,12 +211,88 @@ def push_bench(targets: int, pushes: int, root: Path) -> list[tuple[float, int]]
         engine.dispose()
 
 
+DRIFT_POLICY = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-fleet-drift}
+spec:
+  targets: ["argocd:odoo-*"]
+  drift: {mode: block}
+"""
+
+
+def _clean(gathered: Any) -> bool:
+    """The drift reader ran and found the target as Git says (no error, nothing drifted)."""
+    reading = gathered.facts.readings.get("drift")
+    outcome = reading.of("odoo-fleet-drift") if reading is not None else None
+    return not gathered.facts.gather_errors and outcome is not None and outcome.problem is None and not outcome.drifted
+
+
+def announce_facts_bench(targets: int, size: int, root: Path, latency: float) -> tuple[float, float, int]:
+    """The facts of a push announcing ``targets`` releases with a drift rule, one target after
+    another (the baseline) and as the webhook path gathers them (``gather_many``): seconds each,
+    and the targets whose drift check ran clean in both."""
+    from sqlalchemy import create_engine, text
+
+    from gatekeeper.api.app import build_service
+    from gatekeeper.metrics import Metrics
+    from gatekeeper.service import system_clock
+    from gatekeeper.settings import Settings
+
+    pairs = objects(size)
+    bare = root / "fleet.git"
+    repo = pygit2.init_repository(str(bare), bare=True)
+    files = {f"apps/bulk/part-{start // 50:03d}.yaml": "---\n".join(yaml.safe_dump(d, sort_keys=False) for d, _ in pairs[start : start + 50])
+             for start in range(0, size, 50)}  # fmt: skip
+    sha = commit(repo, "main", files, "fleet")
+    kube = start_fake_kubernetes()
+    kube.latency = latency
+    schema = f"gk_bench_announce_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(PG)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        for _, live in pairs:
+            kube.put(live)
+        for index in range(targets):  # every Application deploys the same path: one mirror, one tree
+            app = argocd_application(bare.resolve().as_uri(), sha, path="apps/bulk")
+            app["metadata"]["name"] = f"odoo-{index:04d}"
+            kube.put(app)
+        (root / "policies").mkdir()
+        (root / "calendars").mkdir()
+        (root / "policies" / "fleet.yaml").write_text(DRIFT_POLICY)
+        settings = Settings(
+            DATABASE_URL=f"{PG}?options=-csearch_path%3D{schema}", AUTO_MIGRATE=True, GIT_CACHE_DIR=root / "git-cache",  # type: ignore[arg-type]
+            POLICIES_DIR=root / "policies", CALENDARS_DIR=root / "calendars",  # type: ignore[arg-type]
+            KUBECONFIG=write_kubeconfig(root / "kubeconfig-announce", {"bench": kube.url}, "bench"),  # type: ignore[arg-type]
+        )  # fmt: skip
+        service = build_service(settings, system_clock, Metrics())
+        requests = [ReleaseRequest(TargetKey(f"argocd:odoo-{index:04d}"), "f" * 40, trigger="github-push-announce") for index in range(targets)]
+        now = datetime.now(UTC)
+        service.gather(requests[0], now)  # the mirror is cloned once, before either is timed
+        started = time.perf_counter()
+        one_by_one = [service.gather(request, now) for request in requests]
+        serial = time.perf_counter() - started
+        started = time.perf_counter()
+        together = service.gather_many(requests, now)
+        parallel = time.perf_counter() - started
+        clean = sum(1 for a, b in zip(one_by_one, together, strict=True) if _clean(a) and _clean(b))
+        service.store.close()
+        return serial, parallel, clean
+    finally:
+        kube.stop()
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,200,800")
     parser.add_argument("--checks", type=int, default=20)
     parser.add_argument("--push-targets", type=int, default=1500)
     parser.add_argument("--pushes", type=int, default=3)
+    parser.add_argument("--announce-targets", type=int, default=100, help="targets with a drift rule a push announces")
     args = parser.parse_args()
     print(f"{'objects':>8} {'cold ms':>9} {'warm p50 ms':>12} {'warm p95 ms':>12} {'requests/check':>15} {'(kind,ns) pairs':>16} {'drifted':>8}")
     with tempfile.TemporaryDirectory(prefix="gatekeeper-drift-bench-") as folder:
@@ -231,6 +308,16 @@ def main() -> None:
             for index, (elapsed, announced) in enumerate(push_bench(args.push_targets, args.pushes, Path(folder))):
                 kind = "first (lists the Applications)" if index == 0 else "next (Applications cached)"
                 print(f"  push {index + 1}: {elapsed * 1000:8.1f} ms, {announced} releases announced and decided ({kind})")
+        if args.announce_targets:
+            size = 50
+            print(f"\nfacts of a push announcing {args.announce_targets} targets with a drift rule ({size} objects each):")
+            for latency in (0.0, 0.005):
+                root = Path(folder) / f"announce-{latency}"
+                root.mkdir()
+                serial, parallel, clean = announce_facts_bench(args.announce_targets, size, root, latency)
+                print(f"  API server {latency * 1000:.0f} ms per request: one after another (baseline) {serial:6.2f} s,"
+                      f" as the webhook gathers them {parallel:6.2f} s, ratio {serial / parallel:.2f}x,"
+                      f" clean drift checks {clean}/{args.announce_targets}")
 
 
 if __name__ == "__main__":

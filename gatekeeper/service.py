@@ -88,6 +88,11 @@ class GateService:
         assert self.facts is not None  # noqa: S101 - set in __post_init__
         return self.facts.gather(request, now)
 
+    def gather_many(self, requests: Sequence[ReleaseRequest], now: datetime) -> list[Gathered]:
+        """Step 1 for a push's announced releases (a few at a time)."""
+        assert self.facts is not None  # noqa: S101 - set in __post_init__
+        return self.facts.gather_many(requests, now)
+
     def decide_in(
         self,
         tx: StoreTransaction,

@@ -14,6 +14,7 @@ import copy
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class FakeKubernetes:
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     version: int = 1000
+    latency: float = 0.0  # seconds each GET waits before answering (a real API server is not in-process)
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -249,6 +251,8 @@ def start_fake_kubernetes() -> FakeKubernetes:
             authorization = self.headers.get("Authorization")
             with fake.lock:
                 fake.requests.append(Request("GET", self.path, authorization))
+            if fake.latency:
+                time.sleep(fake.latency)
             status, body = fake.answer(self.path, authorization)
             payload = json.dumps(body).encode()
             self.send_response(status)

@@ -259,3 +259,25 @@ def test_a_waiting_action_is_no_failure_and_is_woken_by_the_next_decision(world:
     ReleaseManager(service).approve(release_id, ALICE, None, break_glass=False)
     assert scheduler.run_once() >= 1
     assert any(p.get("verdict") == "approve" for p in handler.ran)
+
+
+def test_a_pushs_announced_releases_gather_their_facts_a_few_at_a_time(world: tuple) -> None:
+    """Four targets whose reader waits for the others: one after another it would never finish
+    within the timeout; gathered together each sees the rest arrive (order kept)."""
+    service, _clock, _reader = world
+    arrived = threading.Barrier(4, timeout=5)
+
+    @dataclass
+    class Meeting:
+        name: str = "cluster"
+
+        def read(self, request: ReleaseRequest, policies: Sequence[Policy], now: datetime) -> object:
+            arrived.wait()
+            return {"revision": request.revision}
+
+    assert service.facts is not None
+    service.facts.readers = (Meeting(),)
+    requests = [ReleaseRequest(TargetKey("argocd:odoo-wms"), f"r{index}") for index in range(4)]
+    gathered = service.gather_many(requests, MONDAY)
+    assert [g.facts.gather_errors for g in gathered] == [()] * 4
+    assert [g.facts.readings["cluster"] for g in gathered] == [{"revision": f"r{index}"} for index in range(4)]
