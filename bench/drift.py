@@ -47,7 +47,7 @@ import yaml
 
 from gatekeeper.domain.policy import DriftMode, Policy
 from gatekeeper.domain.types import ReleaseRequest, TargetKey
-from gatekeeper.drift import DriftReader
+from gatekeeper.drift import LIST_PARALLEL, DriftReader
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.kubernetes import KubernetesClusterReader
 from tests.integration.drift_world import (
@@ -89,7 +89,7 @@ def objects(count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return pairs
 
 
-def run(count: int, checks: int, root: Path) -> dict[str, Any]:
+def run(count: int, checks: int, root: Path, *, latency: float = 0.0, list_parallel: int = LIST_PARALLEL) -> dict[str, Any]:
     pairs = objects(count)
     repo = pygit2.init_repository(str(root / f"config-{count}.git"), bare=True)
     files = {
@@ -99,12 +99,14 @@ def run(count: int, checks: int, root: Path) -> dict[str, Any]:
     sha = commit(repo, "main", files, f"{count} objects")
     url = (root / f"config-{count}.git").resolve().as_uri()
     kube = start_fake_kubernetes()
+    kube.latency = latency
     try:
         for _, live in pairs:
             kube.put(live)
         kube.put(argocd_application(url, sha, path="apps/bulk"))
         kubeconfig = write_kubeconfig(root / f"kubeconfig-{count}", {"bench": kube.url}, "bench")
-        reader = DriftReader(Pygit2GitReader(root / f"cache-{count}"), KubernetesClusterReader(kubeconfig))
+        git, cluster = Pygit2GitReader(root / f"cache-{count}"), KubernetesClusterReader(kubeconfig)
+        reader = DriftReader(git, cluster, list_parallel=list_parallel)
         policy = Policy(name="bench", targets=("argocd:*",), drift=DriftMode.BLOCK)
         request = ReleaseRequest(TargetKey("argocd:odoo-prod"), "f" * 40)
         started = time.perf_counter()
@@ -303,6 +305,13 @@ def main() -> None:
                 f"{result['objects']:>8} {result['cold_ms']:>9.1f} {result['warm_median_ms']:>12.1f} {result['warm_p95_ms']:>12.1f}"
                 f" {','.join(map(str, result['requests'])):>15} {result['pairs']:>16} {result['drifted']:>8}"
             )
+        print(f"\n{'API server':>10} {'LISTs at once':>14} {'warm p50 ms':>12} {'warm p95 ms':>12}   (200 objects)")
+        for latency in (0.0, 0.005):
+            for parallel in (1, LIST_PARALLEL):  # one after another: the baseline, what it did before 2026-12-07
+                root = Path(folder) / f"latency-{latency}-{parallel}"
+                root.mkdir()
+                result = run(200, args.checks, root, latency=latency, list_parallel=parallel)
+                print(f"{latency * 1000:>8.0f}ms {parallel:>14} {result['warm_median_ms']:>12.1f} {result['warm_p95_ms']:>12.1f}")
         if args.push_targets:
             print(f"\npush announcing {args.push_targets} targets, PostgreSQL, in process (receipt to answer after commit):")
             for index, (elapsed, announced) in enumerate(push_bench(args.push_targets, args.pushes, Path(folder))):

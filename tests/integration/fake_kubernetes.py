@@ -243,6 +243,11 @@ def _status(code: int, reason: str, message: str, details: dict[str, Any] | None
     return body
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # clients list side by side: socketserver's 5 drops SYNs (a 1 s retry)
+
+
 def start_fake_kubernetes() -> FakeKubernetes:
     fake = FakeKubernetes()
 
@@ -282,8 +287,7 @@ def start_fake_kubernetes() -> FakeKubernetes:
         def log_message(self, *_args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     fake.server = server
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
