@@ -63,6 +63,7 @@ def has_rules(rules: ProvenanceRules) -> bool:
         rules.require_digest
         or rules.allowed_registries
         or rules.signature_keys
+        or rules.signature_identities
         or rules.slsa_builders
         or rules.slsa_source_repos
     )
