@@ -35,6 +35,7 @@ from gatekeeper.provenance import ProvenanceReader
 from gatekeeper.readers.cosign import CryptographyVerifier
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.registry import HttpRegistryClient
+from gatekeeper.readers.sigstore import SigstoreBundleVerifier
 from tests.integration.drift_world import commit
 from tests.integration.fake_registry import FakeRegistry, Signer, simple_signing
 
@@ -71,7 +72,7 @@ def main() -> None:
         policy = Policy("bench", ("argocd:*",), provenance=rules, file=str(root / "policy.yaml"))
         client = HttpRegistryClient(timeout=10)
         reader = ProvenanceReader(Pygit2GitReader(root / "cache"), client, CryptographyVerifier(),
-                                  lambda _t, _p: (url, "deploy"))  # fmt: skip
+                                  lambda _t, _p: (url, "deploy"), bundles=SigstoreBundleVerifier(None))  # fmt: skip
         request = ReleaseRequest(TargetKey("argocd:odoo-prod"), revision)
         started = time.perf_counter()
         outcome = reader.outcome(request, policy)

@@ -10,7 +10,15 @@ import pytest
 
 from gatekeeper.configuration.loader import ConfigurationError, LoadError, lint, load_configuration
 from gatekeeper.domain.durations import Duration
-from gatekeeper.domain.policy import BusinessDaysEntry, CronEntry, DriftMode, HolidaysEntry, IcsEntry, Mode, SignerIdentity
+from gatekeeper.domain.policy import (
+    BusinessDaysEntry,
+    CronEntry,
+    DriftMode,
+    HolidaysEntry,
+    IcsEntry,
+    Mode,
+    SignerIdentity,
+)
 
 ConfigDirs = Callable[..., tuple[Path, Path]]
 NOW = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
