@@ -35,7 +35,7 @@ import time
 
 import pygit2
 
-from gatekeeper.domain.policy import Policy, ProvenanceRules
+from gatekeeper.domain.policy import Policy, ProvenanceRules, SignerIdentity
 from gatekeeper.domain.types import ReleaseRequest, TargetKey
 from gatekeeper.provenance import ProvenanceReader
 from gatekeeper.readers.cosign import CryptographyVerifier
@@ -43,7 +43,6 @@ from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.registry import HttpRegistryClient
 from gatekeeper.readers.sigstore import SigstoreBundleVerifier
 from tests.integration.drift_world import commit
-from gatekeeper.domain.policy import SignerIdentity
 from tests.integration.fake_registry import FakeRegistry, Signer, simple_signing, slsa_statement
 from tests.integration.sigstore_world import GITHUB, TestSigstore, signature_statement
 
