@@ -263,20 +263,19 @@ class ProvenanceReader:
         """cosign v3's signature bundles: a DSSE envelope of an in-toto statement of type
         ``https://sigstore.dev/cosign/sign/v1`` whose subject is the image digest. None: none."""
         ref, digest = subject.ref, subject.digest
-        seen, problems, others = 0, [], []
+        problems: list[str] = []
+        others: list[str] = []
         root_missing = ""
-        for where, statement, problem, missing in self._bundle_statements(subject, trust, {COSIGN_SIGN}):
-            seen += 1
+        for where, statement, problem, missing in self._bundle_statements(subject, trust, frozenset({COSIGN_SIGN})):
             if statement is None:
                 problems.append(f"{where} {problem}")
                 root_missing = root_missing or (problem if missing else "")
-                continue
-            if statement.get("predicateType") != COSIGN_SIGN:
-                seen -= 1  # an attestation, not a signature
-                continue
-            if rules.names_subject(statement, digest):
+            elif statement.get("predicateType") != COSIGN_SIGN:
+                continue  # an attestation (SLSA, SBOM) is not a signature
+            elif rules.names_subject(statement, digest):
                 return ()
-            others.append(_first_subject(statement))
+            else:
+                others.append(_first_subject(statement))
         if others:
             return (rules.reason(
                 rules.SIGNATURE_DIGEST_MISMATCH,
@@ -286,7 +285,7 @@ class ProvenanceReader:
             return (rules.reason(rules.TRUSTED_ROOT_MISSING, f"image {ref}: {root_missing}"),)
         if problems:
             return (rules.reason(rules.SIGNATURE_INVALID, f"image {ref}: no signature bundle verifies: {problems[0]}"),)
-        return None if not seen else (rules.reason(rules.NOT_SIGNED, f"image {ref}: no signature bundle"),)
+        return None
 
     def _referrers(self, subject: _Subject) -> list[dict[str, Any]]:
         if subject.referrers is None:
@@ -295,13 +294,13 @@ class ProvenanceReader:
         return subject.referrers
 
     def _bundle_statements(
-        self, subject: _Subject, trust: Trust, kinds: frozenset[str] | set[str]
+        self, subject: _Subject, trust: Trust, kinds: frozenset[str]
     ) -> Iterator[tuple[str, dict[str, Any] | None, str, bool]]:
         """Each Sigstore bundle referrer of the digest whose predicate-type hint (if any) is one of
         ``kinds``: (where, its verified statement or None, why not, whether for want of a trusted root)."""
         ref = subject.ref
-        bundles = [item for item in self._referrers(subject) if item.get("artifactType") in BUNDLE_TYPES
-                   and (item.get("annotations") or {}).get(BUNDLE_PREDICATE, next(iter(kinds))) in kinds]  # fmt: skip
+        bundles = [item for item in self._referrers(subject)
+                   if item.get("artifactType") in BUNDLE_TYPES and _hinted(item, kinds)]  # fmt: skip
         for item in bundles[:MAX_SIGNATURES]:
             where = f"bundle {str(item.get('digest'))[:19]}"
             manifest = self.registry.manifest(ref.registry, ref.repository, str(item.get("digest")))
@@ -436,6 +435,13 @@ def _statement_of(payload: bytes) -> tuple[dict[str, Any] | None, str, bool]:
     if isinstance(statement, dict):
         return statement, "", False
     return None, "its payload is not an in-toto statement", False
+
+
+def _hinted(descriptor: dict[str, Any], kinds: frozenset[str]) -> bool:
+    """Whether a bundle referrer may hold one of ``kinds``: its predicate-type annotation says so,
+    or it has none (the statement itself is checked once verified)."""
+    hint = (descriptor.get("annotations") or {}).get(BUNDLE_PREDICATE)
+    return hint is None or hint in kinds
 
 
 def _first_subject(statement: dict[str, Any]) -> str:
