@@ -4,15 +4,20 @@ fails for the images of a release (DESIGN §3, Provenance).
 Images come from the manifests at the **requested** revision (the release itself), read with the
 Git reader from where the target deploys (the drift reader's ``source``, injected as ``locate``).
 ``requireDigest`` and ``allowedRegistries`` are pure (``domain.provenance``); signatures need the
-registry: the image's manifest by digest, then cosign's ``sha256-<hex>.sig`` tag, whose layers are
-simple-signing payloads with the signature in their ``dev.cosignproject.cosign/signature``
-annotation. A signature counts when it verifies with one of the policy's keys and its payload's
-``critical.image.docker-manifest-digest`` is the image's digest. SLSA provenance: cosign's
-``sha256-<hex>.att`` tag, DSSE envelopes verified over the PAE with the same keys, an in-toto
-statement naming the digest, the builder and source repository allowed. Verified outcomes are kept per
-(image, digest, keys) in a bounded cache: what a digest's signatures say does not change, and a
-key rotation in the policy is another cache key. A registry that cannot be read is never cached.
-Runs outside any transaction, under ``FACT_TIMEOUT``.
+registry: the image's manifest by digest, then cosign's signatures. Key-based: the
+``sha256-<hex>.sig`` tag, whose layers are simple-signing payloads with the signature in their
+``dev.cosignproject.cosign/signature`` annotation; it counts when it verifies with one of the
+policy's keys and its payload's ``critical.image.docker-manifest-digest`` is the image's digest.
+Sigstore bundles (cosign v3's default), the digest's OCI 1.1 referrers of a bundle artifact type:
+a DSSE envelope of an in-toto statement of type ``https://sigstore.dev/cosign/sign/v1`` naming the
+digest, verified with the policy's keys (a public key hint) or keyless (``BundleVerifier``: the
+trusted root and the policy's identities). SLSA provenance: cosign's ``sha256-<hex>.att`` tag
+(DSSE envelopes verified over the PAE with the keys) or bundle referrers (the same trust), an
+in-toto statement naming the digest, the builder and source repository allowed. Verified outcomes
+are kept per (image, digest, keys, identities, trusted root) in a bounded cache: what a digest's
+signatures say does not change, and a key rotation, another identity or another trusted root is
+another cache key. A registry that cannot be read is never cached. Runs outside any transaction,
+under ``FACT_TIMEOUT``.
 """
 
 from __future__ import annotations
