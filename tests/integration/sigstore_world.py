@@ -137,7 +137,8 @@ class TestSigstore:
     # --- Fulcio: a short-lived certificate with an embedded SCT -----------------------------------
 
     def certificate(
-        self, public: ec.EllipticCurvePublicKey, subject: str, issuer: str, authority: Authority | None = None
+        self, public: ec.EllipticCurvePublicKey, subject: str, issuer: str, authority: Authority | None = None,
+        *, issuer_v1_only: bool = False,
     ) -> x509.Certificate:
         ca = authority or self.fulcio
         san: x509.GeneralName = x509.RFC822Name(subject) if "@" in subject and "://" not in subject \
@@ -155,8 +156,10 @@ class TestSigstore:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
             .add_extension(x509.SubjectAlternativeName([san]), critical=True)  # the subject is empty: critical
             .add_extension(x509.UnrecognizedExtension(OIDC_ISSUER, issuer.encode()), critical=False)
-            .add_extension(x509.UnrecognizedExtension(OIDC_ISSUER_V2, _der(0x0C, issuer.encode())), critical=False)
         )  # fmt: skip
+        if not issuer_v1_only:  # older Fulcio certificates have only the raw (v1) issuer extension
+            builder = builder.add_extension(x509.UnrecognizedExtension(OIDC_ISSUER_V2, _der(0x0C, issuer.encode())),
+                                            critical=False)  # fmt: skip
         # the precertificate: the same TBS without the SCT list, which the CT log signs
         precertificate = builder.sign(ca.key, hashes.SHA256())
         tbs = precertificate.tbs_certificate_bytes
@@ -230,12 +233,13 @@ class TestSigstore:
     # --- bundles ----------------------------------------------------------------------------------
 
     def bundle(
-        self, statement: dict[str, Any], subject: str, issuer: str = GITHUB, authority: Authority | None = None
+        self, statement: dict[str, Any], subject: str, issuer: str = GITHUB, authority: Authority | None = None,
+        *, issuer_v1_only: bool = False,
     ) -> bytes:
         """A v0.3 bundle: a DSSE envelope of ``statement`` signed by an ephemeral key whose
         certificate names ``subject`` and ``issuer``, logged in the test Rekor."""
         key = ec.generate_private_key(ec.SECP256R1())
-        certificate = self.certificate(key.public_key(), subject, issuer, authority)
+        certificate = self.certificate(key.public_key(), subject, issuer, authority, issuer_v1_only=issuer_v1_only)
         payload = json.dumps(statement).encode()
         pae = b"DSSEv1 %d %s %d %s" % (len(IN_TOTO), IN_TOTO.encode(), len(payload), payload)
         envelope = {"payload": b64(payload), "payloadType": IN_TOTO, "signatures": [{"sig": b64(_sign(key, pae))}]}

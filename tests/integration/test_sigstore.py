@@ -138,6 +138,13 @@ def test_an_email_identity_matches_by_glob(world: World) -> None:
     assert codes(world, digest, policy) == []
 
 
+def test_the_issuer_is_read_from_the_older_fulcio_extension_too(world: World) -> None:
+    digest = world.registry.image(REPO, "v1-issuer")
+    bundle = world.sigstore.bundle(signature_statement(digest), WORKFLOW, issuer_v1_only=True)
+    world.registry.bundle(REPO, digest, bundle, "https://sigstore.dev/cosign/sign/v1")
+    assert codes(world, digest, world.policy(slsa_builders=())) == []
+
+
 def test_a_bundle_from_a_certificate_authority_not_in_the_trusted_root_is_refused(world: World) -> None:
     digest = world.image("rogue-ca", authority=Authority("rogue-fulcio", world.sigstore.now))
     (reason,) = outcome(world, digest)
