@@ -31,6 +31,7 @@ from sigstore.errors import Error as SigstoreError
 from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier
 from sigstore.verify.policy import VerificationPolicy
+from sigstore_models.trustroot import v1 as trustroot
 
 from gatekeeper.domain.policy import SignerIdentity
 from gatekeeper.ports import BundleError, IdentityNotAllowedError, TrustedRootMissingError, VerifiedEnvelope
@@ -107,7 +108,13 @@ class SigstoreBundleVerifier:
             return
         try:
             data = trusted_root.read_bytes()
-            self._verifier = Verifier(trusted_root=TrustedRoot.from_file(str(trusted_root)))
+            inner = trustroot.TrustedRoot.from_json(data)
+            # each is needed by every keyless verification: say so now, not at the first release
+            lacking = [what for what, found in (("Fulcio CA", inner.certificate_authorities),
+                                                ("Rekor log", inner.tlogs), ("CT log", inner.ctlogs)) if not found]
+            if lacking:
+                raise ValueError(f"it lists no {', no '.join(lacking)}")
+            self._verifier = Verifier(trusted_root=TrustedRoot(inner))
         except (OSError, ValueError, SigstoreError) as exc:
             raise ValueError(f"SIGSTORE_TRUSTED_ROOT {trusted_root} is not a Sigstore trusted root: {exc}") from exc
         self.fingerprint = hashlib.sha256(data).hexdigest()

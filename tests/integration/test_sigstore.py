@@ -238,6 +238,12 @@ def test_a_trusted_root_file_that_does_not_load_fails_at_start_up(tmp_path: Path
     (tmp_path / "root.json").write_text('{"mediaType": "nonsense"}')
     with pytest.raises(ValueError, match="is not a Sigstore trusted root"):
         SigstoreBundleVerifier(tmp_path / "root.json")
+    root = TestSigstore().trusted_root()
+    (tmp_path / "no-ct.json").write_text(json.dumps({**root, "ctlogs": []}))
+    with pytest.raises(ValueError, match="lists no CT log"):
+        SigstoreBundleVerifier(tmp_path / "no-ct.json")
+    with pytest.raises(ValueError, match="is not a Sigstore trusted root"):
+        SigstoreBundleVerifier(tmp_path / "missing.json")
 
 
 def test_bundles_are_found_through_the_tag_schema_when_the_registry_has_no_referrers_api(world: World) -> None:
