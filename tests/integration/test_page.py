@@ -416,6 +416,7 @@ def test_the_fortnight_calendar_is_reckoned_from_the_servers_clock_not_the_brows
     calendar = page.locator("#calendar")
     expect(calendar).to_contain_text("(2026-11-24T13:30:00Z)")  # the cut-off, from the server's now
     expect(calendar).to_contain_text("(2026-11-24T15:00:00Z)")
+    expect(page.locator("#calendar-from")).to_have_text("from 2026-11-24T13:30:00Z (the server's clock)")
     expect(calendar).not_to_contain_text("2031")
     assert asked and all("from=2026-11-24T13:30:00Z" in url and "to=2026-12-08T13:30:00Z" in url for url in asked)
     page.close()
