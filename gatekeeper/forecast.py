@@ -64,7 +64,9 @@ class Forecast:
             stale=self._stale(loaded, target, now),
         )
 
-    def windows(self, target: str, start: datetime, end: datetime) -> Windows:
+    def windows(self, target: str, start: datetime, end: datetime, *, stale: bool = True) -> Windows:
+        """Closed windows of ``target`` in ``[start, end)``; ``stale=False`` leaves out the
+        staleness of published calendars (a state of now, not calendar events)."""
         loaded = self._loaded()
         return calendar.windows(
             loaded.calendars,
@@ -74,7 +76,7 @@ class Forecast:
             end,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(start),
-            stale=self._stale(loaded, target, self.now()),
+            stale=self._stale(loaded, target, self.now()) if stale else None,
         )
 
     def now(self) -> datetime:

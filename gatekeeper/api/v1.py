@@ -394,7 +394,9 @@ def calendar_feed(
     # keeps its real start and end, and its UID: a calendar client that refreshes the feed sees the
     # same events, not a new first and last one on every fetch.
     margin = timedelta(days=FEED_MARGIN_DAYS)
-    windows = gatekeeper.forecast.windows(key, start - margin, end + margin)
+    # A stale published calendar is left out: it is a state of now (with /readyz, /metrics and the
+    # gate saying it), and an event from "now" would change its start and UID on every fetch.
+    windows = gatekeeper.forecast.windows(key, start - margin, end + margin, stale=False)
     lo, hi = utc_epoch(start), utc_epoch(end)
     shown = replace(windows, closed=tuple(w for w in windows.closed if w.end > lo and w.start < hi))
     frozen = gatekeeper.forecast.freezes_of(key, start - margin)

@@ -355,6 +355,7 @@ def test_status_and_windows_say_calendar_stale_from_now_on_while_a_feed_is_past_
                 params={"target": "argocd:finance-prod", "from": "2026-11-24T09:00:00Z", "to": "2026-11-26T09:00:00Z"},
             ).json()
             other = viewer.get("/v1/status", params={"target": "argocd:wms-prod"}).json()
+            subscribed = viewer.get("/v1/calendar.ics", params={"target": "argocd:finance-prod"}).text
         assert status["at"] == "2026-11-24T18:00:00Z" and status["closed"] is True
         assert [r["code"] for r in status["reasons"]] == ["calendar_stale"]
         (reason,) = status["reasons"]
@@ -370,6 +371,7 @@ def test_status_and_windows_say_calendar_stale_from_now_on_while_a_feed_is_past_
             {"start": "2026-11-24T18:00:00Z", "end": "2026-11-26T09:00:00Z", "codes": ["calendar_stale"]},
         ]
         assert "calendar_stale" not in [r["code"] for r in other["reasons"]]  # its feeds: maxAge 24h
+        assert "BEGIN:VEVENT" in subscribed and "calendar_stale" not in subscribed  # a state of now, not an event
         feeds.start()
 
         def fresh() -> bool:
