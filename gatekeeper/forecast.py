@@ -1,6 +1,7 @@
 """The calendar questions and "when will it ship" (DESIGN §4: ``/v1/status``, ``/v1/windows``, the
 ``.ics`` feed, ``shipping`` on a release): what the loaded calendars and the freezes say about a
-target, read-only, with no decision stored. The service holds one; the routes ask it.
+target (a published calendar past its maxAge closing it from now on, as it closes the gate),
+read-only, with no decision stored. The service holds one; the routes ask it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Forecast:
         return matching(self._freezes_from(start), target)
 
     def status(self, target: str, at: datetime | None) -> Status:
-        loaded, moment = self._loaded(), at or self.now()
+        loaded, now = self._loaded(), self.now()
+        moment = at or now
         return calendar.status(
             loaded.calendars,
             loaded.policies,
@@ -59,9 +61,12 @@ class Forecast:
             moment,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(moment),
+            stale=self._stale(loaded, target, now),
         )
 
-    def windows(self, target: str, start: datetime, end: datetime) -> Windows:
+    def windows(self, target: str, start: datetime, end: datetime, *, stale: bool = True) -> Windows:
+        """Closed windows of ``target`` in ``[start, end)``; ``stale=False`` leaves out the
+        staleness of published calendars (a state of now, not calendar events)."""
         loaded = self._loaded()
         return calendar.windows(
             loaded.calendars,
@@ -71,10 +76,18 @@ class Forecast:
             end,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(start),
+            stale=self._stale(loaded, target, self.now()) if stale else None,
         )
 
     def now(self) -> datetime:
         return self.clock().replace(microsecond=0)
+
+    def _stale(self, loaded: Configuration, target: str, now: datetime) -> calendar.Staleness | None:
+        """The published calendars of ``target``'s policies past their maxAge at ``now``: they
+        close ``status`` and ``windows`` from now on, as they close the gate."""
+        feeds = self.config.feeds
+        reasons = feeds.stale_of(loaded.governing(target), now) if feeds is not None else ()
+        return calendar.Staleness(now, reasons) if reasons else None
 
     def outlook(self, detail: ReleaseDetail, queue_limit: int = 100) -> Outlook | None:
         """For a release still waiting (pending, deferred, approved): when its calendar and the
