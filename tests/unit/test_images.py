@@ -111,7 +111,7 @@ def test_digest_and_registry_rules_name_the_image_and_both_values(image: str, co
 
 
 def _decide(outcome: ProvenanceOutcome, *, break_glass: bool, glass_given: bool) -> Verdict:
-    policy = Policy(name="prod", targets=("argocd:*",), provenance=ProvenanceRules(True, (), (), (), (), break_glass))
+    policy = Policy(name="prod", targets=("argocd:*",), provenance=ProvenanceRules(require_digest=True, break_glass=break_glass))
     given = Approval("alice", frozenset({"release-manager", "break-glass"}), break_glass=True, reason="incident")
     facts = Facts(
         policy_hash="h",
