@@ -99,7 +99,7 @@ class Evidence:
         layers = self._signature_layers(subject)
         if layers is None:
             return None
-        signed = [layer for layer in layers if (layer.get("annotations") or {}).get(SIGNATURE_ANNOTATION)]
+        signed = [layer for layer in layers if isinstance(_annotations(layer).get(SIGNATURE_ANNOTATION), str)]
         if not signed:
             return (rules.reason(rules.NOT_SIGNED, f"image {ref}: {_sig_tag(digest)} holds no signature layer"),)
         others: list[str] = []
@@ -135,11 +135,11 @@ class Evidence:
             manifests = [self.registry.manifest(ref.registry, ref.repository, _sig_tag(subject.digest))]
         except RegistryNotFoundError:
             referrers = self._referrers(subject)
-            found = [str(item.get("digest")) for item in referrers if item.get("artifactType") in SIGNATURE_TYPES]
+            found = [str(item.get("digest")) for item in referrers if _of_type(item, SIGNATURE_TYPES)]
             if not found:
                 return None
             manifests = [self.registry.manifest(ref.registry, ref.repository, item) for item in found[:MAX_SIGNATURES]]
-        layers = [layer for manifest in manifests for layer in manifest.body.get("layers") or []]
+        layers = [layer for manifest in manifests for layer in _layers(manifest.body)]
         return [layer for layer in layers if isinstance(layer, dict)]
 
     def _bundle_signatures(self, subject: Subject, trust: Trust) -> tuple[Reason, ...] | None:
@@ -183,11 +183,11 @@ class Evidence:
         ``kinds``: (where, its verified statement or None, why not, whether for want of a trusted root)."""
         ref = subject.ref
         bundles = [item for item in self._referrers(subject)
-                   if item.get("artifactType") in BUNDLE_TYPES and _hinted(item, kinds)]  # fmt: skip
+                   if _of_type(item, BUNDLE_TYPES) and _hinted(item, kinds)]  # fmt: skip
         for item in bundles[:MAX_SIGNATURES]:
             where = f"bundle {str(item.get('digest'))[:19]}"
             manifest = self.registry.manifest(ref.registry, ref.repository, str(item.get("digest")))
-            layers = [layer for layer in manifest.body.get("layers") or [] if isinstance(layer, dict)]
+            layers = _layers(manifest.body)
             if not layers:
                 yield where, None, "has no layer (expected the bundle JSON)", False
                 continue
@@ -265,8 +265,7 @@ class Evidence:
                 attestations = self.registry.manifest(ref.registry, ref.repository, _tag(subject.digest, ".att"))
             except RegistryNotFoundError:
                 attestations = None
-            layers = [layer for layer in (attestations.body.get("layers") or []) if isinstance(layer, dict)] \
-                if attestations else []  # fmt: skip
+            layers = _layers(attestations.body) if attestations else []
             for layer in layers[:MAX_SIGNATURES]:
                 blob = self.registry.blob(ref.registry, ref.repository, str(layer.get("digest")))
                 try:
@@ -291,8 +290,27 @@ class Evidence:
         message = rules.pae(payload_type, payload)
         if not any(self.verifier.verify(message, signature, keys) for signature in signatures[:MAX_SIGNATURES]):
             return None, "its DSSE signature does not verify with the policy's keys"
+        if payload_type != IN_TOTO:  # signed, but not as a statement: what it says is not ours to read
+            return None, f"has DSSE payload type {payload_type[:80]!r}, not an in-toto statement"
         statement, problem, _ = _statement_of(payload)
         return statement, problem
+
+
+def _layers(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """A manifest's layer descriptors (those that are objects)."""
+    found = manifest.get("layers")
+    return [layer for layer in found if isinstance(layer, dict)] if isinstance(found, list) else []
+
+
+def _of_type(descriptor: dict[str, Any], types: frozenset[str]) -> bool:
+    kind = descriptor.get("artifactType")
+    return isinstance(kind, str) and kind in types
+
+
+def _annotations(descriptor: dict[str, Any]) -> dict[str, Any]:
+    """A descriptor's annotations, or none where a registry serves something else there."""
+    found = descriptor.get("annotations")
+    return found if isinstance(found, dict) else {}
 
 
 def _statement_of(payload: bytes) -> tuple[dict[str, Any] | None, str, bool]:
@@ -308,7 +326,7 @@ def _statement_of(payload: bytes) -> tuple[dict[str, Any] | None, str, bool]:
 def _hinted(descriptor: dict[str, Any], kinds: frozenset[str]) -> bool:
     """Whether a bundle referrer may hold one of ``kinds``: its predicate-type annotation says so,
     or it has none (the statement itself is checked once verified)."""
-    hint = (descriptor.get("annotations") or {}).get(BUNDLE_PREDICATE)
+    hint = _annotations(descriptor).get(BUNDLE_PREDICATE)
     return hint is None or hint in kinds
 
 

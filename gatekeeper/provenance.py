@@ -6,10 +6,11 @@ Git reader from where the target deploys (the drift reader's ``source``, injecte
 ``requireDigest`` and ``allowedRegistries`` are pure (``domain.provenance``); signatures and SLSA
 provenance need the registry: the image's manifest by digest, then what cosign stored for it
 (``evidence.Evidence``: the ``.sig`` and ``.att`` tags, Sigstore bundle referrers, key-based or
-keyless). Verified outcomes are kept per (image, digest, keys, identities, trusted root) in a
-bounded cache: what a digest's signatures say does not change, and a key rotation, another
-identity or another trusted root is another cache key. A registry that cannot be read is never cached. Runs outside any transaction,
-under ``FACT_TIMEOUT``.
+keyless). A verified image is kept per (image, digest, keys, identities, trusted root) in a
+bounded cache: what a digest's signatures prove does not change, and a key rotation, another
+identity or another trusted root is another cache key. What fails is kept ``FAILURE_TTL`` only (a
+signature or attestation may be attached after the push: cosign v3 adds referrers later); a
+registry that cannot be read is never cached. Runs outside any transaction, under ``FACT_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +48,7 @@ from gatekeeper.ports import (
 logger = logging.getLogger(__name__)
 
 CACHE_SIZE = 4096
+FAILURE_TTL = 60.0  # seconds a failing image's outcome is kept (a polling hook asks the registry once a minute)
 PARALLEL_IMAGES = 8  # images of one release checked at once (registry round trips overlap)
 
 Locate = Callable[[str, Policy], tuple[str, str]]  # target, policy -> (repository URL, path)
@@ -63,6 +66,7 @@ class ProvenanceReader:
         *,
         bundles: BundleVerifier,
         cache_size: int = CACHE_SIZE,
+        failure_ttl: float = FAILURE_TTL,
     ) -> None:
         self.git = git
         self.registry = registry
@@ -71,7 +75,9 @@ class ProvenanceReader:
         self.evidence = Evidence(registry, verifier, bundles)
         self.locate = locate
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, str, str, str], tuple[Reason, ...]] = OrderedDict()
+        self.failure_ttl = failure_ttl
+        # (found, until): until None for a verified image, a monotonic instant for a failure
+        self._cache: OrderedDict[tuple[str, str, str, str], tuple[tuple[Reason, ...], float | None]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(PARALLEL_IMAGES, thread_name_prefix="provenance")
 
@@ -131,9 +137,10 @@ class ProvenanceReader:
             return (self._registry_reason(ref, exc),)
         key = (ref.registry, ref.repository, digest, fingerprint)
         with self._lock:
-            if key in self._cache:
+            cached = self._cache.get(key)
+            if cached is not None and (cached[1] is None or cached[1] > time.monotonic()):
                 self._cache.move_to_end(key)
-                return self._cache[key]
+                return cached[0]
         subject = Subject(ref, digest)
         try:
             self.registry.manifest(ref.registry, ref.repository, digest)  # exists, and is a manifest
@@ -145,7 +152,7 @@ class ProvenanceReader:
         except RegistryError as exc:
             return (self._registry_reason(ref, exc),)
         with self._lock:
-            self._cache[key] = found
+            self._cache[key] = (found, None if not found else time.monotonic() + self.failure_ttl)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return found

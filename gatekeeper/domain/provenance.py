@@ -128,7 +128,8 @@ def names_subject(statement: Mapping[str, Any], digest: str) -> bool:
     algorithm, _, value = digest.partition(":")
     subjects = statement.get("subject")
     return isinstance(subjects, list) and any(
-        isinstance(item, Mapping) and (item.get("digest") or {}).get(algorithm) == value for item in subjects
+        isinstance(item, Mapping) and isinstance(item.get("digest"), Mapping) and item["digest"].get(algorithm) == value
+        for item in subjects
     )
 
 

@@ -50,13 +50,18 @@ def issuer_of(cert: Certificate) -> str | None:
             raw: bytes = cert.extensions.get_extension_for_oid(oid).value.value  # type: ignore[attr-defined]
         except ExtensionNotFound:
             continue
-        if der:  # tag 0x0C, a short or long length, the text
-            if len(raw) < 2 or raw[0] != 0x0C:
-                continue
-            start = 2 if raw[1] < 0x80 else 2 + (raw[1] & 0x7F)
-            raw = raw[start:]
-        return raw.decode("utf-8", "replace")
+        text = _utf8_string(raw) if der else raw.decode("utf-8", "replace")
+        if text is not None:
+            return text
     return None
+
+
+def _utf8_string(der: bytes) -> str | None:
+    """The text of a DER UTF8String (tag 0x0C, a short or long length); None if it is not one."""
+    if len(der) < 2 or der[0] != 0x0C:
+        return None
+    start = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
+    return der[start:].decode("utf-8", "replace")
 
 
 def subjects_of(cert: Certificate) -> list[str]:
@@ -66,9 +71,9 @@ def subjects_of(cert: Certificate) -> list[str]:
     except ExtensionNotFound:
         return []
     found = [*names.get_values_for_type(RFC822Name), *names.get_values_for_type(UniformResourceIdentifier)]
-    found += [item.value.decode("utf-8", "replace") for item in names.get_values_for_type(OtherName)
-              if item.type_id == OTHER_NAME]  # fmt: skip
-    return found
+    # (cryptography gives an other name's value as DER: its UTF8String's tag and length come first)
+    others = (_utf8_string(item.value) for item in names.get_values_for_type(OtherName) if item.type_id == OTHER_NAME)
+    return found + [text for text in others if text is not None]
 
 
 def describe(cert: Certificate) -> str:
@@ -124,13 +129,14 @@ class SigstoreBundleVerifier:
             raise TrustedRootMissingError("keyless signatures need a trusted root and SIGSTORE_TRUSTED_ROOT is not set")
         try:
             parsed = Bundle.from_json(bundle)
-        except (SigstoreError, ValidationError, ValueError, KeyError, TypeError) as exc:
+        except (SigstoreError, ValidationError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise BundleError(f"not a Sigstore bundle: {str(exc)[:200]}") from exc
         try:
             payload_type, payload = self._verifier.verify_dsse(parsed, _policy(identities))
         except IdentityNotAllowedError:
             raise
-        except (SigstoreError, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # the library's own and whatever a crafted bundle makes it raise
+            # (ExtensionNotFound for a certificate without KeyUsage, RecursionError, ...)
             raise BundleError(f"does not verify against the trusted root: {str(exc)[:200]}") from exc
         return VerifiedEnvelope(payload_type, payload, describe(parsed.signing_certificate))
 

@@ -26,7 +26,7 @@ from gatekeeper.readers.sigstore import SigstoreBundleVerifier
 from tests.integration.conftest import MutableClock, make_settings, start_server, write_tokens
 from tests.integration.drift_world import commit
 from tests.integration.fake_registry import FakeRegistry, Signer, digest_of, slsa_statement
-from tests.integration.sigstore_world import GITHUB, Authority, TestSigstore, key_bundle, signature_statement
+from tests.integration.sigstore_world import GITHUB, Authority, TestSigstore, b64, key_bundle, signature_statement
 
 pytestmark = pytest.mark.integration
 
@@ -338,3 +338,61 @@ def test_the_gate_decides_keyless_releases(world: World, database_url: str, tmp_
                     assert body["not_before"] is None, (case, body)
     finally:
         server.stop()
+
+
+# --- what a registry may serve that no cosign wrote -----------------------------------------------------
+
+
+def test_a_key_signed_envelope_that_is_not_an_in_toto_statement_proves_nothing(world: World) -> None:
+    """The policy key signed it, over the PAE of its own payload type: but a payload that is not an
+    in-toto statement is not what cosign signs, so its JSON is not read as one."""
+    signer = Signer()
+    (world.root / "policies" / "cosign.pub").write_bytes(signer.pem)
+    digest = world.registry.image(REPO, "key-bundle-text")
+
+    def typed(statement: dict[str, Any], payload_type: str) -> bytes:
+        bundle = json.loads(key_bundle(statement, signer.sign))
+        payload = json.dumps(statement).encode()
+        pae = b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type.encode(), len(payload), payload)
+        bundle["dsseEnvelope"]["payloadType"] = payload_type
+        bundle["dsseEnvelope"]["signatures"] = [{"sig": b64(signer.sign(pae))}]
+        return json.dumps(bundle).encode()
+
+    world.registry.bundle(REPO, digest, typed(signature_statement(digest), "text/plain"))
+    world.registry.bundle(REPO, digest, typed(slsa_statement(digest), "application/x-anything"), SLSA_V1)
+    found = outcome(world, digest, world.policy(signature_keys=("cosign.pub",), signature_identities=()))
+    assert [reason.code for reason in found] == [provenance.SIGNATURE_INVALID, provenance.PROVENANCE_INVALID]
+    assert "'text/plain', not an in-toto statement" in found[0].message
+
+
+def test_a_referrer_with_annotations_of_the_wrong_shape_is_a_clear_reason(world: World) -> None:
+    digest = world.registry.image(REPO, "annotations-string")
+    subject_media, subject_body = world.registry.manifests[(REPO, digest)]
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json", "layers": "none",
+                "annotations": "not an object",
+                "subject": {"mediaType": subject_media, "digest": digest, "size": len(subject_body)}}  # fmt: skip
+    world.registry.put_manifest(REPO, json.dumps(manifest).encode())
+    found = outcome(world, digest, world.policy(slsa_builders=()))
+    assert [reason.code for reason in found] == [provenance.SIGNATURE_INVALID]
+    assert "has no layer" in found[0].message
+
+
+def test_an_image_that_failed_is_asked_again_once_its_signature_arrives(world: World) -> None:
+    """cosign v3 attaches its bundles after the push: a failure is kept a short while only, a
+    verified image for good."""
+    digest = world.registry.image(REPO, "signed-later")
+    reader = world.reader()
+    assert codes(world, digest, reader=reader) == [provenance.NOT_SIGNED, provenance.PROVENANCE_MISSING]
+    world.registry.bundle(REPO, digest, world.sigstore.bundle(signature_statement(digest), WORKFLOW),
+                          "https://sigstore.dev/cosign/sign/v1")  # fmt: skip
+    world.attest(digest)
+    assert codes(world, digest, reader=reader) == [provenance.NOT_SIGNED, provenance.PROVENANCE_MISSING]  # within TTL
+    reader.failure_ttl = 0.0
+    assert codes(world, digest, reader=reader) == [provenance.NOT_SIGNED, provenance.PROVENANCE_MISSING]  # kept 60 s
+    impatient = world.reader()
+    impatient.failure_ttl = 0.0
+    assert codes(world, digest, reader=impatient) == []
+    before = world.registry.requests
+    assert codes(world, digest, reader=impatient) == []  # verified: kept, no registry request
+    assert world.registry.requests == before
