@@ -78,7 +78,7 @@ def last_applied_in(store: ReleaseStore) -> LastApplied:
     return last_applied
 
 
-LIST_PARALLEL = 8  # LISTs in flight at once, across the checks of this reader (each waits on the API)
+LIST_PARALLEL = 8  # LISTs of one check in flight at once (each waits on the API server)
 
 
 class DriftReader:
@@ -97,7 +97,7 @@ class DriftReader:
         self.cluster = cluster
         self.argocd_namespace = argocd_namespace
         self.last_applied = last_applied
-        self._lists = ThreadPoolExecutor(list_parallel, thread_name_prefix="drift-list")
+        self.list_parallel = list_parallel
 
     def needed(self, policies: Sequence[Policy]) -> bool:
         return any(policy.drift is not DriftMode.OFF for policy in policies)
@@ -211,8 +211,13 @@ class DriftReader:
         refs = [(self._ref(manifest, source), manifest) for manifest in desired if not _secret(manifest)]
         groups = sorted({(ref.api_version, ref.kind, ref.namespace) for ref, _ in refs}, key=str)
         # One LIST per (apiVersion, kind, namespace), asked side by side: a check of twelve pairs
-        # waits about one round trip to the API server, not twelve.
-        listed = self._lists.map(lambda group: self.cluster.list(source.cluster, *group), groups)
+        # waits about one round trip to the API server, not twelve. Threads of this check's own (an
+        # unreachable cluster holds only its checks), and what is not asked yet is dropped when one fails.
+        pool = ThreadPoolExecutor(max(1, min(self.list_parallel, len(groups))), thread_name_prefix="drift-list")
+        try:
+            listed = list(pool.map(lambda group: self.cluster.list(source.cluster, *group), groups))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         live: dict[tuple[str, str, str | None], dict[str, Mapping[str, Any]]] = {}
         for (api_version, kind, namespace), items in zip(groups, listed, strict=True):
             live[(api_version, kind, namespace)] = {

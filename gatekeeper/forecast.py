@@ -6,7 +6,7 @@ read-only, with no decision stored. The service holds one; the routes ask it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +16,7 @@ from gatekeeper.configuration.loader import Configuration
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.freezes import Freeze, matching
 from gatekeeper.domain.outlook import Outlook, approval_counts, blockers, position
-from gatekeeper.domain.policy import Mode
+from gatekeeper.domain.policy import Mode, Policy
 from gatekeeper.domain.records import ReleaseDetail
 from gatekeeper.domain.releases import REDECIDABLE
 from gatekeeper.domain.types import Reason
@@ -61,7 +61,7 @@ class Forecast:
             moment,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(moment),
-            stale=self._stale(loaded, target, now),
+            stale=self._stale(loaded.governing(target), now),
         )
 
     def windows(self, target: str, start: datetime, end: datetime, *, stale: bool = True) -> Windows:
@@ -76,17 +76,17 @@ class Forecast:
             end,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(start),
-            stale=self._stale(loaded, target, self.now()) if stale else None,
+            stale=self._stale(loaded.governing(target), self.now()) if stale else None,
         )
 
     def now(self) -> datetime:
         return self.clock().replace(microsecond=0)
 
-    def _stale(self, loaded: Configuration, target: str, now: datetime) -> calendar.Staleness | None:
-        """The published calendars of ``target``'s policies past their maxAge at ``now``: they
-        close ``status`` and ``windows`` from now on, as they close the gate."""
+    def _stale(self, policies: Sequence[Policy], now: datetime) -> calendar.Staleness | None:
+        """The published calendars of ``policies`` past their maxAge at ``now``: they close
+        ``status``, ``windows`` and "when it ships" from now on, as they close the gate."""
         feeds = self.config.feeds
-        reasons = feeds.stale_of(loaded.governing(target), now) if feeds is not None else ()
+        reasons = feeds.stale_of(policies, now) if feeds is not None else ()
         return calendar.Staleness(now, reasons) if reasons else None
 
     def outlook(self, detail: ReleaseDetail, queue_limit: int = 100) -> Outlook | None:
@@ -110,6 +110,7 @@ class Forecast:
                 now,
                 ungoverned_open=self.ungoverned_open,
                 freezes=self._freezes_from(now),
+                stale=self._stale(enforced, now),
             )
             at, closed_by = state.next_open, state.reasons
         with self.store.transaction() as tx:

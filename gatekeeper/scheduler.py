@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ class Scheduler:
         self.owner = owner or replica_name()
         self.workers = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="action")
+        # What this process runs, across passes (a pass that ended on an error left them running).
+        self._running: dict[int, Future[None]] = {}
+        self._closing = threading.Event()
 
     def run_once(self) -> int:
         """Carry out every due action, a worker each, until none is due and none runs. Returns how
@@ -74,23 +78,29 @@ class Scheduler:
         worker, not the others: they go on claiming. (Due deferrals are decided again by their own
         loop, ``GateService.redecide_due``: a decision that gives the scheduler work wakes it.)"""
         ran = 0
-        running: dict[int, Future[None]] = {}
-        while True:
-            free = min(self.batch, self.workers - len(running))
+        while not self._closing.is_set():
+            self._running = {key: future for key, future in self._running.items() if not future.done()}
+            free = min(self.batch, self.workers - len(self._running))
             # An action of ours whose lease ran out while it runs may be claimed again: it is not
             # started twice here (the claim only renewed its lease).
-            claimed = [action for action in (self._claim(free) if free > 0 else []) if action.id not in running]
-            running |= {action.id: self._pool.submit(self._run, action) for action in claimed}
+            claimed = [a for a in (self._claim(free) if free > 0 else []) if a.id not in self._running]
+            self._running |= {action.id: self._pool.submit(self._carry_out, action) for action in claimed}
             ran += len(claimed)
-            if not running:
-                return ran
-            # With a worker free, look again for work every POLL (a claim is one indexed query).
-            timeout = None if len(running) >= self.workers else POLL
-            wait(running.values(), timeout=timeout, return_when=FIRST_COMPLETED)
-            running = {key: future for key, future in running.items() if not future.done()}
+            if not self._running:
+                break
+            # Look again every POLL: for work, with a worker free (a claim is one indexed query),
+            # and whether the process is stopping.
+            wait(self._running.values(), timeout=POLL, return_when=FIRST_COMPLETED)
+        return ran
 
     def _claim(self, limit: int) -> list[ActionRecord]:
         return self.service.store.claim_actions(self.service.clock(), self.owner, self.lease_seconds, limit)
+
+    def _carry_out(self, action: ActionRecord) -> None:
+        try:
+            self._run(action)
+        except Exception:  # the outcome could not be recorded (the database went away): its lease passes it on
+            logger.exception("action %s %s: outcome not recorded", action.id, action.kind)
 
     def _run(self, action: ActionRecord) -> None:
         store, clock = self.service.store, self.service.clock
@@ -122,5 +132,10 @@ class Scheduler:
             logger.exception("action %s %s failed (attempt %d)", action.id, action.kind, attempts, exc_info=exc)
         self.service.store.retry_action(action.id, self.owner, now, at, message, failed=give_up)
 
+    def stopping(self) -> None:
+        """A pass in progress claims nothing more and returns (``close`` waits for what runs)."""
+        self._closing.set()
+
     def close(self) -> None:
+        self._closing.set()
         self._pool.shutdown(wait=True)

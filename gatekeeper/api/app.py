@@ -296,6 +296,7 @@ def create_app(
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, lambda *_: service.config.reload())
         yield
+        scheduler.stopping()  # claims nothing more: its loop's pass ends without waiting for the running
         for loop in loops:
             loop.stop()
         scheduler.close()
