@@ -53,6 +53,7 @@ from gatekeeper.readers.kubernetes import KubernetesClusterReader
 from gatekeeper.readers.registry import HttpRegistryClient, docker_credentials
 from gatekeeper.receivers.registry import registry as receiver_registry
 from gatekeeper.reload import ConfigHolder
+from gatekeeper.rollbacks import RevertRecorder
 from gatekeeper.scheduler import Backoff, Scheduler
 from gatekeeper.service import GateService, system_clock
 from gatekeeper.settings import Settings
@@ -192,7 +193,14 @@ def build_scheduler(
         [
             CommitStatusHandler(notifiers),
             ArgoCdSyncHandler(argocd, service.clock),
-            RollbackHandler(argocd, build_reverter(settings), service.store, service.clock),
+            RollbackHandler(
+                argocd,
+                build_reverter(settings),
+                service.store,
+                service.clock,
+                cluster=KubernetesClusterReader(settings.KUBECONFIG, timeout=float(settings.seconds("FACT_TIMEOUT"))),
+                on_revert=RevertRecorder(service),
+            ),
             FluxGateHandler(flux),
             NotificationHandler(service.notify, messengers or {}),
             DeploymentReviewHandler(
