@@ -132,6 +132,18 @@ def flux_gate(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | N
     return NewAction(FLUX_GATE, f"{scope}#{decision.id}", scope, payload, digest=digest, release_id=release.id)
 
 
+def flux_window(release: ReleaseRecord, suspend: bool, since: datetime) -> NewAction:
+    """A Flux target following its gate with no new decision (its newest release was applied):
+    suspended when the gate closed at ``since``, resumed with a reconcile request at ``since``
+    when it opened. The key names the transition, so every replica enqueues the same one."""
+    requested_at = format_instant(since)
+    payload = {"target": release.target, "suspend": suspend, "requested_at": requested_at}
+    scope = f"{FLUX_GATE}:{release.target}"
+    digest = _digest({"target": release.target, "suspend": suspend})
+    key = f"{scope}#gate:{'closed' if suspend else 'open'}:{requested_at}"
+    return NewAction(FLUX_GATE, key, scope, payload, digest=digest, release_id=release.id)
+
+
 def _broke_glass(decision: DecisionRecord | None) -> bool:
     return decision is not None and any(reason["code"] == "break_glass" for reason in decision.reasons)
 

@@ -35,6 +35,7 @@ from gatekeeper.domain.types import Verdict
 from gatekeeper.drift import DriftReader
 from gatekeeper.facts import FactGatherer, FreezeCache
 from gatekeeper.feeds import FeedBook, load_credentials
+from gatekeeper.flux_windows import FluxWindows
 from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
 from gatekeeper.notifiers.endpoints import Notifier, hide_urls, load_endpoints
@@ -275,10 +276,13 @@ def create_app(
             seq, digest = service.store.audit_head(chain=False)
             logger.info("audit head %d:%s", seq, digest, extra={"audit_seq": seq, "audit_hash": digest})
 
+    flux_windows = FluxWindows(service)
+
     def deferrals() -> None:
         service.redecide_begun()
         service.redecide_due()
         service.verify_due()
+        flux_windows.run_once()
 
     loops = [
         Loop("reload", service.config.poll, settings.RELOAD_INTERVAL),
