@@ -164,7 +164,8 @@ def build_argocd(settings: Settings) -> ArgoCdActuator | None:
     """Argo CD's API, where ``ARGOCD_SERVER`` and ``ARGOCD_API_TOKEN`` are both set."""
     if settings.ARGOCD_SERVER is None or settings.ARGOCD_API_TOKEN is None:
         return None
-    return ArgoCdActuator(settings.ARGOCD_SERVER, settings.ARGOCD_API_TOKEN.get_secret_value())
+    token = settings.ARGOCD_API_TOKEN.get_secret_value()
+    return ArgoCdActuator(settings.ARGOCD_SERVER, token, control_namespace=settings.ARGOCD_NAMESPACE)
 
 
 def build_reverter(settings: Settings) -> GitReverter:
@@ -234,7 +235,7 @@ def build_webhooks(settings: Settings, service: GateService) -> WebhookService:
     return WebhookService(
         gate=service,
         announcer=announcer,
-        receivers=receiver_registry(),
+        receivers=receiver_registry(settings.ARGOCD_NAMESPACE),
         secrets={
             "github": secret(settings.GITHUB_SECRET),
             "gitlab": secret(settings.GITLAB_TOKEN),
