@@ -2,7 +2,8 @@
 approval; gatekeeper reverts the offending commit on its GitRepository's branch (read through the
 real kubernetes client from the fake Kubernetes API) and pushes it to a real bare remote, the
 release reads rolled_back, and the revert (gatekeeper's own, approved) resumes the suspended
-Kustomization with a reconcile request so that Flux applies it."""
+Kustomization with a reconcile request so that Flux applies it; once applied, the cut-off
+suspends the Kustomization again."""
 
 from __future__ import annotations
 
@@ -93,6 +94,8 @@ def test_a_flux_revision_applied_in_the_cut_off_is_reverted_on_its_git_repositor
         assert own["status"] == "approved" and own["decisions"][-1]["reasons"][0]["code"] == "rollback"
         applied = event(server, "ReconciliationSucceeded", str(tip.id))  # Flux applies the revert
         assert applied["decision"]["status"] == "applied" and applied["decision"]["verdict"] == "approve"
+        # Applied, the revert no longer holds the target open: the cut-off suspends it again.
+        eventually(lambda: fake.patches()[-1].body == {"spec": {"suspend": True}})
     finally:
         server.stop()
         fake.stop()
