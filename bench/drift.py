@@ -38,6 +38,7 @@ import copy
 import statistics
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +47,7 @@ import yaml
 
 from gatekeeper.domain.policy import DriftMode, Policy
 from gatekeeper.domain.types import ReleaseRequest, TargetKey
-from gatekeeper.drift import DriftReader
+from gatekeeper.drift import LIST_PARALLEL, DriftReader
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.kubernetes import KubernetesClusterReader
 from tests.integration.drift_world import (
@@ -88,7 +89,7 @@ def objects(count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return pairs
 
 
-def run(count: int, checks: int, root: Path) -> dict[str, Any]:
+def run(count: int, checks: int, root: Path, *, latency: float = 0.0, list_parallel: int = LIST_PARALLEL) -> dict[str, Any]:
     pairs = objects(count)
     repo = pygit2.init_repository(str(root / f"config-{count}.git"), bare=True)
     files = {
@@ -98,12 +99,14 @@ def run(count: int, checks: int, root: Path) -> dict[str, Any]:
     sha = commit(repo, "main", files, f"{count} objects")
     url = (root / f"config-{count}.git").resolve().as_uri()
     kube = start_fake_kubernetes()
+    kube.latency = latency
     try:
         for _, live in pairs:
             kube.put(live)
         kube.put(argocd_application(url, sha, path="apps/bulk"))
         kubeconfig = write_kubeconfig(root / f"kubeconfig-{count}", {"bench": kube.url}, "bench")
-        reader = DriftReader(Pygit2GitReader(root / f"cache-{count}"), KubernetesClusterReader(kubeconfig))
+        git, cluster = Pygit2GitReader(root / f"cache-{count}"), KubernetesClusterReader(kubeconfig)
+        reader = DriftReader(git, cluster, list_parallel=list_parallel)
         policy = Policy(name="bench", targets=("argocd:*",), drift=DriftMode.BLOCK)
         request = ReleaseRequest(TargetKey("argocd:odoo-prod"), "f" * 40)
         started = time.perf_counter()
@@ -210,12 +213,88 @@ def push_bench(targets: int, pushes: int, root: Path) -> list[tuple[float, int]]
         engine.dispose()
 
 
+DRIFT_POLICY = """\
+apiVersion: gatekeeper/v1
+kind: ReleasePolicy
+metadata: {name: odoo-fleet-drift}
+spec:
+  targets: ["argocd:odoo-*"]
+  drift: {mode: block}
+"""
+
+
+def _clean(gathered: Any) -> bool:
+    """The drift reader ran and found the target as Git says (no error, nothing drifted)."""
+    reading = gathered.facts.readings.get("drift")
+    outcome = reading.of("odoo-fleet-drift") if reading is not None else None
+    return not gathered.facts.gather_errors and outcome is not None and outcome.problem is None and not outcome.drifted
+
+
+def announce_facts_bench(targets: int, size: int, root: Path, latency: float) -> tuple[float, float, int]:
+    """The facts of a push announcing ``targets`` releases with a drift rule, one target after
+    another (the baseline) and as the webhook path gathers them (``gather_many``): seconds each,
+    and the targets whose drift check ran clean in both."""
+    from sqlalchemy import create_engine, text
+
+    from gatekeeper.api.app import build_service
+    from gatekeeper.metrics import Metrics
+    from gatekeeper.service import system_clock
+    from gatekeeper.settings import Settings
+
+    pairs = objects(size)
+    bare = root / "fleet.git"
+    repo = pygit2.init_repository(str(bare), bare=True)
+    files = {f"apps/bulk/part-{start // 50:03d}.yaml": "---\n".join(yaml.safe_dump(d, sort_keys=False) for d, _ in pairs[start : start + 50])
+             for start in range(0, size, 50)}  # fmt: skip
+    sha = commit(repo, "main", files, "fleet")
+    kube = start_fake_kubernetes()
+    kube.latency = latency
+    schema = f"gk_bench_announce_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(PG)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        for _, live in pairs:
+            kube.put(live)
+        for index in range(targets):  # every Application deploys the same path: one mirror, one tree
+            app = argocd_application(bare.resolve().as_uri(), sha, path="apps/bulk")
+            app["metadata"]["name"] = f"odoo-{index:04d}"
+            kube.put(app)
+        (root / "policies").mkdir()
+        (root / "calendars").mkdir()
+        (root / "policies" / "fleet.yaml").write_text(DRIFT_POLICY)
+        settings = Settings(
+            DATABASE_URL=f"{PG}?options=-csearch_path%3D{schema}", AUTO_MIGRATE=True, GIT_CACHE_DIR=root / "git-cache",  # type: ignore[arg-type]
+            POLICIES_DIR=root / "policies", CALENDARS_DIR=root / "calendars",  # type: ignore[arg-type]
+            KUBECONFIG=write_kubeconfig(root / "kubeconfig-announce", {"bench": kube.url}, "bench"),  # type: ignore[arg-type]
+        )  # fmt: skip
+        service = build_service(settings, system_clock, Metrics())
+        requests = [ReleaseRequest(TargetKey(f"argocd:odoo-{index:04d}"), "f" * 40, trigger="github-push-announce") for index in range(targets)]
+        now = datetime.now(UTC)
+        service.gather(requests[0], now)  # the mirror is cloned once, before either is timed
+        started = time.perf_counter()
+        one_by_one = [service.gather(request, now) for request in requests]
+        serial = time.perf_counter() - started
+        started = time.perf_counter()
+        together = service.gather_many(requests, now)
+        parallel = time.perf_counter() - started
+        clean = sum(1 for a, b in zip(one_by_one, together, strict=True) if _clean(a) and _clean(b))
+        service.store.close()
+        return serial, parallel, clean
+    finally:
+        kube.stop()
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,200,800")
     parser.add_argument("--checks", type=int, default=20)
     parser.add_argument("--push-targets", type=int, default=1500)
     parser.add_argument("--pushes", type=int, default=3)
+    parser.add_argument("--announce-targets", type=int, default=100, help="targets with a drift rule a push announces")
     args = parser.parse_args()
     print(f"{'objects':>8} {'cold ms':>9} {'warm p50 ms':>12} {'warm p95 ms':>12} {'requests/check':>15} {'(kind,ns) pairs':>16} {'drifted':>8}")
     with tempfile.TemporaryDirectory(prefix="gatekeeper-drift-bench-") as folder:
@@ -226,11 +305,28 @@ def main() -> None:
                 f"{result['objects']:>8} {result['cold_ms']:>9.1f} {result['warm_median_ms']:>12.1f} {result['warm_p95_ms']:>12.1f}"
                 f" {','.join(map(str, result['requests'])):>15} {result['pairs']:>16} {result['drifted']:>8}"
             )
+        print(f"\n{'API server':>10} {'LISTs at once':>14} {'warm p50 ms':>12} {'warm p95 ms':>12}   (200 objects)")
+        for latency in (0.0, 0.005):
+            for parallel in (1, LIST_PARALLEL):  # one after another: the baseline, what it did before 2026-12-07
+                root = Path(folder) / f"latency-{latency}-{parallel}"
+                root.mkdir()
+                result = run(200, args.checks, root, latency=latency, list_parallel=parallel)
+                print(f"{latency * 1000:>8.0f}ms {parallel:>14} {result['warm_median_ms']:>12.1f} {result['warm_p95_ms']:>12.1f}")
         if args.push_targets:
             print(f"\npush announcing {args.push_targets} targets, PostgreSQL, in process (receipt to answer after commit):")
             for index, (elapsed, announced) in enumerate(push_bench(args.push_targets, args.pushes, Path(folder))):
                 kind = "first (lists the Applications)" if index == 0 else "next (Applications cached)"
                 print(f"  push {index + 1}: {elapsed * 1000:8.1f} ms, {announced} releases announced and decided ({kind})")
+        if args.announce_targets:
+            size = 50
+            print(f"\nfacts of a push announcing {args.announce_targets} targets with a drift rule ({size} objects each):")
+            for latency in (0.0, 0.005):
+                root = Path(folder) / f"announce-{latency}"
+                root.mkdir()
+                serial, parallel, clean = announce_facts_bench(args.announce_targets, size, root, latency)
+                print(f"  API server {latency * 1000:.0f} ms per request: one after another (baseline) {serial:6.2f} s,"
+                      f" as the webhook gathers them {parallel:6.2f} s, ratio {serial / parallel:.2f}x,"
+                      f" clean drift checks {clean}/{args.announce_targets}")
 
 
 if __name__ == "__main__":

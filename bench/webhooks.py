@@ -194,8 +194,8 @@ def main() -> None:
                 for route, (rate, p50, tail, errors) in results.items():
                     print(f"{name:<11} {route:<17} {rate:8.0f} {p50:8.1f} {tail:8.1f} {errors:7d}")
                 ratio = results["/webhooks/github"][0] / results["/bench/empty"][0]
-                verdict = "PASS" if ratio >= 0.5 else "FAIL"
-                print(f"{name:<11} webhook/empty ratio {ratio:.2f} (target >= 0.5: {verdict})")
+                # (no target: issue 12 withdrew the ratio and budgets webhooks as a burst in bench/gate.py)
+                print(f"{name:<11} webhook/empty ratio {ratio:.2f}")
                 versus_insert = results["/webhooks/github"][0] / results["/bench/insert"][0]
                 print(f"{name:<11} webhook/one-INSERT ratio {versus_insert:.2f} (for comparison with bench/gate.py)")
                 ceiling = results["/bench/insert"][0] / results["/bench/empty"][0]

@@ -5,7 +5,9 @@ One ``Calendars`` belongs to one loaded configuration. It compiles each policy o
 ``WindowIndex`` and keeps the few most recent ranges; instants outside every kept range compile
 a new one on demand. Several policies on one target are combined into one index (closed where
 any is closed). Ad-hoc freezes (read from the database by the caller) are merged into the index
-of the target they match (``with_freezes``), so they take part in every answer.
+of the target they match (``with_freezes``), so they take part in every answer, and so is the
+staleness of published calendars (``with_stale``): a feed past its ``maxAge`` closes the gate from
+now on, with no end known, as it closes the gate's decisions (``calendar_stale``).
 """
 
 from __future__ import annotations
@@ -139,6 +141,30 @@ def _merged(index: WindowIndex, freezes: tuple[Freeze, ...]) -> WindowIndex:
 
 
 @dataclass(frozen=True, slots=True)
+class Staleness:
+    """Published calendars found stale at ``since`` (now), each a ``calendar_stale`` reason: the
+    gate is closed from then on, until a fresh copy arrives (no end is known). Instants before
+    ``since`` are answered from the copies alone: nobody knows how fresh they were then."""
+
+    since: datetime
+    reasons: tuple[Reason, ...]
+
+
+def with_stale(index: WindowIndex, stale: Staleness | None) -> WindowIndex:
+    """``index`` closed also from ``stale.since`` to its end, under the stale reasons' code and
+    named by the feeds' reasons."""
+    if stale is None or not stale.reasons:
+        return index
+    since = max(utc_epoch(stale.since), index.lo)
+    if since >= index.hi:
+        return index
+    code = stale.reasons[0].code
+    labels = [reason.message for reason in stale.reasons]
+    closed = WindowIndex.build(index.lo, index.hi, {code: [(since, index.hi)]}, {code: labels})
+    return WindowIndex.union([index, closed])
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """``GET /v1/status``: the gate of one target at one instant."""
 
@@ -250,15 +276,17 @@ def status(
     *,
     ungoverned_open: bool = False,
     freezes: Sequence[Freeze] = (),
+    stale: Staleness | None = None,
 ) -> Status:
-    """The gate of ``target`` at ``at`` under every governing policy, whatever its mode, and the
-    ``freezes`` that match it."""
+    """The gate of ``target`` at ``at`` under every governing policy, whatever its mode, the
+    ``freezes`` that match it and the ``stale`` published calendars its policies use."""
     governing = [policy for policy in policies if policy.governs(target)]
     if not governing:
         return _ungoverned_status(target, at, ungoverned_open)
     moment = utc_epoch(at)
     lookahead = LOOKAHEAD_SECONDS
     index = with_freezes(calendars.index(governing, moment, moment + lookahead + 1), matching(freezes, target))
+    index = with_stale(index, stale)
     look = index.look(moment)
     state, next_close = look.state, look.next_close
     limit = moment + lookahead
@@ -268,8 +296,9 @@ def status(
         at=at,
         closed=state.closed,
         reasons=tuple(
-            calendar_reason(index, code, state.until[code], index.sources_at(code, moment), governing[0].timezone)
+            reason
             for code in state.codes
+            for reason in _reasons(index, code, state.until[code], moment, governing[0].timezone, stale)
         ),
         next_open=_instant(look.next_open, limit),
         next_close=_instant(next_close, limit),
@@ -286,16 +315,28 @@ def windows(
     *,
     ungoverned_open: bool = False,
     freezes: Sequence[Freeze] = (),
+    stale: Staleness | None = None,
 ) -> Windows:
     """The maximal closed intervals of ``target`` inside ``[start, end)`` (``freezes`` that match
-    it included)."""
+    it and ``stale`` published calendars included)."""
     governing = [policy for policy in policies if policy.governs(target)]
     lo, hi = utc_epoch(start), utc_epoch(end)
     if not governing:
         closed = () if ungoverned_open or hi <= lo else (ClosedWindow(lo, hi, (NO_POLICY,)),)
         return Windows(target, start, end, closed)
     index = with_freezes(calendars.index(governing, lo, max(hi, lo + 1)), matching(freezes, target))
+    index = with_stale(index, stale)
     return Windows(target, start, end, tuple(index.closed_windows(lo, hi)))
+
+
+def _reasons(
+    index: WindowIndex, code: str, until: int | None, at: int, zone_name: str, stale: Staleness | None
+) -> tuple[Reason, ...]:
+    """The reasons behind an active ``code``: the feeds' own for ``calendar_stale`` (as the gate
+    gives them), else one naming the entries active at ``at``."""
+    if stale is not None and stale.reasons and code == stale.reasons[0].code:
+        return stale.reasons
+    return (calendar_reason(index, code, until, index.sources_at(code, at), zone_name),)
 
 
 def _ungoverned_status(target: str, at: datetime, ungoverned_open: bool) -> Status:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,6 +79,9 @@ def last_applied_in(store: ReleaseStore) -> LastApplied:
     return last_applied
 
 
+LIST_PARALLEL = 8  # LISTs in flight at once, across the checks of this reader (each waits on the API)
+
+
 class DriftReader:
     name = "drift"
 
@@ -88,11 +92,13 @@ class DriftReader:
         *,
         argocd_namespace: str = "argocd",
         last_applied: LastApplied = no_release,
+        list_parallel: int = LIST_PARALLEL,
     ) -> None:
         self.git = git
         self.cluster = cluster
         self.argocd_namespace = argocd_namespace
         self.last_applied = last_applied
+        self._lists = ThreadPoolExecutor(list_parallel, thread_name_prefix="drift-list")
 
     def needed(self, policies: Sequence[Policy]) -> bool:
         return any(policy.drift is not DriftMode.OFF for policy in policies)
@@ -206,9 +212,11 @@ class DriftReader:
         # Secrets are never read (deploy/: the service account may not); their values never leave Git.
         refs = [(self._ref(manifest, source), manifest) for manifest in desired if not _secret(manifest)]
         groups = sorted({(ref.api_version, ref.kind, ref.namespace) for ref, _ in refs}, key=str)
+        # One LIST per (apiVersion, kind, namespace), asked side by side: a check of twelve pairs
+        # waits about one round trip to the API server, not twelve.
+        listed = self._lists.map(lambda group: self.cluster.list(source.cluster, *group), groups)
         live: dict[tuple[str, str, str | None], dict[str, Mapping[str, Any]]] = {}
-        for api_version, kind, namespace in groups:  # one LIST per (apiVersion, kind, namespace)
-            items = self.cluster.list(source.cluster, api_version, kind, namespace)
+        for (api_version, kind, namespace), items in zip(groups, listed, strict=True):
             live[(api_version, kind, namespace)] = {
                 str((item.get("metadata") or {}).get("name")): item
                 for item in items

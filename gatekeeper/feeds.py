@@ -149,6 +149,12 @@ class FeedBook:
                 found[policy.name] = tuple(dict.fromkeys(reasons))
         return found
 
+    def stale_of(self, policies: Sequence[Policy], now: datetime) -> tuple[Reason, ...]:
+        """The ``calendar_stale`` reasons of all ``policies`` (one target's), each once: what
+        ``status`` and ``windows`` close from now on."""
+        found = self.stale_reasons(policies, now)
+        return tuple(dict.fromkeys(reason for reasons in found.values() for reason in reasons))
+
     def _stale_reason(self, entry: FeedEntry, now: datetime) -> Reason:
         state = self.state(entry.url)
         shown = feed_display(entry.url)

@@ -75,7 +75,7 @@ class FluxWindows:
         enforced = [p for p in configuration.governing(target) if p.mode is Mode.ENFORCE]
         if not enforced:
             return None
-        freezes = self.service.freezes_of(target, now)
+        freezes = self.service.forecast.freezes_of(target, now)
         return calendar.status(configuration.calendars, enforced, target, now, freezes=freezes).closed
 
     def _follow(self, release: ReleaseRecord, closed: bool, now: datetime) -> None:
@@ -125,7 +125,7 @@ class FluxWindows:
         assert configuration is not None  # noqa: S101 - checked by run_once
         enforced = [p for p in configuration.governing(target) if p.mode is Mode.ENFORCE]
         start, end = now - LOOKBACK, now + timedelta(seconds=1)
-        freezes = self.service.freezes_of(target, start)
+        freezes = self.service.forecast.freezes_of(target, start)
         found = calendar.windows(configuration.calendars, enforced, target, start, end, freezes=freezes).closed
         epoch = int(now.astimezone(UTC).timestamp())
         if closed:

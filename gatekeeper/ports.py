@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from gatekeeper.domain.approvals import Approval
 from gatekeeper.domain.freezes import Freeze
-from gatekeeper.domain.policy import Policy
+from gatekeeper.domain.policy import Policy, SignerIdentity
 from gatekeeper.domain.records import (
     ActionRecord,
     DecidedRelease,
@@ -123,6 +123,44 @@ class SignatureVerifier(Protocol):
     """Whether ``signature`` (raw bytes) over ``payload`` verifies with one of ``keys`` (PEM)."""
 
     def verify(self, payload: bytes, signature: bytes, keys: Sequence[bytes]) -> bool: ...
+
+
+class BundleError(Exception):
+    """A Sigstore bundle that does not verify (malformed, a certificate from no trusted CA, a bad
+    SCT, log entry or signature): the message says which, never the whole bundle."""
+
+
+class IdentityNotAllowedError(BundleError):
+    """A bundle that verifies against the trusted root, signed by an identity the policy does not allow."""
+
+    def __init__(self, found: str, allowed: Sequence[SignerIdentity]) -> None:
+        self.found = found
+        super().__init__(f"signed by {found}, which matches none of the allowed identities "
+                         f"({'; '.join(str(item) for item in allowed)})")  # fmt: skip
+
+
+class TrustedRootMissingError(BundleError):
+    """Keyless verification asked for and no trusted root configured (``SIGSTORE_TRUSTED_ROOT``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedEnvelope:
+    """The DSSE payload of a bundle that verified, and who signed it (``subject (issuer ...)``)."""
+
+    payload_type: str
+    payload: bytes
+    signer: str
+
+
+class BundleVerifier(Protocol):
+    """Keyless Sigstore bundles (``readers.sigstore``): a bundle's Fulcio certificate chains to the
+    trusted root at the time its transparency log entry proves, its SCT and log entry verify, its
+    identity is one of ``identities``, and its DSSE signature verifies. ``fingerprint`` names the
+    trusted root (cache keys carry it)."""
+
+    fingerprint: str
+
+    def verify_dsse(self, bundle: bytes, identities: Sequence[SignerIdentity]) -> VerifiedEnvelope: ...
 
 
 class FactReader(Protocol):

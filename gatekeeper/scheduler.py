@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +24,8 @@ from gatekeeper.ports import ActionHandler
 from gatekeeper.service import GateService
 
 logger = logging.getLogger(__name__)
+
+POLL = 0.5  # seconds between looks for new work while an action runs
 
 
 def replica_name() -> str:
@@ -62,21 +64,33 @@ class Scheduler:
         self.backoff = backoff
         self.batch = batch
         self.owner = owner or replica_name()
+        self.workers = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="action")
 
     def run_once(self) -> int:
-        """One pass over every due action, batch by batch. Returns how many ran. (Due deferrals
-        are decided again by their own loop, ``GateService.redecide_due``: a decision that gives
-        the scheduler work wakes it.)"""
+        """Carry out every due action, a worker each, until none is due and none runs. Returns how
+        many ran. An action is claimed only when a worker is free (its lease starts when it
+        starts), and one that hangs (a notification endpoint that never answers) holds its own
+        worker, not the others: they go on claiming. (Due deferrals are decided again by their own
+        loop, ``GateService.redecide_due``: a decision that gives the scheduler work wakes it.)"""
         ran = 0
+        running: dict[int, Future[None]] = {}
         while True:
-            claimed = self.service.store.claim_actions(
-                self.service.clock(), self.owner, self.lease_seconds, self.batch
-            )
-            if not claimed:
-                return ran
-            list(self._pool.map(self._run, claimed))
+            free = min(self.batch, self.workers - len(running))
+            # An action of ours whose lease ran out while it runs may be claimed again: it is not
+            # started twice here (the claim only renewed its lease).
+            claimed = [action for action in (self._claim(free) if free > 0 else []) if action.id not in running]
+            running |= {action.id: self._pool.submit(self._run, action) for action in claimed}
             ran += len(claimed)
+            if not running:
+                return ran
+            # With a worker free, look again for work every POLL (a claim is one indexed query).
+            timeout = None if len(running) >= self.workers else POLL
+            wait(running.values(), timeout=timeout, return_when=FIRST_COMPLETED)
+            running = {key: future for key, future in running.items() if not future.done()}
+
+    def _claim(self, limit: int) -> list[ActionRecord]:
+        return self.service.store.claim_actions(self.service.clock(), self.owner, self.lease_seconds, limit)
 
     def _run(self, action: ActionRecord) -> None:
         store, clock = self.service.store, self.service.clock

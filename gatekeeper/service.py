@@ -17,14 +17,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gatekeeper import calendar, effects
-from gatekeeper.calendar import Status, Windows
+from gatekeeper import effects
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
-from gatekeeper.domain.freezes import Freeze, FreezeState, matching
+from gatekeeper.domain.freezes import Freeze, FreezeState
 from gatekeeper.domain.lifecycle import RollbackRevert
-from gatekeeper.domain.outlook import Outlook, approval_counts, blockers, position
-from gatekeeper.domain.policy import Mode, Policy
+from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.records import (
     DecidedRelease,
     DecisionRecord,
@@ -35,8 +33,9 @@ from gatekeeper.domain.records import (
     repeats,
 )
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus, after_decision, transition
-from gatekeeper.domain.types import Decision, Reason, ReleaseRequest, TargetKey, Verdict, format_instant
+from gatekeeper.domain.types import Decision, ReleaseRequest, TargetKey, Verdict, format_instant
 from gatekeeper.facts import FactGatherer, FreezeCache, Gathered
+from gatekeeper.forecast import Forecast
 from gatekeeper.metrics import Metrics
 from gatekeeper.notifiers.endpoints import Endpoint
 from gatekeeper.ports import Clock, People, ReleaseStore, StoreTransaction
@@ -44,10 +43,6 @@ from gatekeeper.reload import ConfigHolder
 from gatekeeper.store import ConnectionLostError
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigUnavailableError(Exception):
-    """No configuration ever loaded: calendar questions cannot be answered (fail closed)."""
 
 
 def system_clock() -> datetime:
@@ -75,9 +70,17 @@ class GateService:
     # Freezes seen active by redecide_begun (None: not looked yet).
     _active_freezes: set[int] | None = field(default=None, init=False, repr=False)
 
+    forecast: Forecast = field(init=False, repr=False)  # the calendar questions the routes ask
+
     def __post_init__(self) -> None:
         if self.facts is None:
             self.facts = FactGatherer(self.config)
+        ungoverned_open = self.options.ungoverned is Verdict.APPROVE
+        self.forecast = Forecast(self.store, self.config, self.clock, ungoverned_open, lambda: self.freezes)
+
+    @property
+    def freezes(self) -> FreezeCache | None:
+        return self.facts.freezes if self.facts is not None else None
 
     # --- the decision path ----------------------------------------------------------------------
 
@@ -85,6 +88,11 @@ class GateService:
         """Step 1: every fact but approvals, outside any transaction."""
         assert self.facts is not None  # noqa: S101 - set in __post_init__
         return self.facts.gather(request, now)
+
+    def gather_many(self, requests: Sequence[ReleaseRequest], now: datetime) -> list[Gathered]:
+        """Step 1 for a push's announced releases (a few at a time)."""
+        assert self.facts is not None  # noqa: S101 - set in __post_init__
+        return self.facts.gather_many(requests, now)
 
     def decide_in(
         self,
@@ -391,95 +399,6 @@ class GateService:
     def governing(self, target: str) -> list[Policy]:
         configuration = self.config.state.configuration
         return configuration.governing(target) if configuration else []
-
-    # --- calendar questions ---------------------------------------------------------------------
-
-    def _policies(self) -> tuple[Policy, ...]:
-        configuration = self.config.state.configuration
-        if configuration is None:
-            raise ConfigUnavailableError("; ".join(self.config.state.errors) or "no configuration loaded")
-        return configuration.policies
-
-    @property
-    def freezes(self) -> FreezeCache | None:
-        return self.facts.freezes if self.facts is not None else None
-
-    def _freezes_from(self, start: datetime) -> tuple[Freeze, ...]:
-        return self.freezes.between(start) if self.freezes is not None else ()
-
-    def freezes_of(self, target: str, start: datetime) -> tuple[Freeze, ...]:
-        """The freezes matching ``target`` that may close it at or after ``start``."""
-        return matching(self._freezes_from(start), target)
-
-    def status(self, target: str, at: datetime | None) -> Status:
-        policies = self._policies()
-        configuration = self.config.state.configuration
-        assert configuration is not None  # noqa: S101 - _policies raised otherwise
-        moment = at or self._now()
-        return calendar.status(
-            configuration.calendars,
-            policies,
-            target,
-            moment,
-            ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
-            freezes=self._freezes_from(moment),
-        )
-
-    def windows(self, target: str, start: datetime, end: datetime) -> Windows:
-        policies = self._policies()
-        configuration = self.config.state.configuration
-        assert configuration is not None  # noqa: S101 - _policies raised otherwise
-        return calendar.windows(
-            configuration.calendars,
-            policies,
-            target,
-            start,
-            end,
-            ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
-            freezes=self._freezes_from(start),
-        )
-
-    def _now(self) -> datetime:
-        return self.clock().replace(microsecond=0)
-
-    # --- when will it ship ----------------------------------------------------------------------
-
-    def outlook(self, detail: ReleaseDetail, queue_limit: int = 100) -> Outlook | None:
-        """For a release still waiting (pending, deferred, approved): when its calendar and the
-        freezes let it go, what else blocks it (as the latest decision said; approvals counted
-        now) and its place in the target's queue. None for a release no longer waiting."""
-        release = detail.release
-        if release.status not in REDECIDABLE or self.config.state.configuration is None:
-            return None
-        now = self._now()
-        governing = self.governing(release.target)
-        enforced = [policy for policy in governing if policy.mode is Mode.ENFORCE]
-        at: datetime | None = now
-        closed_by: tuple[Reason, ...] = ()
-        if enforced or not governing:  # only observed: the calendar never holds it back
-            state = calendar.status(
-                self.config.state.configuration.calendars,
-                enforced,
-                release.target,
-                now,
-                ungoverned_open=self.options.ungoverned is Verdict.APPROVE,
-                freezes=self._freezes_from(now),
-            )
-            at, closed_by = state.next_open, state.reasons
-        with self.store.transaction() as tx:
-            people = tx.people_of(release.revision)
-            facts = ApprovalFacts(tx.approvals_of(release.id), people.author, people.merger, people.touched)
-        queue = tuple(self.store.open_releases(queue_limit, target=release.target))
-        latest = detail.decisions[-1].reasons if detail.decisions else []
-        return Outlook(
-            as_of=now,
-            at=at,
-            closed_by=closed_by,
-            blocked_by=blockers(latest),
-            approvals=approval_counts(enforced, facts),
-            queue=queue,
-            position=position(release, queue),
-        )
 
     # --- reads ----------------------------------------------------------------------------------
 

@@ -184,8 +184,10 @@ class Settings(BaseSettings):
     SIGSTORE_TRUSTED_ROOT: Path | None = Field(
         None,
         description=(
-            "Sigstore trusted root JSON for keyless signatures (shipped with the deployment, never fetched). "
-            "Keyless verification is not built yet: only key-based cosign signatures are checked."
+            "Sigstore trusted root JSON (Fulcio CAs, Rekor and CT log keys) for keyless signatures of the "
+            "provenance check, read once at start-up (shipped with the deployment: nothing is fetched, no TUF); a "
+            "file that does not load fails start-up. Unset: a policy with signatures.identities refuses every image "
+            "(sigstore_trusted_root_missing)."
         ),
     )
     SCHEDULER_INTERVAL: float = Field(

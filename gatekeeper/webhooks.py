@@ -73,7 +73,7 @@ class WebhookService:
         pushed = parsed.request
         targets = self.announcer.targets(parsed.repo_urls, parsed.paths, exclude=pushed.target)
         requests = [ReleaseRequest(target, pushed.revision, trigger=f"{pushed.trigger}-announce") for target in targets]
-        return [(request, self.gate.gather(request, now)) for request in requests]
+        return list(zip(requests, self.gate.gather_many(requests, now), strict=True))
 
     def _store(
         self,

@@ -52,6 +52,7 @@ from gatekeeper.readers.cosign import CryptographyVerifier
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.kubernetes import KubernetesClusterReader
 from gatekeeper.readers.registry import HttpRegistryClient, docker_credentials
+from gatekeeper.readers.sigstore import SigstoreBundleVerifier
 from gatekeeper.receivers.registry import registry as receiver_registry
 from gatekeeper.reload import ConfigHolder
 from gatekeeper.rollbacks import RevertRecorder
@@ -147,7 +148,8 @@ def build_provenance_reader(settings: Settings, drift: DriftReader, timeout: flo
         source = drift.source(target, policy)
         return source.repo, source.path
 
-    return ProvenanceReader(drift.git, registry, CryptographyVerifier(), locate)
+    bundles = SigstoreBundleVerifier(settings.SIGSTORE_TRUSTED_ROOT)  # a file that does not load fails start-up
+    return ProvenanceReader(drift.git, registry, CryptographyVerifier(), locate, bundles=bundles)
 
 
 def build_notifiers(settings: Settings) -> dict[str, GitHubNotifier | GitLabNotifier]:

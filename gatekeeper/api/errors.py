@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
+from gatekeeper.forecast import ConfigUnavailableError
 from gatekeeper.people import (
     ActionRefusedError,
     ConflictError,
@@ -27,7 +28,6 @@ from gatekeeper.people import (
 )
 from gatekeeper.receivers import InvalidPayloadError, MalformedPayloadError, ReceiverError, UnauthorizedError
 from gatekeeper.schemas import PRINTABLE
-from gatekeeper.service import ConfigUnavailableError
 from gatekeeper.store import NotMigratedError, StoreError
 from gatekeeper.webhooks import SourceDisabledError
 

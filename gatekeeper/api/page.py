@@ -2,7 +2,8 @@
 
 The token is typed into a login form and kept in sessionStorage, never in a URL; every API
 refusal is shown as it is. ``GET /v1/me`` tells the page who the token is and what it may do, so
-it offers only the controls the token's roles allow (the API still decides).
+it offers only the controls the token's roles allow (the API still decides), and the server's
+clock, which the page reckons its 14-day calendar from (never the browser's own).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from gatekeeper.api.auth import Bearer, authenticate, bearer
 from gatekeeper.api.openapi import errors
+from gatekeeper.domain.types import format_instant
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -26,6 +28,7 @@ class Me(BaseModel):
     name: str
     roles: list[str] = Field(description="sorted; roles are not hierarchical")
     targets: list[str] = Field(description="globs the token may act on; empty: no limit")
+    now: str = Field(description="the server's clock (UTC): the instant the page reckons its calendar from")
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -42,6 +45,7 @@ def home(request: Request) -> HTMLResponse:
 )
 async def me(request: Request, _declared: Bearer) -> dict[str, Any]:
     identity = authenticate(request.app.state.tokens, bearer(request))
-    return {"name": identity.name, "roles": sorted(identity.roles), "targets": list(identity.targets)}
+    now = format_instant(request.app.state.service.clock().replace(microsecond=0))
+    return {"name": identity.name, "roles": sorted(identity.roles), "targets": list(identity.targets), "now": now}
 
 

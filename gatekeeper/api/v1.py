@@ -183,7 +183,7 @@ def get_release(
     detail = gatekeeper.release(release_id)
     if detail is None:
         raise ApiError(404, "not_found", f"release {release_id} does not exist")
-    return release_body(detail) | {"shipping": outlook_json(gatekeeper.outlook(detail))}
+    return release_body(detail) | {"shipping": outlook_json(gatekeeper.forecast.outlook(detail))}
 
 
 class ApproveBody(BaseModel):
@@ -335,7 +335,9 @@ def list_actions(
 @router.get(
     "/status",
     summary="Is the gate of a target open at an instant?",
-    description="Role `viewer`. `at` defaults to now.",
+    description="Role `viewer`. `at` defaults to now. A published calendar past its `maxAge` closes the "
+    "gate from now on with reason `calendar_stale` (`until` and `next_open` null: a fresh copy ends it), "
+    "as it closes the gate's decisions; instants before now are answered from its last good copy.",
     responses={200: {"model": GateStatus}, **errors(*AUTH, 422, 503)},
 )
 def get_status(
@@ -346,13 +348,14 @@ def get_status(
 ) -> dict[str, Any]:
     key = target_param(target)
     moment = instant_param(at, "at") if at is not None else None
-    return status_json(gatekeeper.status(key, moment))
+    return status_json(gatekeeper.forecast.status(key, moment))
 
 
 @router.get(
     "/windows",
     summary="Closed windows of a target in [from, to)",
-    description="Role `viewer`. `to` must not be before `from`, and at most 800 days after it (else 422).",
+    description="Role `viewer`. `to` must not be before `from`, and at most 800 days after it (else 422). "
+    "A published calendar past its `maxAge` closes `[now, to)` with code `calendar_stale`.",
     responses={200: {"model": ClosedWindows}, **errors(*AUTH, 422, 503)},
 )
 def get_windows(
@@ -368,7 +371,7 @@ def get_windows(
         raise ApiError(422, "invalid_request", "to: must not be before from", "to")
     if last - first > timedelta(days=800):
         raise ApiError(422, "invalid_request", "to: at most 800 days after from", "to")
-    return windows_json(gatekeeper.windows(key, first, last))
+    return windows_json(gatekeeper.forecast.windows(key, first, last))
 
 
 @router.get(
@@ -391,10 +394,12 @@ def calendar_feed(
     # keeps its real start and end, and its UID: a calendar client that refreshes the feed sees the
     # same events, not a new first and last one on every fetch.
     margin = timedelta(days=FEED_MARGIN_DAYS)
-    windows = gatekeeper.windows(key, start - margin, end + margin)
+    # A stale published calendar is left out: it is a state of now (with /readyz, /metrics and the
+    # gate saying it), and an event from "now" would change its start and UID on every fetch.
+    windows = gatekeeper.forecast.windows(key, start - margin, end + margin, stale=False)
     lo, hi = utc_epoch(start), utc_epoch(end)
     shown = replace(windows, closed=tuple(w for w in windows.closed if w.end > lo and w.start < hi))
-    frozen = gatekeeper.freezes_of(key, start - margin)
+    frozen = gatekeeper.forecast.freezes_of(key, start - margin)
     body = closed_windows_feed(shown, stamp=now, host=request.url.hostname or "gatekeeper", freezes=frozen)
     return Response(body, media_type="text/calendar; charset=utf-8")
 

@@ -62,11 +62,6 @@ def cached_feeds(settings: Settings) -> FeedBook:
     return book
 
 
-def _configuration(policies: Path | None, calendars: Path | None, now: datetime) -> tuple[Configuration, Settings]:
-    configuration, settings, _ = _configuration_and_feeds(policies, calendars, now)
-    return configuration, settings
-
-
 def _configuration_and_feeds(
     policies: Path | None, calendars: Path | None, now: datetime
 ) -> tuple[Configuration, Settings, FeedBook]:
@@ -79,6 +74,13 @@ def _configuration_and_feeds(
     except ConfigurationError as exc:
         fail("\n".join(str(error) for error in exc.errors))
     return configuration, settings, feeds
+
+
+def _stale(feeds: FeedBook, configuration: Configuration, target: str, now: datetime) -> calendar.Staleness | None:
+    """The cached published calendars of ``target``'s policies past their maxAge at ``now``:
+    closed from then on, as the server's ``status`` and ``windows`` say."""
+    reasons = feeds.stale_of(configuration.governing(target), now)
+    return calendar.Staleness(now, reasons) if reasons else None
 
 
 def _zone_of(configuration: Configuration, target: str, settings: Settings) -> ZoneInfo:
@@ -115,11 +117,12 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Is the gate of TARGET open at AT? Exit 0 open, 1 closed."""
-    key, moment = _target(target), _instant(at, "--at")
-    configuration, settings = _configuration(policies, calendars, moment)
+    key, now = _target(target), _instant(None, "--at")
+    moment = _instant(at, "--at") if at is not None else now
+    configuration, settings, feeds = _configuration_and_feeds(policies, calendars, moment)
     result = calendar.status(
         configuration.calendars, configuration.policies, key, moment,
-        ungoverned_open=settings.UNGOVERNED == "approve",
+        ungoverned_open=settings.UNGOVERNED == "approve", stale=_stale(feeds, configuration, key, now),
     )
     body = status_json(result)
     if as_json:
@@ -150,10 +153,11 @@ def windows(
     first, last = _instant(start, "--from"), _instant(end, "--to")
     if last < first:
         fail("--to: must not be before --from")
-    configuration, settings = _configuration(policies, calendars, first)
+    configuration, settings, feeds = _configuration_and_feeds(policies, calendars, first)
     result = calendar.windows(
         configuration.calendars, configuration.policies, key, first, last,
         ungoverned_open=settings.UNGOVERNED == "approve",
+        stale=_stale(feeds, configuration, key, _instant(None, "--to")),
     )
     body = windows_json(result)
     if as_json:

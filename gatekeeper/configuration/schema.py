@@ -201,8 +201,20 @@ class DriftSpec(_Strict):
     ignore: list[DriftIgnoreSpec] = []
 
 
+class IdentitySpec(_Strict):
+    issuer: str = Field(min_length=1)  # the OIDC issuer, exact (https://token.actions.githubusercontent.com)
+    subject: str = Field(min_length=1)  # the certificate's SAN, a glob (https://github.com/acme/*)
+
+
 class SignaturesSpec(_Strict):
-    keys: list[str] = Field(min_length=1)
+    keys: list[str] = []
+    identities: list[IdentitySpec] = []
+
+    @model_validator(mode="after")
+    def _some_trust(self) -> SignaturesSpec:
+        if not self.keys and not self.identities:
+            raise ValueError("signatures needs keys (PEM files) or identities ({issuer, subject}), or both")
+        return self
 
 
 class SlsaSpec(_Strict):
@@ -278,6 +290,9 @@ class ReleasePolicyDocument(_Strict):
                 require_digest=provenance.requireDigest,
                 allowed_registries=tuple(provenance.allowedRegistries),
                 signature_keys=tuple(provenance.signatures.keys) if provenance.signatures else (),
+                signature_identities=tuple(
+                    domain.SignerIdentity(item.issuer, item.subject) for item in provenance.signatures.identities
+                ) if provenance.signatures else (),
                 slsa_builders=tuple(provenance.slsa.builders) if provenance.slsa else (),
                 slsa_source_repos=tuple(provenance.slsa.sourceRepos) if provenance.slsa else (),
                 break_glass=provenance.breakGlass,

@@ -163,10 +163,23 @@ class IgnoreRule:
 
 
 @dataclass(frozen=True, slots=True)
+class SignerIdentity:
+    """A keyless signer the policy trusts: the OIDC issuer (exact) and the certificate's subject
+    (its SAN: an email or URI; ``subject`` a glob)."""
+
+    issuer: str
+    subject: str
+
+    def __str__(self) -> str:
+        return f"{self.subject} (issuer {self.issuer})"
+
+
+@dataclass(frozen=True, slots=True)
 class ProvenanceRules:
     require_digest: bool = False
     allowed_registries: tuple[str, ...] = ()
     signature_keys: tuple[str, ...] = ()
+    signature_identities: tuple[SignerIdentity, ...] = ()
     slsa_builders: tuple[str, ...] = ()
     slsa_source_repos: tuple[str, ...] = ()
     break_glass: bool = False

@@ -33,6 +33,7 @@ PROVENANCE_INVALID = "provenance_invalid"  # attestations exist, none verifies o
 BUILDER_NOT_ALLOWED = "provenance_builder_not_allowed"  # the builder id matches no slsa.builders glob
 SOURCE_NOT_ALLOWED = "provenance_source_not_allowed"  # the source repository matches no slsa.sourceRepos glob
 KEYS_UNREADABLE = "signature_keys_unreadable"  # a key file of the policy cannot be read or parsed
+TRUSTED_ROOT_MISSING = "sigstore_trusted_root_missing"  # keyless identities, and no SIGSTORE_TRUSTED_ROOT
 REGISTRY_UNAVAILABLE = "registry_unavailable"  # retried: the registry did not answer (fail closed)
 SOURCE_UNAVAILABLE = "provenance_source_unavailable"  # retried: the manifests could not be read
 UNSUPPORTED = "provenance_unsupported"  # the target's source cannot be read (rendered, no source)
@@ -63,6 +64,7 @@ def has_rules(rules: ProvenanceRules) -> bool:
         rules.require_digest
         or rules.allowed_registries
         or rules.signature_keys
+        or rules.signature_identities
         or rules.slsa_builders
         or rules.slsa_source_repos
     )

@@ -87,7 +87,8 @@ class KubernetesClusterReader:
 
     def _get(self, cluster: str | None, path: str) -> dict[str, Any] | None:
         api = self._client(cluster)
-        self.requests += 1
+        with self._lock:  # the drift reader lists side by side
+            self.requests += 1
         try:
             response = api.call_api(
                 path,

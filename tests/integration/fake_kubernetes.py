@@ -14,6 +14,7 @@ import copy
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class FakeKubernetes:
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     version: int = 1000
+    latency: float = 0.0  # seconds each GET waits before answering (a real API server is not in-process)
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -241,6 +243,11 @@ def _status(code: int, reason: str, message: str, details: dict[str, Any] | None
     return body
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # clients list side by side: socketserver's 5 drops SYNs (a 1 s retry)
+
+
 def start_fake_kubernetes() -> FakeKubernetes:
     fake = FakeKubernetes()
 
@@ -249,6 +256,8 @@ def start_fake_kubernetes() -> FakeKubernetes:
             authorization = self.headers.get("Authorization")
             with fake.lock:
                 fake.requests.append(Request("GET", self.path, authorization))
+            if fake.latency:
+                time.sleep(fake.latency)
             status, body = fake.answer(self.path, authorization)
             payload = json.dumps(body).encode()
             self.send_response(status)
@@ -278,8 +287,7 @@ def start_fake_kubernetes() -> FakeKubernetes:
         def log_message(self, *_args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     fake.server = server
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -28,6 +28,8 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
 IN_TOTO = "application/vnd.in-toto+json"
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+EMPTY = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
 _ROUTE = re.compile(r"^/v2/(?P<repo>.+)/(?P<kind>manifests|blobs|tags|referrers)/(?P<ref>[^/]+)$")
 
@@ -103,6 +105,23 @@ class FakeRegistry:
                     "config": {**config, "mediaType": "application/vnd.oci.image.config.v1+json"}, "layers": layers}
         return self.put_manifest(repo, json.dumps(manifest).encode(), tag=digest.replace(":", "-") + ".att")
 
+    def bundle(self, repo: str, digest: str, bundle: bytes, predicate_type: str | None = None,
+               media_type: str = BUNDLE) -> str:  # fmt: skip
+        """A Sigstore bundle as cosign v3 attaches it (specs/BUNDLE_SPEC.md): an OCI 1.1 artifact
+        manifest of the bundle's type, the empty config, the bundle JSON its one layer, the image its
+        subject, what it holds in its annotations."""
+        config = self.blob(EMPTY_CONFIG)
+        layer = {**self.blob(bundle), "mediaType": media_type,
+                 "annotations": {"org.opencontainers.image.title": digest_of(bundle).replace(":", "-") + ".sigstore.json"}}
+        subject_media, subject_body = self.manifests[(repo, digest)]
+        annotations = {"dev.sigstore.bundle.content": "dsse-envelope", "org.opencontainers.image.created": "2026-12-07T23:00:00Z"}
+        if predicate_type:
+            annotations["dev.sigstore.bundle.predicateType"] = predicate_type
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": media_type,
+                    "config": {**config, "mediaType": EMPTY}, "layers": [layer], "annotations": annotations,
+                    "subject": {"mediaType": subject_media, "digest": digest, "size": len(subject_body)}}  # fmt: skip
+        return self.put_manifest(repo, json.dumps(manifest).encode())
+
     def referrers_of(self, repo: str, digest: str) -> list[dict[str, Any]]:
         found = []
         for (name, child), (media, body) in self.manifests.items():
@@ -112,6 +131,8 @@ class FakeRegistry:
             if (document.get("subject") or {}).get("digest") == digest:
                 found.append({"mediaType": media, "digest": child, "size": len(body),
                               "artifactType": document.get("artifactType", "")})  # fmt: skip
+                if document.get("annotations"):  # the referrers API carries the manifest's annotations
+                    found[-1]["annotations"] = document["annotations"]
         return found
 
     # --- serving ----------------------------------------------------------------------------------

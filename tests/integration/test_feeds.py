@@ -329,3 +329,60 @@ def test_a_restart_starts_from_the_cache_with_the_server_down(
     assert "a1b2c3d4e5" not in text and "Xk2pQ" not in text and "private-9f8e7d" not in text  # secrets redacted
     linted = CliRunner().invoke(app, ["policy", "lint", *args])  # from the cache: valid, but old
     assert linted.exit_code == 0 and "older than maxAge" in linted.output
+
+
+def test_status_and_windows_say_calendar_stale_from_now_on_while_a_feed_is_past_max_age(
+    tree: Path, feeds: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate closes with calendar_stale; GET /v1/status and GET /v1/windows say so too: closed
+    from now on with no end known, while instants before now are answered from the last copy.
+    The offline `status` says the same from the server's cached copy."""
+    all_served(feeds)
+    feeds.feeds[PATH] = CLOSING
+    server = serve(tree)
+    try:
+        eventually(lambda: feed_row(server, feeds.url(PATH))["events"] == 2)
+        feeds.stop()
+        eventually(lambda: feed_row(server, feeds.url(PATH))["state"] == "failing")
+        now = TUESDAY + timedelta(hours=9)  # after the close, and 9h past the last success (maxAge 1h)
+        server.clock.set(now)
+        assert codes(gate(server, "s1")) == ["calendar_stale"]
+        with server.client("viewer") as viewer:
+            status = viewer.get("/v1/status", params={"target": "argocd:finance-prod"}).json()
+            earlier = viewer.get("/v1/status", params={"target": "argocd:finance-prod", "at": "2026-11-24T11:00:00Z"}).json()
+            windows = viewer.get(
+                "/v1/windows",
+                params={"target": "argocd:finance-prod", "from": "2026-11-24T09:00:00Z", "to": "2026-11-26T09:00:00Z"},
+            ).json()
+            other = viewer.get("/v1/status", params={"target": "argocd:wms-prod"}).json()
+            subscribed = viewer.get("/v1/calendar.ics", params={"target": "argocd:finance-prod"}).text
+        assert status["at"] == "2026-11-24T18:00:00Z" and status["closed"] is True
+        assert [r["code"] for r in status["reasons"]] == ["calendar_stale"]
+        (reason,) = status["reasons"]
+        assert reason["until"] is None and "maxAge 1h" in reason["message"] and "ConnectError" in reason["message"]
+        assert "a1b2c3d4e5" not in reason["message"]  # the feed's secret stays redacted
+        assert (status["next_open"], status["next_close"]) == (None, "2026-11-24T18:00:00Z")
+        assert status["next_close_reason"] == "calendar_stale"
+        # Before now: the last copy alone (the close ends at 18:00 Berlin), then stale from now on.
+        assert [r["code"] for r in earlier["reasons"]] == ["month_end_close"]
+        assert (earlier["next_open"], earlier["next_close"]) == ("2026-11-24T17:00:00Z", "2026-11-24T11:00:00Z")
+        assert windows["closed"] == [
+            {"start": "2026-11-24T09:00:00Z", "end": "2026-11-24T17:00:00Z", "codes": ["month_end_close"]},
+            {"start": "2026-11-24T18:00:00Z", "end": "2026-11-26T09:00:00Z", "codes": ["calendar_stale"]},
+        ]
+        assert "calendar_stale" not in [r["code"] for r in other["reasons"]]  # its feeds: maxAge 24h
+        assert "BEGIN:VEVENT" in subscribed and "calendar_stale" not in subscribed  # a state of now, not an event
+        feeds.start()
+
+        def fresh() -> bool:
+            with server.client("viewer") as viewer:
+                return viewer.get("/v1/status", params={"target": "argocd:finance-prod"}).json()["closed"] is False
+
+        eventually(fresh)  # a fresh copy ends it
+    finally:
+        server.stop()
+    monkeypatch.setenv("GATEKEEPER_CALENDAR_CACHE_DIR", str(tree / "cache"))
+    args = ["--target", "argocd:finance-prod", "--policies", str(tree / "policies"), "--calendars", str(tree / "calendars")]
+    offline = CliRunner().invoke(app, ["status", "--json", *args])  # the real clock: days past maxAge
+    assert offline.exit_code == 1, offline.output
+    assert [r["code"] for r in __import__("json").loads(offline.output)["reasons"]] == ["calendar_stale"]

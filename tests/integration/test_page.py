@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -316,4 +318,105 @@ def test_after_the_first_of_two_approvals_the_page_says_still_deferred_not_succe
     page.locator(f"#waiting-rows tr[data-release='{release}'] button.approve").click()
     expect(page.locator("#notice")).to_contain_text(f"Release #{release} is now approved")
     expect(page.locator("#pending")).to_be_hidden()
+    page.close()
+
+
+# --- each release's actions, and the server's clock ---------------------------------------------------
+
+
+def test_a_viewer_sees_each_releases_actions_a_done_sync_and_a_failing_rollback_standing_out(
+    config_tree: tuple[Path, Path], tokens_file: Path, tmp_path: Path, browser: Browser
+) -> None:
+    """odoo-prod-eu is deferred by the cut-off; when the window opens the scheduler syncs it
+    (argocd_sync done) and Argo CD reports it applied. A release manager asks for a rollback that
+    cannot be carried out (Argo CD's history was pruned: no earlier revision): it is retried with
+    its error.
+    The viewer's page shows both on the release's row, the failing one marked as such."""
+    from tests.integration import payloads as p
+    from tests.integration.conftest import MutableClock, eventually, make_settings, start_server
+    from tests.integration.fake_argocd import ARGOCD_TOKEN, start_fake_argocd
+    from tests.integration.test_gate_api import CUTOFF
+    from tests.integration.test_webhooks import ARGOCD_SECRET
+
+    revision = "b" * 40
+    argocd = start_fake_argocd()
+    argocd.add("odoo-prod-eu", "a" * 40)
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'gk.db'}", *config_tree, tokens_file, ARGOCD_TOKEN=ARGOCD_SECRET,
+        ARGOCD_SERVER=argocd.url, ARGOCD_API_TOKEN=ARGOCD_TOKEN, SCHEDULER_INTERVAL=0.1,
+    )
+    server = start_server(settings, MutableClock(CUTOFF))
+    try:
+        with server.client("hook") as hook:
+            answer = hook.post("/v1/gate", json={"target": "argocd:odoo-prod-eu", "revision": revision}).json()
+        assert answer["verdict"] == "defer"
+        release = answer["release_id"]
+
+        def actions() -> dict[str, dict[str, object]]:
+            with server.client("viewer") as viewer:
+                items = viewer.get("/v1/actions", params={"release": release}).json()["items"]
+            return {str(a["kind"]): a for a in items}
+
+        server.clock.set(CUTOFF + timedelta(hours=3))
+        eventually(lambda: actions().get("argocd_sync", {}).get("status") == "done")
+        body = p.encode(p.argocd_event("sync-succeeded", revision=revision, app="odoo-prod-eu"))
+        applied = httpx.post(f"{server.url}/webhooks/argocd", content=body, headers=p.argocd_headers(ARGOCD_SECRET))
+        assert applied.status_code == 200 and applied.json()["decision"]["status"] == "applied", applied.text
+        with argocd.lock:  # its history pruned (revisionHistoryLimit): nothing earlier to roll back to
+            argocd.apps["odoo-prod-eu"]["status"]["history"] = []
+        with server.client("manager") as manager:
+            asked = manager.post(f"/v1/releases/{release}/rollback", json={"reason": "checkout is broken"})
+        assert asked.status_code == 200, asked.text
+        eventually(lambda: bool(actions().get("rollback", {}).get("last_error")))
+
+        page = log_in(browser, server, token_of("viewer"))
+        row = page.locator(f"#live-rows tr[data-release='{release}']")
+        expect(row).to_contain_text("applied")
+        sync = row.locator(".action[data-kind='argocd_sync']")
+        expect(sync).to_contain_text("done")
+        expect(sync).to_contain_text("1 attempt")
+        expect(sync).not_to_have_class(re.compile(r"\baction-failing\b"))
+        failing = row.locator(".action-failing")
+        expect(failing).to_have_count(1)
+        expect(failing).to_have_attribute("data-kind", "rollback")
+        expect(failing).to_contain_text("pending")
+        expect(failing).to_contain_text("next attempt")
+        expect(failing).to_contain_text("no earlier revision to roll back to")
+        expect(failing).to_have_attribute("role", "alert")
+        assert failing.evaluate("e => getComputedStyle(e).color") == "rgb(179, 38, 30)"  # var(--bad)
+        expect(page.locator("#actions")).to_contain_text("rollback")  # and among the actions failing
+        screenshot = Path(os.environ.get("GATEKEEPER_ACTIONS_SCREENSHOT", tmp_path / "actions.png"))
+        page.screenshot(path=str(screenshot), full_page=True)
+        page.close()
+    finally:
+        server.stop()
+        argocd.stop()
+
+
+def test_the_fortnight_calendar_is_reckoned_from_the_servers_clock_not_the_browsers(
+    server: Server, browser: Browser
+) -> None:
+    """The browser's clock is years off; the page asks for the windows from the server's now
+    (GET /v1/me) and shows today's cut-off, clipped at that instant."""
+    from datetime import UTC, datetime
+
+    from tests.integration.test_gate_api import CUTOFF
+
+    server.clock.set(CUTOFF)  # 14:30 Berlin, inside the dispatch cut-off until 16:00
+    with server.client("hook") as client:
+        assert client.post("/v1/gate", json={"target": "argocd:odoo-wms", "revision": "5e6f7a8b9c0d"}).status_code == 200
+    page = browser.new_page()
+    page.clock.set_fixed_time(datetime(2031, 6, 1, 12, 0, tzinfo=UTC))
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/v1/windows" in request.url else None)
+    page.goto(server.url + "/")
+    assert page.evaluate("new Date().getUTCFullYear()") == 2031
+    page.fill("#token", token_of("viewer"))
+    page.click("#login-form button[type=submit]")
+    calendar = page.locator("#calendar")
+    expect(calendar).to_contain_text("(2026-11-24T13:30:00Z)")  # the cut-off, from the server's now
+    expect(calendar).to_contain_text("(2026-11-24T15:00:00Z)")
+    expect(page.locator("#calendar-from")).to_have_text("from 2026-11-24T13:30:00Z (the server's clock)")
+    expect(calendar).not_to_contain_text("2031")
+    assert asked and all("from=2026-11-24T13:30:00Z" in url and "to=2026-12-08T13:30:00Z" in url for url in asked)
     page.close()

@@ -23,6 +23,7 @@ from gatekeeper.provenance import ProvenanceReader
 from gatekeeper.readers.cosign import CryptographyVerifier
 from gatekeeper.readers.git import Pygit2GitReader
 from gatekeeper.readers.registry import HttpRegistryClient, docker_credentials
+from gatekeeper.readers.sigstore import SigstoreBundleVerifier
 from tests.integration.conftest import MutableClock, free_port, make_settings, start_server, write_tokens
 from tests.integration.drift_world import commit
 from tests.integration.fake_registry import (
@@ -73,7 +74,8 @@ class World:
 
     def reader(self, client: HttpRegistryClient | None = None) -> ProvenanceReader:
         return ProvenanceReader(Pygit2GitReader(self.root / "git-cache"), client or HttpRegistryClient(timeout=5),
-                                CryptographyVerifier(), lambda _t, _p: (self.repo_url, "deploy"))  # fmt: skip
+                                CryptographyVerifier(), lambda _t, _p: (self.repo_url, "deploy"),
+                                bundles=SigstoreBundleVerifier(None))  # fmt: skip
 
     def signed_image(self, tag: str, signer: Signer | None = None) -> str:
         digest = self.registry.image(REPO, tag)

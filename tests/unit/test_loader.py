@@ -10,7 +10,15 @@ import pytest
 
 from gatekeeper.configuration.loader import ConfigurationError, LoadError, lint, load_configuration
 from gatekeeper.domain.durations import Duration
-from gatekeeper.domain.policy import BusinessDaysEntry, CronEntry, DriftMode, HolidaysEntry, IcsEntry, Mode
+from gatekeeper.domain.policy import (
+    BusinessDaysEntry,
+    CronEntry,
+    DriftMode,
+    HolidaysEntry,
+    IcsEntry,
+    Mode,
+    SignerIdentity,
+)
 
 ConfigDirs = Callable[..., tuple[Path, Path]]
 NOW = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
@@ -98,6 +106,14 @@ def errors_of(config_dirs: ConfigDirs, policies: dict[str, str], calendars: dict
         pytest.param(
             HEADER + "  calendar:\n    deny:\n      - {businessDays: {last: 2, holidays: {country: QQ}}}\n", 8,
             "unknown country code 'QQ'", id="unknown-business-day-holidays",
+        ),
+        pytest.param(
+            HEADER + "  provenance:\n    signatures: {}\n", 7,
+            "spec.provenance.signatures: signatures needs keys (PEM files) or identities", id="signatures-without-trust",
+        ),
+        pytest.param(
+            HEADER + "  provenance:\n    signatures:\n      identities: [{subject: 'https://github.com/acme/*'}]\n", 8,
+            "spec.provenance.signatures.identities[0].issuer: required field is missing", id="identity-without-issuer",
         ),
         pytest.param(HEADER.replace("gatekeeper/v1", "gatekeeper/v2"), 1, "apiVersion", id="wrong-api-version"),
         pytest.param(HEADER.replace('  targets: ["argocd:odoo-prod"]\n', "  mode: enforce\n"), 4, "spec.targets: required field is missing",
@@ -206,3 +222,17 @@ def test_the_policy_hash_covers_every_file_and_changes_with_any(config_dirs: Con
     (calendar_dir / "close.ics").write_text(GOOD_ICS.replace("20260630", "20260629"))
     assert load_configuration(policy_dir, calendar_dir).policy_hash != first
     assert len(first) == 64
+
+
+def test_keyless_identities_load_alongside_or_instead_of_keys(config_dirs: ConfigDirs) -> None:
+    text = HEADER + (
+        "  provenance:\n"
+        "    signatures:\n"
+        "      identities:\n"
+        "        - {issuer: 'https://token.actions.githubusercontent.com', subject: 'https://github.com/acme/*'}\n"
+    )
+    (policy,) = load_configuration(*config_dirs({"keyless.yaml": text}), now=NOW).policies
+    assert policy.provenance.signature_keys == ()
+    assert policy.provenance.signature_identities == (
+        SignerIdentity("https://token.actions.githubusercontent.com", "https://github.com/acme/*"),
+    )

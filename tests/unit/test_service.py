@@ -259,3 +259,56 @@ def test_a_waiting_action_is_no_failure_and_is_woken_by_the_next_decision(world:
     ReleaseManager(service).approve(release_id, ALICE, None, break_glass=False)
     assert scheduler.run_once() >= 1
     assert any(p.get("verdict") == "approve" for p in handler.ran)
+
+
+def test_a_pushs_announced_releases_gather_their_facts_a_few_at_a_time(world: tuple) -> None:
+    """Four targets whose reader waits for the others: one after another it would never finish
+    within the timeout; gathered together each sees the rest arrive (order kept)."""
+    service, _clock, _reader = world
+    arrived = threading.Barrier(4, timeout=5)
+
+    @dataclass
+    class Meeting:
+        name: str = "cluster"
+
+        def read(self, request: ReleaseRequest, policies: Sequence[Policy], now: datetime) -> object:
+            arrived.wait()
+            return {"revision": request.revision}
+
+    assert service.facts is not None
+    service.facts.readers = (Meeting(),)
+    requests = [ReleaseRequest(TargetKey("argocd:odoo-wms"), f"r{index}") for index in range(4)]
+    gathered = service.gather_many(requests, MONDAY)
+    assert [g.facts.gather_errors for g in gathered] == [()] * 4
+    assert [g.facts.readings["cluster"] for g in gathered] == [{"revision": f"r{index}"} for index in range(4)]
+
+
+def test_an_action_that_hangs_holds_its_own_worker_not_the_others(world: tuple) -> None:
+    """A notification endpoint that never answers: the commit statuses behind it go out while it
+    hangs (they used to wait for the whole batch)."""
+    service, clock, _reader = world
+    hanging, statuses = threading.Event(), RecordingHandler()
+
+    @dataclass
+    class Hangs:
+        def run(self, action: ActionRecord, release: ReleaseDetail | None) -> str:
+            hanging.wait(10)
+            return "answered at last"
+
+    scheduler = Scheduler(service, {"notification": Hangs(), "commit_status": statuses}, workers=2)
+    with service.store.transaction() as tx:
+        tx.enqueue(NewAction("notification", "n1", "slack", {"text": "hi"}), clock())
+    runner = threading.Thread(target=scheduler.run_once)
+    runner.start()
+    try:
+        time.sleep(0.2)  # the notification is claimed and hangs
+        status_release(service, "e" * 40)  # its commit status is due now
+        deadline = time.monotonic() + 5
+        while not statuses.ran and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p["sha"] for p in statuses.ran] == ["e" * 40]
+        assert runner.is_alive()  # still waiting for the hanging one
+    finally:
+        hanging.set()
+        runner.join(10)
+    assert [a.status for a in service.store.actions(status=None, before_id=None, limit=10)] == ["done", "done"]
