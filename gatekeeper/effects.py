@@ -135,12 +135,13 @@ def flux_gate(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | N
 def flux_window(release: ReleaseRecord, suspend: bool, since: datetime) -> NewAction:
     """A Flux target following its gate with no new decision (its newest release was applied):
     suspended when the gate closed at ``since``, resumed with a reconcile request at ``since``
-    when it opened. The key names the transition, so every replica enqueues the same one."""
+    when it opened. The key names the transition and the release, so every replica enqueues the
+    same one."""
     requested_at = format_instant(since)
     payload = {"target": release.target, "suspend": suspend, "requested_at": requested_at}
     scope = f"{FLUX_GATE}:{release.target}"
     digest = _digest({"target": release.target, "suspend": suspend})
-    key = f"{scope}#gate:{'closed' if suspend else 'open'}:{requested_at}"
+    key = f"{scope}#gate:{'closed' if suspend else 'open'}:{requested_at}:{release.id}"
     return NewAction(FLUX_GATE, key, scope, payload, digest=digest, release_id=release.id)
 
 
