@@ -40,13 +40,16 @@ def argocd() -> Iterator[FakeArgoCd]:
     fake.stop()
 
 
-def remote(tmp_path: Path) -> tuple[Path, pygit2.Oid, pygit2.Oid]:
-    """A bare remote with main: the verified baseline, then the change synced during the freeze."""
+def remote(tmp_path: Path, *, later: bool = False) -> tuple[Path, pygit2.Oid, pygit2.Oid]:
+    """A bare remote with main: the verified baseline, then the change synced during the freeze
+    (and, with ``later``, a person's commit after it that nothing synced)."""
     bare = tmp_path / "odoo-config.git"
     pygit2.init_repository(str(bare), bare=True, initial_head="main")
     work = pygit2.init_repository(str(tmp_path / "work"), bare=True, initial_head="main")
     good = commit(work, {"replicas.yaml": "replicas: 2\n"}, "baseline")
     bad = commit(work, {"replicas.yaml": "replicas: 9\n"}, "scale up during the freeze")
+    if later:
+        commit(work, {"replicas.yaml": "replicas: 9\n", "notes.md": "peak\n"}, "a note, pushed in the freeze")
     work.remotes.create("origin", str(bare))
     work.remotes["origin"].push(["refs/heads/main:refs/heads/main"])
     return bare, good, bad
@@ -79,12 +82,7 @@ def push(server: Server, sha: str) -> dict[str, Any]:
     return decided
 
 
-def test_the_revert_gatekeeper_pushes_during_a_freeze_is_approved_and_a_persons_commit_is_not(
-    database_url: str, argocd: FakeArgoCd, tmp_path: Path
-) -> None:
-    bare, good, bad = remote(tmp_path)
-    argocd.add("odoo-prod", str(bad), automated=True, history=(str(good),),
-               source={"repoURL": str(bare), "targetRevision": "main", "path": "."})  # fmt: skip
+def serve(database_url: str, argocd: FakeArgoCd, tmp_path: Path) -> Server:
     policies, calendars = tmp_path / "policies", tmp_path / "calendars"
     policies.mkdir()
     calendars.mkdir()
@@ -93,21 +91,37 @@ def test_the_revert_gatekeeper_pushes_during_a_freeze_is_approved_and_a_persons_
         database_url, policies, calendars, write_tokens(tmp_path), ARGOCD_TOKEN=ARGOCD_SECRET,
         GITHUB_SECRET=GITHUB_SECRET, ARGOCD_SERVER=argocd.url, ARGOCD_API_TOKEN=ARGOCD_TOKEN, SCHEDULER_INTERVAL=0.1,
     )  # fmt: skip
-    server = start_server(settings, MutableClock(OPEN))
+    return start_server(settings, MutableClock(OPEN))
+
+
+def rolled_back_in_a_freeze(server: Server, good: str, bad: str) -> int:
+    """``good`` goes out approved; a freeze starts; someone syncs ``bad`` by hand: rolled back."""
+    assert gate(server, good)["verdict"] == "approve"
+    notify(server, "sync-succeeded", good)
+    with server.client("manager") as manager:
+        freeze = manager.post("/v1/freezes", json={"targets": ["argocd:odoo-prod"], "reason": "peak week"})
+    assert freeze.status_code in (200, 201), freeze.text
+    rolled = notify(server, "sync-succeeded", bad)
+    assert rolled["decision"]["verdict"] == "rollback"
+    release_id = int(rolled["release_id"])
+
+    def status() -> str:
+        with server.client("viewer") as viewer:
+            return str(viewer.get(f"/v1/releases/{release_id}").json()["status"])
+
+    eventually(lambda: status() == "rolled_back")
+    return release_id
+
+
+def test_the_revert_gatekeeper_pushes_during_a_freeze_is_approved_and_a_persons_commit_is_not(
+    database_url: str, argocd: FakeArgoCd, tmp_path: Path
+) -> None:
+    bare, good, bad = remote(tmp_path)
+    argocd.add("odoo-prod", str(bad), automated=True, history=(str(good),),
+               source={"repoURL": str(bare), "targetRevision": "main", "path": "."})  # fmt: skip
+    server = serve(database_url, argocd, tmp_path)
     try:
-        assert gate(server, str(good))["verdict"] == "approve"
-        notify(server, "sync-succeeded", str(good))
-        with server.client("manager") as manager:
-            freeze = manager.post("/v1/freezes", json={"targets": ["argocd:odoo-prod"], "reason": "peak week"})
-        assert freeze.status_code in (200, 201), freeze.text
-        rolled = notify(server, "sync-succeeded", str(bad))  # someone synced by hand in the freeze
-        assert rolled["decision"]["verdict"] == "rollback"
-
-        def status(release_id: int) -> str:
-            with server.client("viewer") as viewer:
-                return str(viewer.get(f"/v1/releases/{release_id}").json()["status"])
-
-        eventually(lambda: status(rolled["release_id"]) == "rolled_back")
+        rolled_id = rolled_back_in_a_freeze(server, str(good), str(bad))
         tip = pygit2.Repository(str(bare)).revparse_single("refs/heads/main").peel(pygit2.Commit)
         assert [parent.id for parent in tip.parents] == [bad] and tip.author.name == "gatekeeper"
         revert = str(tip.id)
@@ -116,7 +130,7 @@ def test_the_revert_gatekeeper_pushes_during_a_freeze_is_approved_and_a_persons_
         assert hook["verdict"] == "approve", hook
         assert [reason["code"] for reason in hook["reasons"]] == ["rollback"]
         message = hook["reasons"][0]["message"]
-        assert f"release {rolled['release_id']}" in message and str(bad) in message
+        assert f"release {rolled_id}" in message and str(bad) in message
         assert "adhoc_freeze" in message  # what it overrode
 
         announced = push(server, revert)["announced"]
@@ -131,9 +145,29 @@ def test_the_revert_gatekeeper_pushes_during_a_freeze_is_approved_and_a_persons_
             releases = viewer.get("/v1/releases", params={"target": "argocd:odoo-prod"}).json()["items"]
         decided = [r for r in audit if r["kind"] == "decision" and r["subject"] == f"release/{hook['release_id']}"]
         assert decided[0]["actor"] == "gatekeeper" and decided[0]["data"]["codes"] == ["rollback"]
-        assert decided[0]["data"]["trigger"] == f"rollback:{rolled['release_id']}"
+        assert decided[0]["data"]["trigger"] == f"rollback:{rolled_id}"
         deferred = [r["revision"] for r in releases if r["status"] == "deferred"]
         assert deferred == ["c" * 40]  # the revert never waited for the window
     finally:
         server.stop()
     assert argocd.posts("/rollback") == [] and argocd.posts("/sync") == []
+
+
+def test_a_revert_on_top_of_a_later_commit_is_pushed_but_waits_for_the_window(
+    database_url: str, argocd: FakeArgoCd, tmp_path: Path
+) -> None:
+    """The branch moved on after the offending commit: its revert carries the later change too,
+    so it restores no verified state and is gated like any revision."""
+    bare, good, bad = remote(tmp_path, later=True)
+    argocd.add("odoo-prod", str(bad), automated=True, history=(str(good),),
+               source={"repoURL": str(bare), "targetRevision": "main", "path": "."})  # fmt: skip
+    server = serve(database_url, argocd, tmp_path)
+    try:
+        rolled_back_in_a_freeze(server, str(good), str(bad))
+        tip = pygit2.Repository(str(bare)).revparse_single("refs/heads/main").peel(pygit2.Commit)
+        assert tip.author.name == "gatekeeper" and f"This reverts commit {bad}." in tip.message
+        hook = gate(server, str(tip.id))
+        assert hook["verdict"] == "defer"
+        assert [reason["code"] for reason in hook["reasons"]] == ["adhoc_freeze"]
+    finally:
+        server.stop()
