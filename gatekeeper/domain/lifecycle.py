@@ -86,7 +86,10 @@ class RollbackRevert:
         found = (context or {}).get(ROLLBACK_CONTEXT)
         if not isinstance(found, Mapping) or found.get("target") != target:
             return None
-        return cls(int(found["release_id"]), str(found["target"]), str(found["reverts"]))
+        release_id, reverts = found.get("release_id"), found.get("reverts")
+        if not isinstance(release_id, int) or not isinstance(reverts, str):
+            return None  # not what gatekeeper writes: no revert of its own
+        return cls(release_id, target, reverts)
 
     def message(self, overridden: Sequence[str]) -> str:
         codes = ", ".join(dict.fromkeys(overridden)) or "nothing"

@@ -302,3 +302,4 @@ def test_a_revert_recorded_for_another_target_is_no_revert_of_this_one() -> None
     assert RollbackRevert.from_context(context, "argocd:odoo-prod") is None
     assert RollbackRevert.from_context(context, "argocd:odoo-prod-eu") == RollbackRevert(41, "argocd:odoo-prod-eu", "b" * 40)
     assert RollbackRevert.from_context({"namespace": "odoo"}, "argocd:odoo-prod") is None
+    assert RollbackRevert.from_context({"rollback": {"target": "argocd:odoo-prod"}}, "argocd:odoo-prod") is None
