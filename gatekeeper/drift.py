@@ -2,7 +2,8 @@
 objects of a target differ from Git at its baseline (DESIGN §3, Target sources and Drift).
 
 Where a target deploys from: the policy's ``spec.source`` where it names a repository, else the
-controller's own object (Argo CD ``Application`` in ``ARGOCD_NAMESPACE``; Flux ``Kustomization``
+controller's own object (Argo CD ``Application`` in ``ARGOCD_NAMESPACE``, or in ``<namespace>`` for
+``argocd:<namespace>/<name>``; Flux ``Kustomization``
 and its ``GitRepository``), read fresh at every check in the same request that gives the baseline.
 The baseline: the revision the controller reports as deployed, else the target's last applied
 release; never the revision asked for. Known failures become the outcome's reason (the check maps
@@ -153,8 +154,9 @@ class DriftReader:
             raise _Unsupported(f"{target} has no spec.source and no Argo CD or Flux object to read it from")
         return found
 
-    def _argocd(self, name: str, cluster: str | None) -> TargetSource | None:
-        app = self.cluster.get(cluster, ARGOCD_APPLICATION, "Application", self.argocd_namespace, name)
+    def _argocd(self, key: str, cluster: str | None) -> TargetSource | None:
+        namespace, _, name = key.rpartition("/")  # argocd:<namespace>/<name>: apps in any namespace
+        app = self.cluster.get(cluster, ARGOCD_APPLICATION, "Application", namespace or self.argocd_namespace, name)
         if app is None:
             return None
         spec, status = app.get("spec") or {}, app.get("status") or {}

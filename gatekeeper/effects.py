@@ -6,7 +6,7 @@ protection rule gets one review, answered once the release may go or never will.
 in ``gatekeeper.actions`` carry them out after commit. An Argo CD release that was deferred and
 is approved by anything but its own PreSync hook (its window opened, its approval arrived) is
 synced by gatekeeper to its revision (``argocd_sync``, once per release); a ``rollback`` decision
-of an Argo CD release restores its last verified revision (``rollback``); a Flux release's
+of an Argo CD or Flux release restores its last verified revision (``rollback``); a Flux release's
 decision suspends (defer) or resumes (approve) its Kustomization or HelmRelease (``flux_gate``).
 A decision that changes the verdict (and a
 break-glass, a rejection, a freeze started or lifted) notifies each configured endpoint that wants
@@ -105,13 +105,16 @@ def argocd_sync(release: ReleaseRecord, before: ReleaseStatus, trigger: str) -> 
     )
 
 
-def rollback(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | None:
-    """The rollback a ``rollback`` decision of an Argo CD release causes, once per release."""
-    if decision.verdict != ROLLBACK or not release.target.startswith(ARGOCD_PREFIX):
+def rollback(release: ReleaseRecord, decision: DecisionRecord, *, argocd: bool, flux: bool) -> NewAction | None:
+    """The rollback a ``rollback`` decision causes, once per release: of an Argo CD release where
+    an Argo CD API is configured (``argocd``), of a Flux release with FLUX_GATE (``flux``)."""
+    ours = (argocd and release.target.startswith(ARGOCD_PREFIX)) or (flux and release.target.startswith(FLUX_PREFIX))
+    if decision.verdict != ROLLBACK or not ours:
         return None
     reason = "; ".join(f"{r['message']} ({r['code']})" for r in decision.reasons) or "rollback decided"
-    application = release.target.removeprefix(ARGOCD_PREFIX)
-    payload = {"application": application, "revision": release.revision, "reason": reason}
+    payload = {"target": release.target, "revision": release.revision, "reason": reason}
+    if release.target.startswith(ARGOCD_PREFIX):
+        payload["application"] = release.target.removeprefix(ARGOCD_PREFIX)
     key, scope = f"{ROLLBACK}:{release.id}", f"{ROLLBACK}:{release.target}"
     return NewAction(ROLLBACK, key, scope, payload, release_id=release.id)
 
@@ -127,6 +130,19 @@ def flux_gate(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | N
     scope = f"{FLUX_GATE}:{release.target}"
     digest = _digest({"target": release.target, "suspend": suspend})
     return NewAction(FLUX_GATE, f"{scope}#{decision.id}", scope, payload, digest=digest, release_id=release.id)
+
+
+def flux_window(release: ReleaseRecord, suspend: bool, since: datetime) -> NewAction:
+    """A Flux target following its gate with no new decision (its newest release was applied):
+    suspended when the gate closed at ``since``, resumed with a reconcile request at ``since``
+    when it opened. The key names the transition and the release, so every replica enqueues the
+    same one."""
+    requested_at = format_instant(since)
+    payload = {"target": release.target, "suspend": suspend, "requested_at": requested_at}
+    scope = f"{FLUX_GATE}:{release.target}"
+    digest = _digest({"target": release.target, "suspend": suspend})
+    key = f"{scope}#gate:{'closed' if suspend else 'open'}:{requested_at}:{release.id}"
+    return NewAction(FLUX_GATE, key, scope, payload, digest=digest, release_id=release.id)
 
 
 def _broke_glass(decision: DecisionRecord | None) -> bool:

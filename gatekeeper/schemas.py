@@ -65,7 +65,7 @@ CURSOR_PATTERN = decimal_pattern(MAX_ID).replace("^(?:", "^(?:|", 1)
 # (PRINTABLE): what the API accepts as a target, for the OpenAPI document. A unit test holds the
 # two together.
 TARGET_PATTERN = (
-    r"^(?:argocd:[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
+    r"^(?:argocd:(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?/)?[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
     r"|flux:(?:Kustomization|HelmRelease)/[a-z0-9](?:[-a-z0-9]*[a-z0-9])?/[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
     rf"|git:[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+@[^@\x00-\x1f\x7f{SPACE}]+)$"
 )

@@ -21,6 +21,7 @@ from gatekeeper import effects
 from gatekeeper.domain.approvals import ApprovalFacts
 from gatekeeper.domain.decision import DecideOptions, decide
 from gatekeeper.domain.freezes import Freeze, FreezeState
+from gatekeeper.domain.lifecycle import RollbackRevert
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.records import (
     DecidedRelease,
@@ -117,7 +118,7 @@ class GateService:
             tx.lock_target(request.target)  # new releases of one target: one at a time
             release = tx.find_release(request.target, request.revision, lock=True)
         if release is None:  # created in the status its first decision gives (no approvals yet)
-            decision = self._decide(tx, request, gathered, None, now)
+            decision = self._decide(tx, request, gathered, None, now, context)
             status = after_decision(ReleaseStatus.PENDING, decision.verdict)
             release = tx.create_release(
                 request.target,
@@ -157,6 +158,7 @@ class GateService:
         gathered: Gathered,
         release: ReleaseRecord | None,
         now: datetime,
+        context: dict[str, Any] | None = None,
     ) -> Decision:
         # Who touched the revision matters only where four eyes applies (two statements saved per
         # hook poll elsewhere); approvals are always read: a break-glass can stand on any release.
@@ -164,7 +166,8 @@ class GateService:
         people = tx.people_of(request.revision) if four_eyes else People()
         given = tx.approvals_of(release.id) if release is not None else ()
         approvals = ApprovalFacts(given, people.author, people.merger, people.touched)
-        facts = replace(gathered.facts, approvals=approvals)
+        revert = RollbackRevert.from_context(release.context if release else context, request.target)
+        facts = replace(gathered.facts, approvals=approvals, rollback=revert)
         return decide(request, facts, gathered.policies, now=now, options=self.options)
 
     def record(
@@ -192,7 +195,7 @@ class GateService:
         release = replace(release, not_before=decision.not_before)
         commit_status = effects.commit_status(release, stored, self.public_url, self.status_sources)
         sync = effects.argocd_sync(release, before, trigger) if self.argocd_sync else None
-        undo = effects.rollback(release, stored) if self.argocd_sync else None
+        undo = effects.rollback(release, stored, argocd=self.argocd_sync, flux=self.flux_gate)
         flux = effects.flux_gate(release, stored) if self.flux_gate else None
         caused = tuple(action for action in (commit_status, sync, undo, flux) if action is not None)
         told = self._notifications(previous, release, stored, actor) if self.notify else []

@@ -159,7 +159,11 @@ class Settings(BaseSettings):
             "Unset: in-cluster configuration, then the standard kubeconfig (~/.kube/config)."
         ),
     )
-    ARGOCD_NAMESPACE: str = Field("argocd", description="Namespace of the Argo CD Application objects.")
+    ARGOCD_NAMESPACE: str = Field(
+        "argocd",
+        description="The Argo CD control plane's namespace: where the Application of argocd:<name> lives "
+        "(argocd:<namespace>/<name> names one elsewhere, asked for with appNamespace).",
+    )
     FLUX_GATE: bool = Field(
         False,
         description=(

@@ -1,11 +1,19 @@
-"""``rollback``: restore the last verified revision of an Argo CD application (DESIGN §3 Rollback).
+"""``rollback``: restore the last verified revision of an Argo CD application or a Flux
+Kustomization (DESIGN §3 Rollback).
 
 Enqueued with a ``rollback`` decision (a revision applied without approval, one turning
 unhealthy within its verification period). Where auto-sync is off, Argo CD's rollback API to the
 history entry of the last verified revision (else the last applied one before this release, else
 the entry before the offending one); where auto-sync is on, Argo CD refuses that and would sync the
 change straight back, so the offending commit is reverted on the branch the application follows.
+A Flux Kustomization always applies its branch: the offending commit is reverted on the branch of
+its ``GitRepository`` (``spec.url``, ``spec.ref.branch``, read through the kubernetes client).
 Once done, the release becomes ``rolled_back``, with an audit record saying how.
+
+The revert is gatekeeper's own: before it is pushed, ``on_revert`` records it as an approved
+release of the target (reason ``rollback``), so its PreSync gate call, a push announcing it or the
+Flux gate do not hold it for the window. Only a revert that restores exactly the tree before the
+offending commit (no later commit on the branch) is recorded so; any other is gated as usual.
 
 Idempotent: a rollback to the revision the application already runs, or a revert already on the
 branch, changes nothing; a release already rolled back is not touched again.
@@ -13,6 +21,7 @@ branch, changes nothing; a release already rolled back is not touched again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gatekeeper.actions import ActionFailedError
@@ -21,25 +30,35 @@ from gatekeeper.actuators.argocd import ArgoCdActuator
 from gatekeeper.actuators.git import GitReverter
 from gatekeeper.domain.records import ActionRecord, ReleaseDetail, ReleaseRecord
 from gatekeeper.domain.releases import ReleaseStatus, transition
-from gatekeeper.ports import Clock, ReleaseStore
+from gatekeeper.ports import Clock, ClusterReader, ClusterReadError, ReleaseStore
 
 ROLLED_OUT = (ReleaseStatus.APPLIED, ReleaseStatus.VERIFIED)
+FLUX_KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
+FLUX_GITREPOSITORY = ("source.toolkit.fluxcd.io/v1", "GitRepository")
+OnRevert = Callable[[ReleaseRecord, str], None]  # (the release rolled back, the revert's sha)
 
 
 class RollbackHandler:
     kind = "rollback"
 
     def __init__(
-        self, argocd: ArgoCdActuator | None, git: GitReverter | None, store: ReleaseStore, clock: Clock
+        self,
+        argocd: ArgoCdActuator | None,
+        git: GitReverter | None,
+        store: ReleaseStore,
+        clock: Clock,
+        *,
+        cluster: ClusterReader | None = None,
+        on_revert: OnRevert | None = None,
     ) -> None:
         self.argocd = argocd
         self.git = git
         self.store = store
         self.clock = clock
+        self.cluster = cluster
+        self.on_revert = on_revert
 
     def run(self, action: ActionRecord, release: ReleaseDetail | None) -> str:
-        if self.argocd is None:
-            raise ActionFailedError("no Argo CD API is configured (ARGOCD_SERVER, ARGOCD_API_TOKEN)")
         if release is None:
             raise ActionFailedError(f"release {action.release_id} is gone")
         record = release.release
@@ -55,7 +74,11 @@ class RollbackHandler:
         return result
 
     def _restore(self, release: ReleaseRecord, payload: dict[str, Any]) -> tuple[str, str]:
-        assert self.argocd is not None  # noqa: S101 - checked by run
+        if release.target.startswith("flux:"):
+            url, followed = self._flux_source(release.target)
+            return "git_revert", self._revert(release, url, followed, payload["reason"])
+        if self.argocd is None:
+            raise ActionFailedError("no Argo CD API is configured (ARGOCD_SERVER, ARGOCD_API_TOKEN)")
         name = payload["application"]
         application = self.argocd.application(name)
         spec = application.get("spec") or {}
@@ -64,14 +87,45 @@ class RollbackHandler:
             if restore is None:
                 raise ActionFailedError(f"{name} has no earlier revision to roll back to")
             return "argocd_rollback", self.argocd.rollback(name, restore).message
-        if self.git is None:
-            raise ActionFailedError(f"{name} has auto-sync and no Git credentials are configured for a revert")
         source = spec.get("source") or {}
         repo, branch = source.get("repoURL"), source.get("targetRevision") or "HEAD"
         if not repo or branch == "HEAD":
             raise ActionFailedError(f"{name} follows no named branch (targetRevision {branch!r}): revert by hand")
+        return "git_revert", self._revert(release, str(repo), str(branch), payload["reason"])
+
+    def _revert(self, release: ReleaseRecord, repo: str, branch: str, reason: str) -> str:
+        """Revert the release's commit on ``branch``; record the revert as gatekeeper's own first."""
+        if self.git is None:
+            raise ActionFailedError(f"{release.target} needs a revert and no Git credentials are configured")
+
+        def own(sha: str, restores: bool) -> None:
+            if restores and self.on_revert is not None:
+                self.on_revert(release, sha)
+
         title = f"gatekeeper: roll back release {release.id} ({release.target})"
-        return "git_revert", self.git.revert(repo, branch, release.revision, title, payload["reason"]).message
+        return self.git.revert(repo, branch, release.revision, title, reason, on_commit=own).message
+
+    def _flux_source(self, target: str) -> tuple[str, str]:
+        """The URL and branch of the GitRepository a Kustomization applies (current kube context)."""
+        kind, _, rest = target.removeprefix("flux:").partition("/")
+        namespace, _, name = rest.partition("/")
+        if kind != "Kustomization" or self.cluster is None:
+            raise ActionFailedError(f"{target}: only a Kustomization's GitRepository can be reverted (revert by hand)")
+        try:
+            kustomization = self.cluster.get(None, *FLUX_KUSTOMIZATION, namespace, name)
+            ref = ((kustomization or {}).get("spec") or {}).get("sourceRef") or {}
+            if kustomization is None or ref.get("kind") != "GitRepository":
+                raise ActionFailedError(f"{target} does not exist or applies no GitRepository: revert by hand")
+            source_namespace = ref.get("namespace") or namespace
+            repository = self.cluster.get(None, *FLUX_GITREPOSITORY, source_namespace, str(ref.get("name")))
+        except ClusterReadError as exc:
+            raise ActionFailedError(f"{target}: its source could not be read: {exc}") from exc
+        spec = (repository or {}).get("spec") or {}
+        url, branch = spec.get("url"), (spec.get("ref") or {}).get("branch")
+        if not url or not branch:
+            found = f"GitRepository {source_namespace}/{ref.get('name')}"
+            raise ActionFailedError(f"{target}: {found} follows no named branch (spec.ref.branch): revert by hand")
+        return str(url), str(branch)
 
     def _last_good(self, release: ReleaseRecord) -> str | None:
         """The newest verified revision of the target, else the newest applied before this one."""

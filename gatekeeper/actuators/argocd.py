@@ -5,6 +5,13 @@
 behalf) and ``POST /api/v1/applications/{name}/rollback`` with an ``ApplicationRollbackRequest``
 (``id`` from ``status.history``). Bearer ``ARGOCD_API_TOKEN`` against ``ARGOCD_SERVER``.
 
+Applications in any namespace (Argo CD's ``application.namespaces``): an application named
+``<namespace>/<name>`` (the target ``argocd:<namespace>/<name>``) that lives outside the control
+plane's namespace (``ARGOCD_NAMESPACE``) is asked for with ``appNamespace``, as Argo CD's API takes
+it: a query parameter of the GET (``ApplicationQuery``), a field of the sync and rollback bodies
+(``ApplicationSyncRequest``, ``ApplicationRollbackRequest``: their gateway routes read the whole
+body and no query). A plain ``<name>``, or one in the control plane's namespace, sends none.
+
 Idempotent: an application already synced to the revision, or whose running operation syncs to
 it, is left alone; a rollback to the history entry the application already runs changes nothing.
 Argo CD refuses a rollback of an application with auto-sync (it would sync back at once): that is
@@ -35,11 +42,11 @@ class Outcome:
 
 class ArgoCdActuator:
     def __init__(
-        self, server: str, token: str, *, namespace: str | None = None, client: httpx.Client | None = None
+        self, server: str, token: str, *, control_namespace: str = "argocd", client: httpx.Client | None = None
     ) -> None:
         self._api = server.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": "gatekeeper"}
-        self._namespace = namespace
+        self._control_namespace = control_namespace
         self._client = client or httpx.Client(timeout=TIMEOUT)
 
     def close(self) -> None:
@@ -60,8 +67,6 @@ class ArgoCdActuator:
         if operation.get("phase") in RUNNING and running_to == revision:
             return Outcome(False, f"{name}: a sync to {revision[:12]} is already running")
         body: dict[str, Any] = {"name": name, "revision": revision, "prune": False, "dryRun": False}
-        if self._namespace:
-            body["appNamespace"] = self._namespace
         self._call("POST", name, "/sync", body)
         return Outcome(True, f"{name}: sync to {revision[:12]} started")
 
@@ -78,14 +83,16 @@ class ArgoCdActuator:
             raise RefusedError(f"{name} has no history entry of revision {revision[:12]} to roll back to")
         entry_id = int(entries[-1]["id"])
         body: dict[str, Any] = {"name": name, "id": entry_id, "prune": False, "dryRun": False}
-        if self._namespace:
-            body["appNamespace"] = self._namespace
         self._call("POST", name, "/rollback", body)
         return Outcome(True, f"{name}: rollback to history {entry_id} ({revision[:12]}) started")
 
-    def _call(self, method: str, name: str, suffix: str, body: dict[str, Any] | None) -> Any:
+    def _call(self, method: str, application: str, suffix: str, body: dict[str, Any] | None) -> Any:
+        namespace, _, name = application.rpartition("/")
         url = f"{self._api}/api/v1/applications/{quote(name, safe='')}{suffix}"
-        params = {"appNamespace": self._namespace} if self._namespace and method == "GET" else None
+        other = namespace if namespace and namespace != self._control_namespace else None
+        params = {"appNamespace": other} if other and body is None else None
+        if body is not None:
+            body = body | {"name": name} | ({"appNamespace": other} if other else {})
         try:
             response = self._client.request(method, url, json=body, headers=self._headers, params=params)
         except httpx.HTTPError as exc:

@@ -9,12 +9,17 @@ one commit by "gatekeeper" whose message names the release and the reason and ca
 
 Idempotent (DESIGN §8): a branch whose history since the commit already holds its revert (that
 line) changes nothing; neither does a branch on which the commit is not (nothing to revert).
+
+``on_commit(sha, restores)`` is called with the revert's sha once it exists and before it is
+pushed (so the caller can record it as its own before anyone can see it); ``restores`` says
+whether its tree is exactly the offending commit's parent's (no later commit on the branch).
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,9 @@ class Reverted:
     commit: str | None = None  # the revert's sha (the one found, or the one pushed)
 
 
+OnCommit = Callable[[str, bool], None]
+
+
 def reverts_line(sha: str) -> str:
     return f"This reverts commit {sha}."
 
@@ -43,16 +51,21 @@ class GitReverter:
         self.token = token
         self.ssh_key_file = ssh_key_file
 
-    def revert(self, repo: str, branch: str, sha: str, title: str, reason: str) -> Reverted:
+    def revert(
+        self, repo: str, branch: str, sha: str, title: str, reason: str, on_commit: OnCommit | None = None
+    ) -> Reverted:
         """Revert ``sha`` on ``branch`` of ``repo`` with a commit titled ``title`` and push it."""
         shown = _USERINFO.sub(r"\1***@", repo)
         with tempfile.TemporaryDirectory(prefix="gatekeeper-revert-") as folder:
             try:
-                return self._revert(repo, shown, branch, sha, title, reason, Path(folder))
+                return self._revert(repo, shown, branch, (sha, title, reason), Path(folder), on_commit)
             except pygit2.GitError as exc:
                 raise ActuatorError(f"revert of {sha[:12]} on {shown}@{branch} failed: {str(exc)[:200]}") from exc
 
-    def _revert(self, repo: str, shown: str, branch: str, sha: str, title: str, reason: str, folder: Path) -> Reverted:
+    def _revert(
+        self, repo: str, shown: str, branch: str, what: tuple[str, str, str], folder: Path, on_commit: OnCommit | None
+    ) -> Reverted:
+        sha, title, reason = what
         callbacks = _Credentials(self.token, self.ssh_key_file)
         clone = pygit2.clone_repository(repo, str(folder), bare=True, checkout_branch=branch, callbacks=callbacks)
         tip = clone.revparse_single(f"refs/heads/{branch}").peel(pygit2.Commit)
@@ -74,6 +87,8 @@ class GitReverter:
         signature = pygit2.Signature(*AUTHOR)
         message = f"{title}\n\n{reason}\n\n{reverts_line(str(offending.id))}\n"
         commit = clone.create_commit(f"refs/heads/{branch}", signature, signature, message, tree, [tip.id])
+        if on_commit is not None:
+            on_commit(str(commit), tree == offending.parents[0].tree_id)
         clone.remotes["origin"].push([f"refs/heads/{branch}:refs/heads/{branch}"], callbacks=callbacks)
         return Reverted(True, f"{shown}@{branch}: {sha[:12]} reverted by {str(commit)[:12]}", str(commit))
 

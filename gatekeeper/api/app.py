@@ -35,6 +35,7 @@ from gatekeeper.domain.types import Verdict
 from gatekeeper.drift import DriftReader
 from gatekeeper.facts import FactGatherer, FreezeCache
 from gatekeeper.feeds import FeedBook, load_credentials
+from gatekeeper.flux_windows import FluxWindows
 from gatekeeper.loops import Loop
 from gatekeeper.metrics import Metrics
 from gatekeeper.notifiers.endpoints import Notifier, hide_urls, load_endpoints
@@ -54,6 +55,7 @@ from gatekeeper.readers.registry import HttpRegistryClient, docker_credentials
 from gatekeeper.readers.sigstore import SigstoreBundleVerifier
 from gatekeeper.receivers.registry import registry as receiver_registry
 from gatekeeper.reload import ConfigHolder
+from gatekeeper.rollbacks import RevertRecorder
 from gatekeeper.scheduler import Backoff, Scheduler
 from gatekeeper.service import GateService, system_clock
 from gatekeeper.settings import Settings
@@ -164,7 +166,8 @@ def build_argocd(settings: Settings) -> ArgoCdActuator | None:
     """Argo CD's API, where ``ARGOCD_SERVER`` and ``ARGOCD_API_TOKEN`` are both set."""
     if settings.ARGOCD_SERVER is None or settings.ARGOCD_API_TOKEN is None:
         return None
-    return ArgoCdActuator(settings.ARGOCD_SERVER, settings.ARGOCD_API_TOKEN.get_secret_value())
+    token = settings.ARGOCD_API_TOKEN.get_secret_value()
+    return ArgoCdActuator(settings.ARGOCD_SERVER, token, control_namespace=settings.ARGOCD_NAMESPACE)
 
 
 def build_reverter(settings: Settings) -> GitReverter:
@@ -194,7 +197,14 @@ def build_scheduler(
         [
             CommitStatusHandler(notifiers),
             ArgoCdSyncHandler(argocd, service.clock),
-            RollbackHandler(argocd, build_reverter(settings), service.store, service.clock),
+            RollbackHandler(
+                argocd,
+                build_reverter(settings),
+                service.store,
+                service.clock,
+                cluster=KubernetesClusterReader(settings.KUBECONFIG, timeout=float(settings.seconds("FACT_TIMEOUT"))),
+                on_revert=RevertRecorder(service),
+            ),
             FluxGateHandler(flux),
             NotificationHandler(service.notify, messengers or {}),
             DeploymentReviewHandler(
@@ -227,7 +237,7 @@ def build_webhooks(settings: Settings, service: GateService) -> WebhookService:
     return WebhookService(
         gate=service,
         announcer=announcer,
-        receivers=receiver_registry(),
+        receivers=receiver_registry(settings.ARGOCD_NAMESPACE),
         secrets={
             "github": secret(settings.GITHUB_SECRET),
             "gitlab": secret(settings.GITLAB_TOKEN),
@@ -269,10 +279,13 @@ def create_app(
             seq, digest = service.store.audit_head(chain=False)
             logger.info("audit head %d:%s", seq, digest, extra={"audit_seq": seq, "audit_hash": digest})
 
+    flux_windows = FluxWindows(service)
+
     def deferrals() -> None:
         service.redecide_begun()
         service.redecide_due()
         service.verify_due()
+        flux_windows.run_once()
 
     loops = [
         Loop("reload", service.config.poll, settings.RELOAD_INTERVAL),

@@ -16,6 +16,7 @@ from functools import lru_cache
 from gatekeeper.domain import approvals, drift, provenance
 from gatekeeper.domain.approvals import Approval, ApprovalFacts
 from gatekeeper.domain.drift import DriftOutcome, DriftReading
+from gatekeeper.domain.lifecycle import RollbackRevert
 from gatekeeper.domain.policy import DriftMode, Mode, Policy
 from gatekeeper.domain.provenance import ProvenanceReading
 from gatekeeper.domain.types import (
@@ -53,6 +54,8 @@ class Facts:
     # Per policy name: a ``calendar_stale`` reason for each published calendar it uses whose last
     # good copy is older than the entry's maxAge (or that was never fetched). Fails closed.
     stale_calendars: Mapping[str, tuple[Reason, ...]] = field(default_factory=dict)
+    # The revision is gatekeeper's own revert of a rolled-back release (its release context says so).
+    rollback: RollbackRevert | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +266,19 @@ def break_glass(results: Sequence[CheckResult], facts: Facts) -> list[CheckResul
     return kept
 
 
+def rollback_revert(results: Sequence[CheckResult], facts: Facts) -> list[CheckResult]:
+    """gatekeeper's own revert restores the state before an offending commit: nothing that holds
+    a release back holds it (DESIGN §3 Rollback); what only warns is kept."""
+    revert = facts.rollback
+    if revert is None:
+        return list(results)
+    kept = [result for result in results if result.verdict is Verdict.APPROVE]
+    held = [result for result in results if result.verdict is not Verdict.APPROVE]
+    overridden = [reason.code for result in held for reason in result.reasons]
+    kept.append(CheckResult(reasons=(Reason("rollback", "rollback", revert.message(overridden), None),)))
+    return kept
+
+
 CHECKS: tuple[Check, ...] = (
     calendar_check, freshness_check, drift_check, provenance_check, approvals_check, gather_check
 )  # fmt: skip
@@ -292,7 +308,7 @@ def decide(
     names = tuple(policy.name for policy in governing)
     enforced = [policy for policy in governing if policy.mode is Mode.ENFORCE]
     observed = [policy for policy in governing if policy.mode is Mode.OBSERVE]
-    results = break_glass([check(request, facts, enforced, now) for check in CHECKS], facts)
+    results = rollback_revert(break_glass([check(request, facts, enforced, now) for check in CHECKS], facts), facts)
     verdict, reasons, not_before, requires = _combine(results, retry_at, facts)
     would_defer = None
     if observed:

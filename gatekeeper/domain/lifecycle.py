@@ -4,13 +4,16 @@ Pure rules (DESIGN §2, §3 Rollback): a revision applied without an approve dec
 ``rollback``; an applied one that turns unhealthy within its policy's verification period gets
 ``rollback`` where the policy asks for it; one healthy through the longest verification period of its
 policies becomes ``verified`` (``verification_deadline``). The action that restores the last verified revision
-belongs to the actions layer.
+belongs to the actions layer. The revert gatekeeper pushes for a rollback is its own
+(``RollbackRevert``, kept in that revision's release context): ``decide`` approves it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from gatekeeper.domain.policy import Policy
 from gatekeeper.domain.types import Decision, Reason, Verdict
@@ -58,3 +61,39 @@ def verification_deadline(applied_at: datetime, policies: Sequence[Policy]) -> d
         return None
     longest = max(timedelta(days=period.days, seconds=period.seconds) for period in periods)
     return applied_at + longest
+
+
+ROLLBACK_CONTEXT = "rollback"  # the release-context key of a revert gatekeeper pushed itself
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackRevert:
+    """The revert of ``reverts`` that gatekeeper pushed to roll back release ``release_id`` of
+    ``target``: it restores the state before the offending commit, so its own release is approved
+    whatever the calendar, freezes, drift or provenance say (reason ``rollback``). Only callers
+    inside gatekeeper can set it: no webhook or gate call can put this key in a release context."""
+
+    release_id: int
+    target: str
+    reverts: str
+
+    def context(self) -> dict[str, Any]:
+        return {ROLLBACK_CONTEXT: {"release_id": self.release_id, "target": self.target, "reverts": self.reverts}}
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any] | None, target: str) -> RollbackRevert | None:
+        """The revert a release context records, if it is one of ``target`` (else None)."""
+        found = (context or {}).get(ROLLBACK_CONTEXT)
+        if not isinstance(found, Mapping) or found.get("target") != target:
+            return None
+        release_id, reverts = found.get("release_id"), found.get("reverts")
+        if not isinstance(release_id, int) or not isinstance(reverts, str):
+            return None  # not what gatekeeper writes: no revert of its own
+        return cls(release_id, target, reverts)
+
+    def message(self, overridden: Sequence[str]) -> str:
+        codes = ", ".join(dict.fromkeys(overridden)) or "nothing"
+        return (
+            f"gatekeeper's revert of {self.reverts}, rolling back release {self.release_id} of {self.target}: "
+            f"it restores the state before that commit (overrides: {codes})"
+        )

@@ -18,11 +18,11 @@ Digest = NewType("Digest", str)
 DeliveryId = NewType("DeliveryId", str)
 
 _TARGET_PATTERNS = (
-    re.compile(r"argocd:[a-z0-9]([-a-z0-9.]*[a-z0-9])?"),
+    re.compile(r"argocd:([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?"),
     re.compile(r"flux:(Kustomization|HelmRelease)/[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?"),
     re.compile(r"git:[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+@[^\s@]+"),
 )
-TARGET_FORMATS = "argocd:<application>, flux:<Kind>/<namespace>/<name> or git:<owner/repo>@<branch>"
+TARGET_FORMATS = "argocd:[<namespace>/]<application>, flux:<Kind>/<namespace>/<name> or git:<owner/repo>@<branch>"
 
 
 class InvalidTargetError(ValueError):

@@ -3,6 +3,9 @@
 Authenticated by ``Authorization: Bearer <token>`` (constant time); the delivery id is the
 sha256 of source and body. ``sync-succeeded`` marks the release applied, ``health-degraded``
 unhealthy; ``sync-running`` asks for a decision (the PreSync hook gates the sync itself).
+An Application outside the control plane's namespace (``appNamespace``, Argo CD's "apps in any
+namespace") is the target ``argocd:<appNamespace>/<app>``; in it, or without the field,
+``argocd:<app>``. (``namespace`` is the destination namespace, kept in the release context.)
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ OBSERVED = {"sync-succeeded": "applied", "health-degraded": "unhealthy", "sync-r
 class ArgoCDReceiver:
     source = "argocd"
 
+    def __init__(self, control_namespace: str = "argocd") -> None:
+        self.control_namespace = control_namespace
+
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str) -> None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -48,7 +54,9 @@ class ArgoCDReceiver:
         revision = text_at(data, "revision", required=False, max_length=REVISION)
         if not revision:
             return Ignored(f"Argo CD event {event} for {app} carries no revision")
-        target = target_of(f"argocd:{app}", "app")
+        namespace = text_at(data, "appNamespace", required=False, max_length=NAME)
+        qualified = f"{namespace}/{app}" if namespace and namespace != self.control_namespace else app
+        target = target_of(f"argocd:{qualified}", "appNamespace" if qualified != app else "app")
         context = tuple(
             (key, value)
             for key in ("namespace", "project")

@@ -9,10 +9,12 @@ from gatekeeper.receivers.github import GitHubReceiver
 from gatekeeper.receivers.gitlab import GitLabReceiver
 
 
-def registry() -> dict[str, Receiver]:
+def registry(argocd_namespace: str = "argocd") -> dict[str, Receiver]:
+    """``argocd_namespace``: the Argo CD control plane's (ARGOCD_NAMESPACE), where an Application
+    is named without its namespace."""
     return {
         "github": GitHubReceiver(),
         "gitlab": GitLabReceiver(),
         "flux": FluxReceiver(),
-        "argocd": ArgoCDReceiver(),
+        "argocd": ArgoCDReceiver(argocd_namespace),
     }

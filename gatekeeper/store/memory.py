@@ -282,6 +282,14 @@ class InMemoryReleaseStore(OutboxReads):
             ]
         return sorted(due, key=lambda r: (r.not_before or now, r.id))[:limit]
 
+    def newest_releases(self, prefix: str, limit: int) -> list[ReleaseRecord]:
+        with self._lock:
+            newest: dict[str, ReleaseRecord] = {}
+            for release in sorted(self._state.releases.values(), key=lambda r: r.id):
+                if release.target.startswith(prefix):
+                    newest[release.target] = release
+        return [newest[target] for target in sorted(newest)][:limit]
+
     def open_releases(self, limit: int, target: str | None = None) -> list[ReleaseRecord]:
         with self._lock:
             found = [

@@ -165,6 +165,19 @@ class SqlReleaseStore:
         with self._connection() as connection:
             return [release_record(row._mapping) for row in connection.execute(query)]
 
+    def newest_releases(self, prefix: str, limit: int) -> list[ReleaseRecord]:
+        """The newest release of each target whose key starts with ``prefix`` (what each Flux
+        target's gate follows), by target."""
+        newest = (
+            select(func.max(releases.c.id))
+            .where(releases.c.target.startswith(prefix, autoescape=True))
+            .group_by(releases.c.target)
+            .scalar_subquery()
+        )
+        query = WITH_PEOPLE.where(releases.c.id.in_(newest)).order_by(releases.c.target).limit(limit)
+        with self._connection() as connection:
+            return [release_record(row._mapping) for row in connection.execute(query)]
+
     def freezes(
         self, *, ending_after: datetime | None, before_id: int | None = None, limit: int | None = None
     ) -> list[Freeze]:

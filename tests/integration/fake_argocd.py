@@ -4,7 +4,10 @@ It checks what Argo CD documents: ``GET /api/v1/applications/{name}``, ``POST ..
 ``ApplicationSyncRequest`` (``revision`` a string, ``prune`` a boolean) and ``POST .../rollback``
 with an ``ApplicationRollbackRequest`` (``id`` an integer from ``status.history``), a bearer token
 on every request. A rollback of an application with ``spec.syncPolicy.automated`` is refused as
-Argo CD refuses it. A sync completes at once (history grows, ``status.sync`` moves), unless
+Argo CD refuses it. An Application outside the control plane's namespace (``add(..., namespace=)``,
+"apps in any namespace") is found only when asked for with ``appNamespace`` where Argo CD reads
+it: the query of a GET, the body of a sync or rollback (their routes read no query); otherwise
+404, as Argo CD answers for an application it does not find in the namespace asked. A sync completes at once (history grows, ``status.sync`` moves), unless
 ``hold`` is set: then it stays ``Running``. Every request is recorded; effects are counted.
 """
 
@@ -18,8 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 ARGOCD_TOKEN = "argocd-api-token-fake"
+CONTROL_NAMESPACE = "argocd"
 APP = re.compile(r"^/api/v1/applications/(?P<name>[a-z0-9][-a-z0-9.]*)(?P<verb>/sync|/rollback)?(?:\?.*)?$")
 
 
@@ -53,11 +58,12 @@ class FakeArgoCd:
         automated: bool = False,
         history: tuple[str, ...] = (),
         source: dict[str, str] | None = None,
+        namespace: str = CONTROL_NAMESPACE,
     ) -> None:
         entries = [{"id": n, "revision": rev} for n, rev in enumerate((*history, revision), start=1)]
         policy: dict[str, Any] = {"automated": {"prune": False, "selfHeal": False}} if automated else {}
         self.apps[name] = {
-            "metadata": {"name": name, "namespace": "argocd"},
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {"syncPolicy": policy, "source": source or {"repoURL": "https://git.acme.io/odoo-config.git"}},
             "status": {"sync": {"status": "Synced", "revision": revision}, "history": entries},
         }
@@ -81,8 +87,11 @@ class FakeArgoCd:
             if name not in self.apps and self.autocreate:
                 self.apps[name] = {"metadata": {"name": name}, "spec": {"syncPolicy": {}}, "status": {"history": []}}
             app = self.apps.get(name)
+            asked = _asked_namespace(recorded)
+            if app is not None and app["metadata"].get("namespace", CONTROL_NAMESPACE) != asked:
+                app = None
             if app is None:
-                return 404, {"code": 5, "message": f'applications.argoproj.io "{name}" not found'}
+                return 404, {"code": 5, "message": f'application "{name}" not found in namespace "{asked}"'}
             if recorded.method == "GET" and verb is None:
                 return 200, json.loads(json.dumps(app))
             if recorded.method == "POST" and verb == "/sync":
@@ -127,6 +136,15 @@ class FakeArgoCd:
         history.append({"id": len(history) + 1, "revision": revision})
         status["sync"] = {"status": "Synced", "revision": revision}
         status["operationState"] = {"phase": "Succeeded", "operation": operation}
+
+
+def _asked_namespace(recorded: Recorded) -> str:
+    """The ``appNamespace`` where Argo CD reads it: a GET's query, a POST's body."""
+    if recorded.method == "GET":
+        values = parse_qs(urlsplit(recorded.path).query).get("appNamespace") or [CONTROL_NAMESPACE]
+        return values[0]
+    body = recorded.body if isinstance(recorded.body, dict) else {}
+    return str(body.get("appNamespace") or CONTROL_NAMESPACE)
 
 
 def start_fake_argocd() -> FakeArgoCd:

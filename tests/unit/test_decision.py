@@ -10,6 +10,7 @@ import pytest
 from gatekeeper.domain import decision
 from gatekeeper.domain.approvals import Approval, ApprovalFacts
 from gatekeeper.domain.decision import CheckResult, DecideOptions, Facts, decide
+from gatekeeper.domain.lifecycle import RollbackRevert
 from gatekeeper.domain.policy import ApprovalRules, Mode, Policy
 from gatekeeper.domain.types import Reason, ReleaseRequest, TargetKey, Verdict
 from gatekeeper.domain.windows import OUTSIDE_ALLOW, WindowIndex
@@ -282,3 +283,23 @@ def test_break_glass_overrides_a_stale_feed_as_it_does_the_calendar() -> None:
     stale = facts({"prod": OPEN}, stale_calendars={"prod": (STALE,)}, approvals=ApprovalFacts((glass,)))
     result = decide(REQUEST, stale, [policy("prod")], now=NOW)
     assert result.verdict is Verdict.APPROVE and "calendar_stale" in result.reasons[0].message
+
+
+def test_gatekeepers_own_revert_is_approved_through_a_closed_calendar_and_a_gather_error_and_says_why() -> None:
+    revert = RollbackRevert(41, "argocd:odoo-prod", "b" * 40)
+    failed = (Reason("drift", "facts_unavailable", "cluster down", None),)
+    result = decide(REQUEST, facts({"p": CUTOFF}, rollback=revert, gather_errors=failed), [policy("p")], now=NOW)
+    assert result.verdict is Verdict.APPROVE and result.not_before is None
+    assert [r.code for r in result.reasons] == ["rollback"]
+    assert "release 41" in result.reasons[0].message and "b" * 40 in result.reasons[0].message
+    assert "dispatch_cutoff, facts_unavailable" in result.reasons[0].message
+    without = decide(REQUEST, facts({"p": CUTOFF}), [policy("p")], now=NOW)
+    assert without.verdict is Verdict.DEFER
+
+
+def test_a_revert_recorded_for_another_target_is_no_revert_of_this_one() -> None:
+    context = RollbackRevert(41, "argocd:odoo-prod-eu", "b" * 40).context()
+    assert RollbackRevert.from_context(context, "argocd:odoo-prod") is None
+    assert RollbackRevert.from_context(context, "argocd:odoo-prod-eu") == RollbackRevert(41, "argocd:odoo-prod-eu", "b" * 40)
+    assert RollbackRevert.from_context({"namespace": "odoo"}, "argocd:odoo-prod") is None
+    assert RollbackRevert.from_context({"rollback": {"target": "argocd:odoo-prod"}}, "argocd:odoo-prod") is None
