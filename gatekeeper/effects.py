@@ -120,11 +120,12 @@ def rollback(release: ReleaseRecord, decision: DecisionRecord, *, argocd: bool, 
 
 
 def flux_gate(release: ReleaseRecord, decision: DecisionRecord) -> NewAction | None:
-    """A Flux target suspended while its release is deferred, resumed (with a reconcile request
-    at the decision's instant) when it is approved; the newest decision of a target wins."""
-    if not release.target.startswith(FLUX_PREFIX) or decision.verdict not in ("approve", "defer"):
+    """A Flux target suspended while its release is deferred or to be rolled back, resumed (with a
+    reconcile request at the decision's instant) when it is approved; the newest decision of a
+    target wins."""
+    if not release.target.startswith(FLUX_PREFIX) or decision.verdict not in ("approve", "defer", ROLLBACK):
         return None
-    suspend = decision.verdict == "defer"
+    suspend = decision.verdict != "approve"  # deferred, or to be rolled back: held until the revert
     requested_at = decision.decided_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     payload = {"target": release.target, "suspend": suspend, "requested_at": requested_at}
     scope = f"{FLUX_GATE}:{release.target}"

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from gatekeeper import calendar, effects
 from gatekeeper.domain.policy import Mode
-from gatekeeper.domain.records import ReleaseRecord
+from gatekeeper.domain.records import NewAction, ReleaseRecord
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus
 from gatekeeper.domain.types import from_epoch
 from gatekeeper.service import GateService
@@ -75,28 +75,36 @@ class FluxWindows:
         enforced = [p for p in configuration.governing(target) if p.mode is Mode.ENFORCE]
         if not enforced:
             return None
-        freezes = self.service.forecast.freezes_of(target, now)
-        return calendar.status(configuration.calendars, enforced, target, now, freezes=freezes).closed
+        forecast = self.service.forecast
+        freezes, stale = forecast.freezes_of(target, now), forecast.stale_of(enforced, now)
+        return calendar.status(configuration.calendars, enforced, target, now, freezes=freezes, stale=stale).closed
 
     def _follow(self, release: ReleaseRecord, closed: bool, now: datetime) -> None:
         service = self.service
         if release.status in REDECIDABLE:
-            service.redecide(release, "gate_closed" if closed else "gate_opened")
+            record = service.redecide(release, "gate_closed" if closed else "gate_opened")
+            if not record.decided_now:  # the same answer as before: its target must be where it says
+                self._hold(record.release, effects.flux_gate(record.release, record.decision), now)
             return
         suspend = self._suspend(release, closed)
-        if suspend is None or self._already(release, suspend):
+        if suspend is None:
             return
         # When the gate closed or opened; a rollback holds the target from its decision on.
         since = self._since(release.target, closed, now) if suspend is closed else release.updated_at
-        action = effects.flux_window(release, suspend, since)
+        self._hold(release, effects.flux_window(release, suspend, since), now)
+
+    def _hold(self, release: ReleaseRecord, action: NewAction | None, now: datetime) -> None:
+        """Enqueue ``action`` (suspend or resume) unless the release's newest one already does it."""
+        service = self.service
+        if action is None or self._already(release, bool(action.payload["suspend"])):
+            return
+        suspend = bool(action.payload["suspend"])
         with service.store.transaction() as tx:
             enqueued = tx.enqueue(action, now)
         if enqueued:
             service.wake()
-            logger.info(
-                "%s: gate %s, %s", release.target, "closed" if closed else "open",
-                "suspend" if suspend else "resume", extra={"target": release.target, "release_id": release.id},
-            )  # fmt: skip
+            logger.info("%s: %s", release.target, "suspend" if suspend else "resume",
+                        extra={"target": release.target, "release_id": release.id})  # fmt: skip
 
     def _suspend(self, release: ReleaseRecord, closed: bool) -> bool | None:
         """What a newest release that cannot be decided again asks of its target: applied and
@@ -125,8 +133,10 @@ class FluxWindows:
         assert configuration is not None  # noqa: S101 - checked by run_once
         enforced = [p for p in configuration.governing(target) if p.mode is Mode.ENFORCE]
         start, end = now - LOOKBACK, now + timedelta(seconds=1)
-        freezes = self.service.forecast.freezes_of(target, start)
-        found = calendar.windows(configuration.calendars, enforced, target, start, end, freezes=freezes).closed
+        forecast = self.service.forecast
+        freezes, stale = forecast.freezes_of(target, start), forecast.stale_of(enforced, now)
+        calendars = configuration.calendars
+        found = calendar.windows(calendars, enforced, target, start, end, freezes=freezes, stale=stale).closed
         epoch = int(now.astimezone(UTC).timestamp())
         if closed:
             inside = [window.start for window in found if window.start <= epoch < window.end]

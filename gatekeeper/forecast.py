@@ -61,7 +61,7 @@ class Forecast:
             moment,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(moment),
-            stale=self._stale(loaded.governing(target), now),
+            stale=self.stale_of(loaded.governing(target), now),
         )
 
     def windows(self, target: str, start: datetime, end: datetime, *, stale: bool = True) -> Windows:
@@ -76,13 +76,13 @@ class Forecast:
             end,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(start),
-            stale=self._stale(loaded.governing(target), self.now()) if stale else None,
+            stale=self.stale_of(loaded.governing(target), self.now()) if stale else None,
         )
 
     def now(self) -> datetime:
         return self.clock().replace(microsecond=0)
 
-    def _stale(self, policies: Sequence[Policy], now: datetime) -> calendar.Staleness | None:
+    def stale_of(self, policies: Sequence[Policy], now: datetime) -> calendar.Staleness | None:
         """The published calendars of ``policies`` past their maxAge at ``now``: they close
         ``status``, ``windows`` and "when it ships" from now on, as they close the gate."""
         feeds = self.config.feeds
@@ -110,7 +110,7 @@ class Forecast:
                 now,
                 ungoverned_open=self.ungoverned_open,
                 freezes=self._freezes_from(now),
-                stale=self._stale(enforced, now),
+                stale=self.stale_of(enforced, now),
             )
             at, closed_by = state.next_open, state.reasons
         with self.store.transaction() as tx:

@@ -217,6 +217,10 @@ class StoreTransaction(Protocol):
 
     def supersede_open(self, target: str, keep_id: int, now: datetime) -> int: ...
 
+    def add_context(self, release: ReleaseRecord, context: dict[str, Any]) -> ReleaseRecord:
+        """The release's context with ``context``'s keys added (the caller holds its lock)."""
+        ...
+
     # Set-based, for a push announcing many releases in one transaction (GateService.announce_in).
     def find_releases(self, targets: Sequence[str], revision: str, *, lock: bool) -> dict[str, ReleaseRecord]: ...
 

@@ -1,12 +1,13 @@
 """The revert gatekeeper pushes for a rollback is its own release, approved (DESIGN §3 Rollback).
 
-The ``rollback`` handler calls ``RevertRecorder`` with the revert's sha after the commit exists
-and before it is pushed: the revert is decided through the service's one decision path, in one
-short transaction, as a release of the rolled-back target whose context names the release it
-rolls back and the offending commit. ``decide`` approves it (reason ``rollback``) whatever the
-calendar, freezes, drift or provenance say; the decision is audited (actor ``gatekeeper``) and
-causes what any approval causes (a Flux target resumed). Only that sha on that target: a person's
-commit during the freeze is decided as before. Facts are gathered before the transaction.
+The ``rollback`` handler calls ``RevertRecorder`` with the revert's sha once it is pushed: the
+revert is decided through the service's one decision path, in one short transaction, as a release
+of the rolled-back target. Where it restores the last approved state (``approved``), its context
+names the release it rolls back and the offending commit, and ``decide`` approves it (reason
+``rollback``) whatever the calendar, freezes, drift or provenance say; the decision is audited
+(actor ``gatekeeper``) and causes what any approval causes (a Flux target resumed). A gate call
+that came between the push and this finds its release given that context here. Any other revert
+is an ordinary release, decided as a person's commit is. Facts are gathered before the transaction.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ class RevertRecorder:
     def __init__(self, service: GateService) -> None:
         self.service = service
 
-    def __call__(self, rolled_back: ReleaseRecord, revert: str) -> None:
+    def __call__(self, rolled_back: ReleaseRecord, revert: str, approved: bool) -> None:
         service = self.service
         request = ReleaseRequest(TargetKey(rolled_back.target), revert, trigger=f"rollback:{rolled_back.id}")
-        context = RollbackRevert(rolled_back.id, rolled_back.target, rolled_back.revision).context()
+        own = RollbackRevert(rolled_back.id, rolled_back.target, rolled_back.revision).context()
+        context = own if approved else {"reverts_release": rolled_back.id}
         now = service.clock()
         gathered = service.gather(request, now)  # outside any transaction
         with service.store.transaction() as tx:
+            raced = tx.find_release(request.target, request.revision, lock=True) if approved else None
+            if raced is not None and raced.context != context:  # a gate call between push and here
+                tx.add_context(raced, own)
             record = service.decide_in(tx, request, gathered, now, context=context, actor="gatekeeper")
         service.committed(record)
         logger.info(

@@ -257,7 +257,8 @@ class GateService:
         records = []
         for release, stored in created:
             status_action = effects.commit_status(release, stored, self.public_url, self.status_sources)
-            actions = [status_action] if status_action is not None else []
+            flux = effects.flux_gate(release, stored) if self.flux_gate else None  # deferred: suspended at once
+            actions = [action for action in (status_action, flux) if action is not None]
             actions += self._notifications(None, release, stored, None) if self.notify else []
             enqueued = any([tx.enqueue(action, now) for action in actions])
             records.append(GateRecord(release, stored, decided_now=True, actions=enqueued))

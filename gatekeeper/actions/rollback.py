@@ -10,10 +10,12 @@ A Flux Kustomization always applies its branch: the offending commit is reverted
 its ``GitRepository`` (``spec.url``, ``spec.ref.branch``, read through the kubernetes client).
 Once done, the release becomes ``rolled_back``, with an audit record saying how.
 
-The revert is gatekeeper's own: before it is pushed, ``on_revert`` records it as an approved
-release of the target (reason ``rollback``), so its PreSync gate call, a push announcing it or the
-Flux gate do not hold it for the window. Only a revert that restores exactly the tree before the
-offending commit (no later commit on the branch) is recorded so; any other is gated as usual.
+Once the revert is pushed, ``on_revert`` records it as a release of the target. It is gatekeeper's
+own, approved whatever the window says (reason ``rollback``), only where it restores exactly a
+state that went out approved: its tree is the offending commit's parent's (no later commit on the
+branch) and that parent is the target's newest verified release, or its newest applied one that
+was approved. Any other revert is recorded as an ordinary release, gated as usual (a Flux target
+stays suspended while it waits). A push that is refused records nothing (the action is retried).
 
 Idempotent: a rollback to the revision the application already runs, or a revert already on the
 branch, changes nothing; a release already rolled back is not touched again.
@@ -35,7 +37,7 @@ from gatekeeper.ports import Clock, ClusterReader, ClusterReadError, ReleaseStor
 ROLLED_OUT = (ReleaseStatus.APPLIED, ReleaseStatus.VERIFIED)
 FLUX_KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
 FLUX_GITREPOSITORY = ("source.toolkit.fluxcd.io/v1", "GitRepository")
-OnRevert = Callable[[ReleaseRecord, str], None]  # (the release rolled back, the revert's sha)
+OnRevert = Callable[[ReleaseRecord, str, bool], None]  # (the release rolled back, the revert's sha, pre-approved)
 
 
 class RollbackHandler:
@@ -94,16 +96,28 @@ class RollbackHandler:
         return "git_revert", self._revert(release, str(repo), str(branch), payload["reason"])
 
     def _revert(self, release: ReleaseRecord, repo: str, branch: str, reason: str) -> str:
-        """Revert the release's commit on ``branch``; record the revert as gatekeeper's own first."""
+        """Revert the release's commit on ``branch``; once pushed, record the revert as a release
+        (pre-approved where it restores the last approved state)."""
         if self.git is None:
             raise ActionFailedError(f"{release.target} needs a revert and no Git credentials are configured")
+        base = self._approved_base(release)
 
-        def own(sha: str, restores: bool) -> None:
-            if restores and self.on_revert is not None:
-                self.on_revert(release, sha)
+        def pushed(sha: str, restored: str | None) -> None:
+            if self.on_revert is not None:
+                self.on_revert(release, sha, restored is not None and restored == base)
 
         title = f"gatekeeper: roll back release {release.id} ({release.target})"
-        return self.git.revert(repo, branch, release.revision, title, reason, on_commit=own).message
+        return self.git.revert(repo, branch, release.revision, title, reason, on_pushed=pushed).message
+
+    def _approved_base(self, release: ReleaseRecord) -> str | None:
+        """The revision a revert of ``release`` may restore pre-approved: the target's newest
+        release before it that is verified, or applied with an approve as its latest decision."""
+        for status in ("verified", "applied"):
+            found, _ = self.store.releases(status=status, target=release.target, before_id=release.id, limit=5)
+            for detail in found:
+                if status == "verified" or (detail.decisions and detail.decisions[-1].verdict == "approve"):
+                    return detail.release.revision
+        return None
 
     def _flux_source(self, target: str) -> tuple[str, str]:
         """The URL and branch of the GitRepository a Kustomization applies (current kube context)."""
@@ -113,17 +127,21 @@ class RollbackHandler:
             raise ActionFailedError(f"{target}: only a Kustomization's GitRepository can be reverted (revert by hand)")
         try:
             kustomization = self.cluster.get(None, *FLUX_KUSTOMIZATION, namespace, name)
-            ref = ((kustomization or {}).get("spec") or {}).get("sourceRef") or {}
-            if kustomization is None or ref.get("kind") != "GitRepository":
+            source = ((kustomization or {}).get("spec") or {}).get("sourceRef") or {}
+            if kustomization is None or source.get("kind") != "GitRepository":
                 raise ActionFailedError(f"{target} does not exist or applies no GitRepository: revert by hand")
-            source_namespace = ref.get("namespace") or namespace
-            repository = self.cluster.get(None, *FLUX_GITREPOSITORY, source_namespace, str(ref.get("name")))
+            found = f"GitRepository {source.get('namespace') or namespace}/{source.get('name')}"
+            repository = self.cluster.get(None, *FLUX_GITREPOSITORY, source.get("namespace") or namespace,
+                                          str(source.get("name")))  # fmt: skip
         except ClusterReadError as exc:
             raise ActionFailedError(f"{target}: its source could not be read: {exc}") from exc
         spec = (repository or {}).get("spec") or {}
-        url, branch = spec.get("url"), (spec.get("ref") or {}).get("branch")
+        ref = spec.get("ref") or {}
+        pinned = [field for field in ("commit", "name", "semver", "tag") if ref.get(field)]
+        if pinned:  # Flux applies these before the branch: a revert on the branch changes nothing it runs
+            raise ActionFailedError(f"{target}: {found} follows spec.ref.{pinned[0]}, not a branch: revert by hand")
+        url, branch = spec.get("url"), ref.get("branch")
         if not url or not branch:
-            found = f"GitRepository {source_namespace}/{ref.get('name')}"
             raise ActionFailedError(f"{target}: {found} follows no named branch (spec.ref.branch): revert by hand")
         return str(url), str(branch)
 

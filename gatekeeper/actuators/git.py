@@ -10,9 +10,10 @@ one commit by "gatekeeper" whose message names the release and the reason and ca
 Idempotent (DESIGN §8): a branch whose history since the commit already holds its revert (that
 line) changes nothing; neither does a branch on which the commit is not (nothing to revert).
 
-``on_commit(sha, restores)`` is called with the revert's sha once it exists and before it is
-pushed (so the caller can record it as its own before anyone can see it); ``restores`` says
-whether its tree is exactly the offending commit's parent's (no later commit on the branch).
+``on_pushed(sha, restored)`` is called with the revert's sha once it is on the remote (a push
+refused records nothing); ``restored`` is the offending commit's parent when the revert's tree is
+exactly that commit's tree (no later commit on the branch), else None. gatekeeper's own revert is
+never reverted again (a revert applied without approval is a person's problem to resolve).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Reverted:
     commit: str | None = None  # the revert's sha (the one found, or the one pushed)
 
 
-OnCommit = Callable[[str, bool], None]
+OnPushed = Callable[[str, str | None], None]  # (the revert's sha, the commit whose tree it restores)
 
 
 def reverts_line(sha: str) -> str:
@@ -52,18 +53,18 @@ class GitReverter:
         self.ssh_key_file = ssh_key_file
 
     def revert(
-        self, repo: str, branch: str, sha: str, title: str, reason: str, on_commit: OnCommit | None = None
+        self, repo: str, branch: str, sha: str, title: str, reason: str, on_pushed: OnPushed | None = None
     ) -> Reverted:
         """Revert ``sha`` on ``branch`` of ``repo`` with a commit titled ``title`` and push it."""
         shown = _USERINFO.sub(r"\1***@", repo)
         with tempfile.TemporaryDirectory(prefix="gatekeeper-revert-") as folder:
             try:
-                return self._revert(repo, shown, branch, (sha, title, reason), Path(folder), on_commit)
+                return self._revert(repo, shown, branch, (sha, title, reason), Path(folder), on_pushed)
             except pygit2.GitError as exc:
                 raise ActuatorError(f"revert of {sha[:12]} on {shown}@{branch} failed: {str(exc)[:200]}") from exc
 
     def _revert(
-        self, repo: str, shown: str, branch: str, what: tuple[str, str, str], folder: Path, on_commit: OnCommit | None
+        self, repo: str, shown: str, branch: str, what: tuple[str, str, str], folder: Path, on_pushed: OnPushed | None
     ) -> Reverted:
         sha, title, reason = what
         callbacks = _Credentials(self.token, self.ssh_key_file)
@@ -80,6 +81,8 @@ class GitReverter:
             return Reverted(False, f"{shown}@{branch}: {sha[:12]} is not on the branch, nothing to revert")
         if len(offending.parents) != 1:
             raise RefusedError(f"{sha[:12]} on {shown}@{branch} is a merge or a root commit: revert it by hand")
+        if offending.author.name == AUTHOR[0] and "This reverts commit" in offending.message:
+            raise RefusedError(f"{sha[:12]} on {shown}@{branch} is gatekeeper's own revert: it is not reverted again")
         index = clone.revert_commit(offending, tip)
         if index.conflicts is not None:
             raise RefusedError(f"reverting {sha[:12]} on {shown}@{branch} conflicts with later commits")
@@ -87,9 +90,10 @@ class GitReverter:
         signature = pygit2.Signature(*AUTHOR)
         message = f"{title}\n\n{reason}\n\n{reverts_line(str(offending.id))}\n"
         commit = clone.create_commit(f"refs/heads/{branch}", signature, signature, message, tree, [tip.id])
-        if on_commit is not None:
-            on_commit(str(commit), tree == offending.parents[0].tree_id)
         clone.remotes["origin"].push([f"refs/heads/{branch}:refs/heads/{branch}"], callbacks=callbacks)
+        if on_pushed is not None:
+            parent = offending.parents[0]
+            on_pushed(str(commit), str(parent.id) if tree == parent.tree_id else None)
         return Reverted(True, f"{shown}@{branch}: {sha[:12]} reverted by {str(commit)[:12]}", str(commit))
 
 

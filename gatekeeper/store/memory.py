@@ -102,6 +102,11 @@ class InMemoryTransaction(OutboxWrites):
             self.s.releases[release.id] = replace(release, status=ReleaseStatus.SUPERSEDED, updated_at=now)
         return len(older)
 
+    def add_context(self, release: ReleaseRecord, context: dict[str, Any]) -> ReleaseRecord:
+        moved = replace(self.s.releases[release.id], context=dict(self.s.releases[release.id].context or {}) | context)
+        self.s.releases[release.id] = moved
+        return moved
+
     def find_releases(self, targets: Sequence[str], revision: str, *, lock: bool) -> dict[str, ReleaseRecord]:
         wanted = set(targets)
         return {r.target: r for r in self.s.releases.values() if r.target in wanted and r.revision == revision}

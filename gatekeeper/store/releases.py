@@ -103,6 +103,11 @@ class ReleaseRows:
         )
         return superseded.rowcount
 
+    def add_context(self, release: ReleaseRecord, context: dict[str, Any]) -> ReleaseRecord:
+        merged = dict(release.context or {}) | context
+        self.connection.execute(update(releases).where(releases.c.id == release.id).values(context=merged))
+        return replace(release, context=merged)
+
     # --- set-based: a push announcing many releases in one transaction ----------------------------
 
     def find_releases(self, targets: Sequence[str], revision: str, *, lock: bool) -> dict[str, ReleaseRecord]:

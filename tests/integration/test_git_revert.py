@@ -75,20 +75,30 @@ def test_a_commit_the_remote_does_not_have_is_refused(
         GitReverter().revert(str(bare), "main", "f" * 40, "t", "r")
 
 
-def test_the_revert_is_announced_before_its_push_and_one_under_a_later_commit_restores_no_earlier_state(
+def test_the_revert_is_announced_once_pushed_and_one_under_a_later_commit_restores_no_earlier_state(
     remote: tuple[Path, pygit2.Repository, list[pygit2.Oid]],
 ) -> None:
     """Reverting a commit that a later one follows keeps the later change: the tree it leaves is
-    not the offending commit's parent's (only such a revert is gatekeeper's own, pre-approved).
-    Reverting the tip restores exactly (the end-to-end tests in test_rollback_revert.py)."""
+    not the offending commit's parent's (only a revert restoring an approved state is gatekeeper's
+    own, pre-approved). Reverting the tip restores exactly (test_rollback_revert.py)."""
     bare, repo, (_, bad, _) = remote
-    seen: list[tuple[str, bool, bool]] = []
+    seen: list[tuple[str, str | None, bool]] = []
 
-    def on_commit(sha: str, restores: bool) -> None:
+    def on_pushed(sha: str, restored: str | None) -> None:
         pushed = sha in {str(c.id) for c in repo.walk(repo.head.target)}
-        seen.append((sha, restores, pushed))
+        seen.append((sha, restored, pushed))
 
-    done = GitReverter().revert(str(bare), "main", str(bad), "gatekeeper: roll back release 7", "r", on_commit)
-    assert seen == [(done.commit, False, False)]  # not on the remote yet when announced
-    again = GitReverter().revert(str(bare), "main", str(bad), "gatekeeper: roll back release 7", "r", on_commit)
+    done = GitReverter().revert(str(bare), "main", str(bad), "gatekeeper: roll back release 7", "r", on_pushed)
+    assert seen == [(done.commit, None, True)]  # on the remote when announced; restores no earlier tree
+    again = GitReverter().revert(str(bare), "main", str(bad), "gatekeeper: roll back release 7", "r", on_pushed)
     assert not again.changed and len(seen) == 1  # nothing new: nothing announced
+
+
+def test_gatekeepers_own_revert_is_not_reverted_again(
+    remote: tuple[Path, pygit2.Repository, list[pygit2.Oid]],
+) -> None:
+    bare, _, (_, bad, _) = remote
+    first = GitReverter().revert(str(bare), "main", str(bad), "gatekeeper: roll back release 7", "r")
+    assert first.changed and first.commit is not None
+    with pytest.raises(RefusedError, match="gatekeeper's own revert"):
+        GitReverter().revert(str(bare), "main", first.commit, "gatekeeper: roll back release 8", "r")

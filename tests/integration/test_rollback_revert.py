@@ -171,3 +171,36 @@ def test_a_revert_on_top_of_a_later_commit_is_pushed_but_waits_for_the_window(
         assert [reason["code"] for reason in hook["reasons"]] == ["adhoc_freeze"]
     finally:
         server.stop()
+
+
+def test_a_revert_restoring_a_state_that_never_went_out_approved_is_gated(
+    database_url: str, argocd: FakeArgoCd, tmp_path: Path
+) -> None:
+    """``unreviewed`` was pushed and never approved; ``bad`` on top of it was synced during the
+    freeze. Reverting ``bad`` restores ``unreviewed``'s tree exactly, but that state never went out
+    approved: the revert is recorded as an ordinary release and waits like any revision."""
+    bare = tmp_path / "odoo-config.git"
+    pygit2.init_repository(str(bare), bare=True, initial_head="main")
+    work = pygit2.init_repository(str(tmp_path / "work"), bare=True, initial_head="main")
+    good = commit(work, {"replicas.yaml": "replicas: 2\n"}, "baseline")
+    commit(work, {"replicas.yaml": "replicas: 2\n", "image.yaml": "tag: unsigned\n"}, "an image nobody approved")
+    bad = commit(work, {"replicas.yaml": "replicas: 9\n", "image.yaml": "tag: unsigned\n"}, "scale up in the freeze")
+    work.remotes.create("origin", str(bare))
+    work.remotes["origin"].push(["refs/heads/main:refs/heads/main"])
+    argocd.add("odoo-prod", str(bad), automated=True, history=(str(good),),
+               source={"repoURL": str(bare), "targetRevision": "main", "path": "."})  # fmt: skip
+    server = serve(database_url, argocd, tmp_path)
+    try:
+        rolled_id = rolled_back_in_a_freeze(server, str(good), str(bad))
+        tip = pygit2.Repository(str(bare)).revparse_single("refs/heads/main").peel(pygit2.Commit)
+        assert tip.author.name == "gatekeeper" and [parent.id for parent in tip.parents] == [bad]
+        with server.client("viewer") as viewer:
+            found = viewer.get("/v1/releases", params={"target": "argocd:odoo-prod"}).json()["items"]
+        recorded = next(r for r in found if r["revision"] == str(tip.id))
+        assert recorded["status"] == "deferred"
+        hook = gate(server, str(tip.id))
+        assert hook["release_id"] == recorded["id"] and hook["verdict"] == "defer"
+        assert [reason["code"] for reason in hook["reasons"]] == ["adhoc_freeze"]
+        assert rolled_id != recorded["id"]
+    finally:
+        server.stop()

@@ -51,3 +51,19 @@ def test_announced_releases_are_created_decided_audited_and_supersede_older_ones
         pass
     audited = {r["data"]["decision_id"] for r in store.audit_records(after=0, limit=None) if r["kind"] == "decision"}
     assert len(store.decision_ids()) == 2 + 2 and set(store.decision_ids()) <= audited
+
+
+def test_an_announced_flux_release_that_is_deferred_suspends_its_target_at_once(
+    config_dirs: Callable[..., tuple[Path, Path]],
+) -> None:
+    policies, calendars = config_dirs({"fleet.yaml": POLICY.replace('["argocd:odoo-*"]', '["flux:Kustomization/odoo/*"]')})
+    holder = ConfigHolder(policies, calendars, lambda: MONDAY)
+    assert holder.reload().status == "ok"
+    store = InMemoryReleaseStore()
+    service = GateService(store, holder, lambda: MONDAY, DecideOptions(retry_delay=timedelta(minutes=5)), flux_gate=True)
+    request = ReleaseRequest(TargetKey("flux:Kustomization/odoo/web"), "new", trigger="github-push-announce")
+    with store.transaction() as tx:
+        (record,) = service.announce_in(tx, [(request, service.gather(request, MONDAY))], MONDAY, context={})
+    assert record.decision.verdict == "defer"
+    gates = [a for a in store.actions(status=None, before_id=None, limit=10) if a.kind == "flux_gate"]
+    assert [(a.payload["target"], a.payload["suspend"]) for a in gates] == [("flux:Kustomization/odoo/web", True)]
