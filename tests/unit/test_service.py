@@ -312,3 +312,21 @@ def test_an_action_that_hangs_holds_its_own_worker_not_the_others(world: tuple) 
         hanging.set()
         runner.join(10)
     assert [a.status for a in service.store.actions(status=None, before_id=None, limit=10)] == ["done", "done"]
+
+
+def test_a_gate_call_that_came_between_the_reverts_push_and_its_record_is_given_its_context(world: tuple) -> None:
+    """The hook of the auto-sync a pushed revert starts may ask first: its deferred release is the
+    revert's, and the record approves it (reason rollback) instead of leaving it to the window."""
+    from gatekeeper.rollbacks import RevertRecorder
+
+    service, _clock, _reader = world
+    offending = service.gate(request("bad")).release
+    early = service.gate(request("revert"))
+    assert early.decision.verdict == "defer"
+    RevertRecorder(service)(offending, "revert", True)
+    detail = service.release(early.release.id)
+    assert detail is not None and detail.release.status is ReleaseStatus.APPROVED
+    assert [r["code"] for r in detail.decisions[-1].reasons] == ["rollback"]
+    RevertRecorder(service)(offending, "other", False)  # not restoring an approved state: decided as usual
+    ordinary = service.store.releases(status=None, target="argocd:odoo-wms", before_id=None, limit=1)[0][0]
+    assert ordinary.release.revision == "other" and ordinary.release.status is ReleaseStatus.DEFERRED
