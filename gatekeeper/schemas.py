@@ -94,6 +94,12 @@ class GateContext(BaseModel):
     project: str | None = Field(None, max_length=256, pattern=PRINTABLE)
 
 
+# What gatekeeper and its webhooks write as a decision's trigger (the audit record's actor): a
+# hook's gate call cannot use them (its own labels: presync, sync-wave, pipeline, ...).
+RESERVED_TRIGGERS = frozenset({"scheduler", "gatekeeper", "gate_closed", "gate_opened"})
+WEBHOOK_TRIGGERS = ("github-", "gitlab-", "argocd-", "flux-")
+
+
 class GateRequest(BaseModel):
     """The body of ``POST /v1/gate`` (and of ``gatekeeper check REQUEST.json``)."""
 
@@ -112,6 +118,13 @@ class GateRequest(BaseModel):
     @classmethod
     def _target(cls, value: str) -> str:
         return parse_target(value)
+
+    @field_validator("trigger")
+    @classmethod
+    def _trigger(cls, value: str) -> str:
+        if value.lower() in RESERVED_TRIGGERS or value.lower().startswith(WEBHOOK_TRIGGERS):
+            raise ValueError(f"trigger {value!r} is gatekeeper's own or a webhook's: a gate call cannot pass as one")
+        return value
 
     def to_domain(self) -> ReleaseRequest:
         context = self.context.model_dump(exclude_none=True) if self.context else {}

@@ -386,6 +386,13 @@ class GateService:
             logger.info("%d release(s) verified", verified)
         return verified
 
+    def goes_out_by_itself(self, target: str) -> bool:
+        """Whether gatekeeper itself lets a deferred release of ``target`` out when it may go:
+        syncs an Argo CD application (an Argo CD API configured), resumes a Flux target (FLUX_GATE)."""
+        return (self.argocd_sync and target.startswith(effects.ARGOCD_PREFIX)) or (
+            self.flux_gate and target.startswith(effects.FLUX_PREFIX)
+        )
+
     def count(self, decision: DecisionRecord) -> None:
         if self.metrics is None:
             return

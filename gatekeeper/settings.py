@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gatekeeper.domain.durations import Duration, InvalidDurationError
@@ -239,6 +239,16 @@ class Settings(BaseSettings):
             "(docs/audit.md). Changing it makes earlier records fail `audit verify` under the new key."
         ),
     )
+
+    @model_validator(mode="after")
+    def _argocd_api(self) -> Settings:
+        """Half an Argo CD API is none: say so at start-up, not by never syncing a deferred release."""
+        names = ("ARGOCD_SERVER", "ARGOCD_API_TOKEN")
+        given = [name for name, value in zip(names, (self.ARGOCD_SERVER, self.ARGOCD_API_TOKEN), strict=True) if value]
+        if len(given) == 1:
+            missing = next(name for name in names if name not in given)
+            raise ValueError(f"{given[0]} is set and {missing} is not: Argo CD sync and rollback need both")
+        return self
 
     @field_validator("AUDIT_KEY")
     @classmethod

@@ -103,6 +103,11 @@ class Decision(BaseModel):
 
 class GateDecision(Decision):
     status: str = Field(description="the release's status after this decision")
+    goes_out_by_itself: bool | None = Field(
+        None,
+        description="on `POST /v1/gate`: whether gatekeeper itself syncs (Argo CD, with an Argo CD API configured) "
+        "or resumes (Flux, with FLUX_GATE) this release when it may go; false: the caller must sync again then",
+    )
 
 
 class Approval(BaseModel):

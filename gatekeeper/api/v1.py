@@ -141,7 +141,8 @@ def gate(
     body: GateRequest, gatekeeper: Service, identity: Annotated[Identity, Depends(require("hook"))]
 ) -> dict[str, Any]:
     check_target(identity, body.target)
-    return gate_body(gatekeeper.gate(body.to_domain()))
+    record = gatekeeper.gate(body.to_domain())
+    return gate_body(record) | {"goes_out_by_itself": gatekeeper.goes_out_by_itself(record.release.target)}
 
 
 @router.get(

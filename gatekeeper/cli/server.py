@@ -146,7 +146,11 @@ def _handed_off(data: dict[str, Any], zone: ZoneInfo) -> str:
         when = f"when the gate opens at {_when(data['not_before'], zone)}"
     else:
         when = "as soon as it is approved"
-    return f"deferred: this sync fails now; gatekeeper will sync {subject} itself {when}"
+    if data.get("goes_out_by_itself") is False:  # no Argo CD API (or FLUX_GATE) on the server
+        return (f"deferred: this sync fails now, and gatekeeper does not sync {subject} itself (the server has "
+                f"no Argo CD API configured: ARGOCD_SERVER, ARGOCD_API_TOKEN); sync it again {when}")  # fmt: skip
+    verb = "resume" if str(data["target"]).startswith("flux:") else "sync"
+    return f"deferred: this sync fails now; gatekeeper will {verb} {subject} itself {when}"
 
 
 def _when(text: str | None, zone: ZoneInfo) -> str:

@@ -271,9 +271,10 @@ def test_a_freeze_time_sync_of_an_auto_synced_application_is_reverted_in_git(
 
 
 def test_the_hook_hands_off_a_deferred_release_failing_at_once_with_when_gatekeeper_syncs(
-    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, argocd: FakeArgoCd
 ) -> None:
-    settings = make_settings(database_url, *config_tree, tokens_file)
+    settings = make_settings(database_url, *config_tree, tokens_file, ARGOCD_SERVER=argocd.url,
+                             ARGOCD_API_TOKEN=ARGOCD_TOKEN)  # fmt: skip
     server = start_server(settings, MutableClock(CUTOFF))
     try:
         started = time.monotonic()
@@ -284,6 +285,24 @@ def test_the_hook_hands_off_a_deferred_release_failing_at_once_with_when_gatekee
         assert "dispatch_cutoff" in out
         assert f"gatekeeper will sync argocd:odoo-prod@{NEW[:12]} itself when the gate opens at" in err
         assert "16:00" in err  # the end of the cut-off, local time
+    finally:
+        server.stop()
+
+
+def test_a_hook_handing_off_to_a_server_that_cannot_sync_is_told_to_sync_again_itself(
+    database_url: str, config_tree: tuple[Path, Path], tokens_file: Path
+) -> None:
+    """No Argo CD API on the server: nothing would sync the release, and the hook says so."""
+    server = start_server(make_settings(database_url, *config_tree, tokens_file), MutableClock(CUTOFF))
+    try:
+        with server.client("hook") as client:
+            answer = client.post("/v1/gate", json={"target": "argocd:odoo-prod", "revision": NEW}).json()
+        assert answer["verdict"] == "defer" and answer["goes_out_by_itself"] is False
+        process = run_gate(server.url, "--target", "argocd:odoo-prod", "--revision", NEW, wait="handoff")
+        _out, err = process.communicate(timeout=30)
+        assert process.returncode == 1
+        assert f"gatekeeper does not sync argocd:odoo-prod@{NEW[:12]} itself" in err
+        assert "ARGOCD_SERVER" in err and "sync it again when the gate opens at" in err
     finally:
         server.stop()
 

@@ -64,6 +64,20 @@ from tests.integration.conftest import MutableClock, Server, make_settings, star
             "trigger",
             id="trigger-posing-as-an-approval",
         ),
+        pytest.param(
+            b'{"target": "argocd:odoo-prod", "revision": "a", "trigger": "scheduler"}',
+            422,
+            "invalid_request",
+            "trigger",
+            id="trigger-posing-as-the-scheduler",
+        ),
+        pytest.param(
+            b'{"target": "argocd:odoo-prod", "revision": "a", "trigger": "argocd-sync-succeeded"}',
+            422,
+            "invalid_request",
+            "trigger",
+            id="trigger-posing-as-a-webhook",
+        ),
     ],
 )
 def test_bad_gate_bodies_get_a_clear_error_naming_the_field(

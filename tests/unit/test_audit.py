@@ -168,3 +168,4 @@ def test_the_audit_key_setting_is_bytes_and_an_empty_one_fails_at_start_up(monke
         Settings()
     monkeypatch.delenv("GATEKEEPER_AUDIT_KEY")
     assert Settings().audit_key is None
+
