@@ -5,7 +5,8 @@ the deferred releases an action waits for once their ``not_before`` has come). E
 due actions (``SKIP LOCKED`` and a
 lease, so each due action is claimed by one replica and a dead replica's claim passes to another
 when its lease expires), hands each to the handler registered for its kind, and records the
-outcome: done, retried with exponential backoff up to a cap, or failed after ``max_attempts``.
+outcome: done, retried with exponential backoff up to a cap, or failed after ``max_attempts``;
+done and failed are also audit records (``action``, actor ``gatekeeper``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gatekeeper.actions import ActionFailedError, ActionWaitError
 from gatekeeper.domain.records import ActionRecord
@@ -117,8 +118,18 @@ class Scheduler:
         except Exception as exc:  # every failure is retried; an unexpected one is logged in full
             self._failed(action, exc)
             return
-        store.finish_action(action.id, self.owner, clock(), result)
+        now = clock()
+        store.finish_action(action.id, self.owner, now, result)
+        self._audit(action, "done", result, action.attempts + 1, now)
         logger.info("action %s %s done: %s", action.id, action.kind, result, extra={"release_id": action.release_id})
+
+    def _audit(self, action: ActionRecord, outcome: str, result: str, attempts: int, now: datetime) -> None:
+        """An action's outcome in the audit log (done, or given up): what gatekeeper did, by whom."""
+        data = {"action_id": action.id, "kind": action.kind, "outcome": outcome, "result": result[:500],
+                "attempts": attempts, "by": self.owner}  # fmt: skip
+        subject = f"release/{action.release_id}" if action.release_id is not None else f"action/{action.id}"
+        with self.service.store.transaction() as tx:
+            tx.append_audit("action", "gatekeeper", subject, data, now)
 
     def _failed(self, action: ActionRecord, exc: Exception) -> None:
         now = self.service.clock()
@@ -131,6 +142,8 @@ class Scheduler:
         else:
             logger.exception("action %s %s failed (attempt %d)", action.id, action.kind, attempts, exc_info=exc)
         self.service.store.retry_action(action.id, self.owner, now, at, message, failed=give_up)
+        if give_up:
+            self._audit(action, "failed", message, attempts, now)
 
     def stopping(self) -> None:
         """A pass in progress claims nothing more and returns (``close`` waits for what runs)."""

@@ -129,6 +129,16 @@ def test_a_deferred_release_is_synced_once_by_the_scheduler_when_its_window_open
         synced = [a for a in actions if a["kind"] == "argocd_sync"]
         assert [(a["status"], a["release_id"]) for a in synced] == [("done", answer["release_id"])]
         assert opens is not None
+
+        def audited() -> list[dict[str, object]]:
+            with server.client("viewer") as viewer:
+                items = viewer.get("/v1/audit").json()["items"]
+            return [r for r in items if r["kind"] == "action" and r["data"]["kind"] == "argocd_sync"]
+
+        eventually(lambda: len(audited()) == 1)  # what gatekeeper did is in the audit log, by whom
+        (record,) = audited()
+        assert record["actor"] == "gatekeeper" and record["subject"] == f"release/{answer['release_id']}"
+        assert record["data"]["outcome"] == "done" and "sync to" in str(record["data"]["result"])
     finally:
         server.stop()
     assert argocd.syncs == {("odoo-prod-eu", NEW): 1}
