@@ -71,9 +71,9 @@ def freeze_start(
         print_json(freeze)
         return
     zone = _zone()
-    until = with_local(freeze["end"], zone, missing="until lifted")
+    until = f"to {with_local(freeze['end'], zone)}" if freeze["end"] else "until lifted"
     typer.echo(f"freeze {freeze['id']} {freeze['state']}: {', '.join(freeze['targets'])}")
-    typer.echo(f"  from {with_local(freeze['start'], zone)} to {until}")
+    typer.echo(f"  from {with_local(freeze['start'], zone)} {until}")
     typer.echo(f"  reason: {freeze['reason']}")
 
 

@@ -40,6 +40,8 @@ app.add_typer(actions_app, name="actions")
 ServerOpt = Annotated[str, typer.Option("--server", envvar="GATEKEEPER_SERVER", help="gatekeeper URL.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (required for break-glass).")]
+RejectReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (required).")]
+RollbackReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (recorded with the rollback decision).")]
 
 
 def call(server: str, token_file: Path | None, method: str, path: str, **kwargs: Any) -> Any:
@@ -223,7 +225,7 @@ def releases_approve(
 def releases_reject(
     release_id: int,
     server: ServerOpt,
-    reason: ReasonOpt = None,
+    reason: RejectReasonOpt = None,
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -236,7 +238,7 @@ def releases_reject(
 def releases_rollback(
     release_id: int,
     server: ServerOpt,
-    reason: ReasonOpt = None,
+    reason: RollbackReasonOpt = None,
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -127,11 +127,11 @@ def read_token(token_file: Path | None) -> str:
     return token
 
 
-def _seconds(text: str, option: str) -> float:
+def _seconds(text: str, option: str, also: str = "") -> float:
     try:
         duration = Duration.parse(text)
     except InvalidDurationError as exc:
-        fail(f"{option}: {exc}")
+        fail(f"{option}: {exc}{also}")
     return float(duration.days * 86_400 + duration.seconds)
 
 
@@ -196,7 +196,7 @@ def gate(
     4 refused, 5 unreachable."""
     token = read_token(token_file)
     handoff = wait == HANDOFF
-    budget = 0.0 if wait in ("0", "0s") or handoff else _seconds(wait, "--wait")
+    budget = 0.0 if wait in ("0", "0s") or handoff else _seconds(wait, "--wait", also=f" or '{HANDOFF}'")
     pause = _seconds(interval, "--interval")
     zone = zone_or_exit(timezone, "--timezone") if timezone else zone_or_exit(settings_or_exit().UI_TIMEZONE)
     deadline = time.monotonic() + budget
