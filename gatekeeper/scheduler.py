@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gatekeeper.actions import ActionFailedError, ActionWaitError
+from gatekeeper.actions import ActionFailedError, ActionRefusedError, ActionWaitError
 from gatekeeper.domain.records import ActionRecord
 from gatekeeper.ports import ActionHandler
 from gatekeeper.service import GateService
@@ -135,7 +135,7 @@ class Scheduler:
         now = self.service.clock()
         attempts = action.attempts + 1
         message = str(exc)[:500] or type(exc).__name__
-        give_up = attempts >= self.backoff.max_attempts
+        give_up = attempts >= self.backoff.max_attempts or isinstance(exc, ActionRefusedError)
         at = now + self.backoff.delay(attempts)
         if isinstance(exc, ActionFailedError):
             logger.warning("action %s %s failed (attempt %d): %s", action.id, action.kind, attempts, message)

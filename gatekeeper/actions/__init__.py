@@ -2,8 +2,9 @@
 
 A handler carries out one action idempotently (DESIGN §8): repeating it after a crash changes
 nothing. It returns a short result to record, raises ``ActionFailedError`` to be retried with
-backoff, or ``ActionWaitError`` when the action is not due yet (a review waiting for its
-release's decision), which is no failure. Adding a kind: one module, one map entry, tests.
+backoff (``ActionRefusedError``: failed at once, there is nothing to retry), or
+``ActionWaitError`` when the action is not due yet (a review waiting for its release's
+decision), which is no failure. Adding a kind: one module, one map entry, tests.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from gatekeeper.ports import ActionHandler
 
 class ActionFailedError(Exception):
     """The action could not be carried out this time (retried with backoff)."""
+
+
+class ActionRefusedError(ActionFailedError):
+    """The action cannot be carried out as things are configured (a HelmRelease to revert, a
+    source pinned to a tag): failed at once, for a person, instead of retried for hours."""
 
 
 class ActionWaitError(Exception):

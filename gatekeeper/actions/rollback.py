@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gatekeeper.actions import ActionFailedError
+from gatekeeper.actions import ActionFailedError, ActionRefusedError
 from gatekeeper.actuators import ActuatorError
 from gatekeeper.actuators.argocd import ArgoCdActuator
 from gatekeeper.actuators.git import GitReverter
@@ -92,7 +92,7 @@ class RollbackHandler:
         source = spec.get("source") or {}
         repo, branch = source.get("repoURL"), source.get("targetRevision") or "HEAD"
         if not repo or branch == "HEAD":
-            raise ActionFailedError(f"{name} follows no named branch (targetRevision {branch!r}): revert by hand")
+            raise ActionRefusedError(f"{name} follows no named branch (targetRevision {branch!r}): revert by hand")
         return "git_revert", self._revert(release, str(repo), str(branch), payload["reason"])
 
     def _revert(self, release: ReleaseRecord, repo: str, branch: str, reason: str) -> str:
@@ -124,12 +124,12 @@ class RollbackHandler:
         kind, _, rest = target.removeprefix("flux:").partition("/")
         namespace, _, name = rest.partition("/")
         if kind != "Kustomization" or self.cluster is None:
-            raise ActionFailedError(f"{target}: only a Kustomization's GitRepository can be reverted (revert by hand)")
+            raise ActionRefusedError(f"{target}: only a Kustomization's GitRepository can be reverted (revert by hand)")
         try:
             kustomization = self.cluster.get(None, *FLUX_KUSTOMIZATION, namespace, name)
             source = ((kustomization or {}).get("spec") or {}).get("sourceRef") or {}
             if kustomization is None or source.get("kind") != "GitRepository":
-                raise ActionFailedError(f"{target} does not exist or applies no GitRepository: revert by hand")
+                raise ActionRefusedError(f"{target} does not exist or applies no GitRepository: revert by hand")
             found = f"GitRepository {source.get('namespace') or namespace}/{source.get('name')}"
             repository = self.cluster.get(None, *FLUX_GITREPOSITORY, source.get("namespace") or namespace,
                                           str(source.get("name")))  # fmt: skip
@@ -139,10 +139,10 @@ class RollbackHandler:
         ref = spec.get("ref") or {}
         pinned = [field for field in ("commit", "name", "semver", "tag") if ref.get(field)]
         if pinned:  # Flux applies these before the branch: a revert on the branch changes nothing it runs
-            raise ActionFailedError(f"{target}: {found} follows spec.ref.{pinned[0]}, not a branch: revert by hand")
+            raise ActionRefusedError(f"{target}: {found} follows spec.ref.{pinned[0]}, not a branch: revert by hand")
         url, branch = spec.get("url"), ref.get("branch")
         if not url or not branch:
-            raise ActionFailedError(f"{target}: {found} follows no named branch (spec.ref.branch): revert by hand")
+            raise ActionRefusedError(f"{target}: {found} follows no named branch (spec.ref.branch): revert by hand")
         return str(url), str(branch)
 
     def _last_good(self, release: ReleaseRecord) -> str | None:

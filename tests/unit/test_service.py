@@ -330,3 +330,25 @@ def test_a_gate_call_that_came_between_the_reverts_push_and_its_record_is_given_
     RevertRecorder(service)(offending, "other", False)  # not restoring an approved state: decided as usual
     ordinary = service.store.releases(status=None, target="argocd:odoo-wms", before_id=None, limit=1)[0][0]
     assert ordinary.release.revision == "other" and ordinary.release.status is ReleaseStatus.DEFERRED
+
+
+def test_an_action_refused_as_configured_fails_at_once_and_is_audited(world: tuple) -> None:
+    from gatekeeper.actions import ActionRefusedError
+
+    service, clock, _reader = world
+
+    @dataclass
+    class Refuses:
+        def run(self, action: ActionRecord, release: ReleaseDetail | None) -> str:
+            raise ActionRefusedError("flux:HelmRelease/odoo/web: only a Kustomization's GitRepository can be reverted")
+
+    scheduler = Scheduler(service, {"rollback": Refuses()})
+    with service.store.transaction() as tx:
+        tx.enqueue(NewAction("rollback", "r1", "rollback:web", {"target": "flux:HelmRelease/odoo/web"}), clock())
+    assert scheduler.run_once() == 1
+    (action,) = service.store.actions(status=None, before_id=None, limit=10)
+    assert (action.status, action.attempts) == ("failed", 1)
+    while service.store.chain_audit():
+        pass
+    (record,) = [r for r in service.store.audit_records(after=0, limit=None) if r["kind"] == "action"]
+    assert record["data"]["outcome"] == "failed" and "HelmRelease" in record["data"]["result"]
