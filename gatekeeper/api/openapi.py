@@ -148,6 +148,9 @@ class Shipping(BaseModel):
     approvals: list[ApprovalCount]
     queue: list[Queued] = Field(description="the target's releases not yet applied, oldest first")
     position: int = Field(description="1-based place of this release in queue")
+    goes_out_by_itself: bool | None = Field(
+        None, description="whether gatekeeper syncs (Argo CD) or resumes (Flux) it itself when it may go"
+    )
 
 
 class Release(BaseModel):

@@ -184,7 +184,10 @@ def get_release(
     detail = gatekeeper.release(release_id)
     if detail is None:
         raise ApiError(404, "not_found", f"release {release_id} does not exist")
-    return release_body(detail) | {"shipping": outlook_json(gatekeeper.forecast.outlook(detail))}
+    shipping = outlook_json(gatekeeper.forecast.outlook(detail))
+    if shipping is not None:
+        shipping["goes_out_by_itself"] = gatekeeper.goes_out_by_itself(detail.release.target)
+    return release_body(detail) | {"shipping": shipping}
 
 
 class ApproveBody(BaseModel):

@@ -123,6 +123,10 @@ def _print_shipping(shipping: dict[str, Any] | None, target: str, zone: ZoneInfo
     at = shipping["at"]
     when = "now" if at == shipping["as_of"] else with_local(at, zone) if at else "no instant within 366 days"
     typer.echo(f"  calendar lets it go: {when}")
+    if shipping.get("goes_out_by_itself") is not None:
+        verb = "resumes" if target.startswith("flux:") else "syncs"
+        by = f"gatekeeper {verb} it itself" if shipping["goes_out_by_itself"] else "nothing starts it: sync it again"
+        typer.echo(f"  then: {by}")
     for reason in shipping["closed_by"]:
         typer.echo(f"    closed by {reason['code']}: {reason['message']}")
     for count in shipping["approvals"]:

@@ -103,6 +103,7 @@ def test_releases_show_prints_when_it_can_go_beside_local_time(server: Server) -
     assert shown.returncode == 0, shown.stderr
     assert "calendar lets it go: 2026-11-24T15:00:00Z (16:00 Europe/Berlin)" in shown.stdout
     assert "closed by dispatch_cutoff:" in shown.stdout
+    assert "then: nothing starts it: sync it again" in shown.stdout  # this server has no Argo CD API
     assert "approvals: 0 of 2 by release-manager (odoo-finance)" in shown.stdout
     assert "still blocked by approval_missing:" in shown.stdout
     assert f"queue of {FINANCE}: 1 of 1 ({release_id} deferred)" in shown.stdout
