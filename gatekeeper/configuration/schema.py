@@ -204,6 +204,8 @@ class DriftSpec(_Strict):
 class IdentitySpec(_Strict):
     issuer: str = Field(min_length=1)  # the OIDC issuer, exact (https://token.actions.githubusercontent.com)
     subject: str = Field(min_length=1)  # the certificate's SAN, a glob (https://github.com/acme/*)
+    # Fulcio's Source Repository URI (https://github.com/acme/odoo), a glob; optional
+    repository: str | None = Field(None, min_length=1)
 
 
 class SignaturesSpec(_Strict):
@@ -291,7 +293,8 @@ class ReleasePolicyDocument(_Strict):
                 allowed_registries=tuple(provenance.allowedRegistries),
                 signature_keys=tuple(provenance.signatures.keys) if provenance.signatures else (),
                 signature_identities=tuple(
-                    domain.SignerIdentity(item.issuer, item.subject) for item in provenance.signatures.identities
+                    domain.SignerIdentity(item.issuer, item.subject, item.repository)
+                    for item in provenance.signatures.identities
                 ) if provenance.signatures else (),
                 slsa_builders=tuple(provenance.slsa.builders) if provenance.slsa else (),
                 slsa_source_repos=tuple(provenance.slsa.sourceRepos) if provenance.slsa else (),

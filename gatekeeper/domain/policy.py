@@ -164,14 +164,18 @@ class IgnoreRule:
 
 @dataclass(frozen=True, slots=True)
 class SignerIdentity:
-    """A keyless signer the policy trusts: the OIDC issuer (exact) and the certificate's subject
-    (its SAN: an email or URI; ``subject`` a glob)."""
+    """A keyless signer the policy trusts: the OIDC issuer (exact), the certificate's subject (its
+    SAN: an email or URI; ``subject`` a glob) and, where given, the repository the workflow ran
+    for (Fulcio's Source Repository URI; ``repository`` a glob: a reusable workflow's subject is
+    its own path, whoever calls it)."""
 
     issuer: str
     subject: str
+    repository: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.subject} (issuer {self.issuer})"
+        where = f", repository {self.repository}" if self.repository else ""
+        return f"{self.subject} (issuer {self.issuer}{where})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from gatekeeper.ports import BundleError, IdentityNotAllowedError, TrustedRootMi
 OIDC_ISSUER = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OIDC_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 OTHER_NAME = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
+SOURCE_REPOSITORY = ObjectIdentifier("1.3.6.1.4.1.57264.1.12")  # a DER UTF8String: https://github.com/acme/odoo
 
 
 def issuer_of(cert: Certificate) -> str | None:
@@ -64,6 +65,15 @@ def _utf8_string(der: bytes) -> str | None:
     return der[start:].decode("utf-8", "replace")
 
 
+def repository_of(cert: Certificate) -> str | None:
+    """The repository the signing workflow ran for (Fulcio's Source Repository URI), if stated."""
+    try:
+        raw: bytes = cert.extensions.get_extension_for_oid(SOURCE_REPOSITORY).value.value  # type: ignore[attr-defined]
+    except ExtensionNotFound:
+        return None
+    return _utf8_string(raw)
+
+
 def subjects_of(cert: Certificate) -> list[str]:
     """The certificate's SAN identities: emails, URIs and Fulcio's other names."""
     try:
@@ -77,21 +87,27 @@ def subjects_of(cert: Certificate) -> list[str]:
 
 
 def describe(cert: Certificate) -> str:
-    return f"{', '.join(subjects_of(cert)) or '(no subject)'} (issuer {issuer_of(cert) or '(none)'})"
+    repository = repository_of(cert)
+    where = f", repository {repository}" if repository else ""
+    return f"{', '.join(subjects_of(cert)) or '(no subject)'} (issuer {issuer_of(cert) or '(none)'}{where})"
 
 
 class IdentityPolicy:
     """A sigstore ``VerificationPolicy``: the certificate's issuer is one of the identities' issuer
-    (exact) and one of its SANs matches that identity's subject glob (``fnmatch``, case-sensitive).
+    (exact), one of its SANs matches that identity's subject glob (``fnmatch``, case-sensitive) and,
+    where the identity names a repository glob, its Source Repository URI matches it (a
+    certificate that states none does not).
     No identities: nothing verifies (sigstore's ``AnyOf([])`` fails the same way)."""
 
     def __init__(self, identities: Sequence[SignerIdentity]) -> None:
         self.identities = tuple(identities)
 
     def allows(self, cert: Certificate) -> bool:
-        issuer, subjects = issuer_of(cert), subjects_of(cert)
+        issuer, subjects, repository = issuer_of(cert), subjects_of(cert), repository_of(cert)
         return any(
-            issuer == wanted.issuer and any(fnmatchcase(subject, wanted.subject) for subject in subjects)
+            issuer == wanted.issuer
+            and any(fnmatchcase(subject, wanted.subject) for subject in subjects)
+            and (wanted.repository is None or (repository is not None and fnmatchcase(repository, wanted.repository)))
             for wanted in self.identities
         )
 

@@ -28,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 OIDC_ISSUER = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # raw bytes (Fulcio's first issuer extension)
 OIDC_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")  # a DER UTF8String
+SOURCE_REPOSITORY = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.12")  # a DER UTF8String: the repository URI
 SCT_LIST = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")  # RFC 6962 embedded SCTs
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 IN_TOTO = "application/vnd.in-toto+json"
@@ -138,7 +139,7 @@ class TestSigstore:
 
     def certificate(
         self, public: ec.EllipticCurvePublicKey, subject: str, issuer: str, authority: Authority | None = None,
-        *, issuer_v1_only: bool = False,
+        *, issuer_v1_only: bool = False, repository: str | None = None,
     ) -> x509.Certificate:
         ca = authority or self.fulcio
         san: x509.GeneralName = x509.RFC822Name(subject) if "@" in subject and "://" not in subject \
@@ -157,6 +158,9 @@ class TestSigstore:
             .add_extension(x509.SubjectAlternativeName([san]), critical=True)  # the subject is empty: critical
             .add_extension(x509.UnrecognizedExtension(OIDC_ISSUER, issuer.encode()), critical=False)
         )  # fmt: skip
+        if repository is not None:  # Fulcio's Source Repository URI (1.3.6.1.4.1.57264.1.12)
+            builder = builder.add_extension(x509.UnrecognizedExtension(SOURCE_REPOSITORY, _der(0x0C, repository.encode())),
+                                            critical=False)  # fmt: skip
         if not issuer_v1_only:  # older Fulcio certificates have only the raw (v1) issuer extension
             builder = builder.add_extension(x509.UnrecognizedExtension(OIDC_ISSUER_V2, _der(0x0C, issuer.encode())),
                                             critical=False)  # fmt: skip
@@ -234,12 +238,13 @@ class TestSigstore:
 
     def bundle(
         self, statement: dict[str, Any], subject: str, issuer: str = GITHUB, authority: Authority | None = None,
-        *, issuer_v1_only: bool = False,
+        *, issuer_v1_only: bool = False, repository: str | None = None,
     ) -> bytes:
         """A v0.3 bundle: a DSSE envelope of ``statement`` signed by an ephemeral key whose
         certificate names ``subject`` and ``issuer``, logged in the test Rekor."""
         key = ec.generate_private_key(ec.SECP256R1())
-        certificate = self.certificate(key.public_key(), subject, issuer, authority, issuer_v1_only=issuer_v1_only)
+        certificate = self.certificate(key.public_key(), subject, issuer, authority, issuer_v1_only=issuer_v1_only,
+                                       repository=repository)  # fmt: skip
         payload = json.dumps(statement).encode()
         pae = b"DSSEv1 %d %s %d %s" % (len(IN_TOTO), IN_TOTO.encode(), len(payload), payload)
         envelope = {"payload": b64(payload), "payloadType": IN_TOTO, "signatures": [{"sig": b64(_sign(key, pae))}]}

@@ -396,3 +396,24 @@ def test_an_image_that_failed_is_asked_again_once_its_signature_arrives(world: W
     before = world.registry.requests
     assert codes(world, digest, reader=impatient) == []  # verified: kept, no registry request
     assert world.registry.requests == before
+
+
+def test_a_repository_glob_refuses_another_repository_calling_our_reusable_workflow(world: World) -> None:
+    """A reusable workflow's certificate names the workflow (ours) as its subject, whoever calls
+    it: only the Source Repository URI says whose build it was."""
+    shared = "https://github.com/acme/shared/.github/workflows/build.yml@refs/heads/main"
+    policy = world.policy(signature_identities=(SignerIdentity(GITHUB, "https://github.com/acme/*", "https://github.com/acme/*"),),
+                          slsa_builders=())  # fmt: skip
+    ours = world.registry.image(REPO, "reusable-ours")
+    world.registry.bundle(REPO, ours, world.sigstore.bundle(signature_statement(ours), shared,
+                                                              repository="https://github.com/acme/odoo"))  # fmt: skip
+    theirs = world.registry.image(REPO, "reusable-theirs")
+    world.registry.bundle(REPO, theirs, world.sigstore.bundle(signature_statement(theirs), shared,
+                                                                repository="https://github.com/mallory/odoo"))  # fmt: skip
+    unstated = world.registry.image(REPO, "reusable-unstated")
+    world.registry.bundle(REPO, unstated, world.sigstore.bundle(signature_statement(unstated), shared))
+    assert codes(world, ours, policy) == []
+    (reason,) = outcome(world, theirs, policy)
+    assert reason.code == provenance.SIGNATURE_INVALID and "repository https://github.com/mallory/odoo" in reason.message
+    assert codes(world, unstated, policy) == [provenance.SIGNATURE_INVALID]  # a repository glob needs one stated
+    assert codes(world, theirs, world.policy(slsa_builders=())) == []  # without it, the subject alone decides

@@ -230,9 +230,12 @@ def test_keyless_identities_load_alongside_or_instead_of_keys(config_dirs: Confi
         "    signatures:\n"
         "      identities:\n"
         "        - {issuer: 'https://token.actions.githubusercontent.com', subject: 'https://github.com/acme/*'}\n"
+        "        - {issuer: 'https://token.actions.githubusercontent.com', subject: 'https://github.com/acme/*',\n"
+        "           repository: 'https://github.com/acme/*'}\n"
     )
     (policy,) = load_configuration(*config_dirs({"keyless.yaml": text}), now=NOW).policies
     assert policy.provenance.signature_keys == ()
     assert policy.provenance.signature_identities == (
         SignerIdentity("https://token.actions.githubusercontent.com", "https://github.com/acme/*"),
+        SignerIdentity("https://token.actions.githubusercontent.com", "https://github.com/acme/*", "https://github.com/acme/*"),
     )
