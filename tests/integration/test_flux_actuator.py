@@ -97,7 +97,7 @@ def test_a_governed_kustomization_is_suspended_while_deferred_and_resumed_with_a
     fake = start_fake_kubernetes()
     fake.put(kustomization())
     settings = make_settings(
-        database_url, *config_tree, tokens_file, FLUX_SECRET=FLUX_SECRET, FLUX_GATE=True, SCHEDULER_INTERVAL=0.1,
+        database_url, *config_tree, tokens_file, FLUX_SECRET=FLUX_SECRET, FLUX_GATE=True, SCHEDULER_INTERVAL=0.1, FLUX_WINDOW_INTERVAL=0,
         KUBECONFIG=write_kubeconfig(tmp_path / "kubeconfig", {"prod": fake.url}, "prod"),
     )
     server = start_server(settings, MutableClock(CUTOFF))

@@ -57,7 +57,7 @@ def test_a_flux_revision_applied_in_the_cut_off_is_reverted_on_its_git_repositor
     fake.put(kustomization())
     fake.put(git_repository(str(bare)))
     settings = make_settings(
-        database_url, *config_tree, tokens_file, FLUX_SECRET=FLUX_SECRET, FLUX_GATE=True, SCHEDULER_INTERVAL=0.1,
+        database_url, *config_tree, tokens_file, FLUX_SECRET=FLUX_SECRET, FLUX_GATE=True, SCHEDULER_INTERVAL=0.1, FLUX_WINDOW_INTERVAL=0,
         KUBECONFIG=write_kubeconfig(tmp_path / "kubeconfig", {"prod": fake.url}, "prod"),
     )  # fmt: skip
     server = start_server(settings, MutableClock(OPEN))

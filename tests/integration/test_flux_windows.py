@@ -39,7 +39,7 @@ def server(
     database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, tmp_path: Path, kube: FakeKubernetes
 ) -> Iterator[Server]:
     settings = make_settings(
-        database_url, *config_tree, tokens_file, FLUX_SECRET=FLUX_SECRET, FLUX_GATE=True, SCHEDULER_INTERVAL=0.1,
+        database_url, *config_tree, tokens_file, FLUX_SECRET=FLUX_SECRET, FLUX_GATE=True, SCHEDULER_INTERVAL=0.1, FLUX_WINDOW_INTERVAL=0,
         KUBECONFIG=write_kubeconfig(tmp_path / "kubeconfig", {"prod": kube.url}, "prod"),
     )  # fmt: skip
     running = start_server(settings, MutableClock(BEFORE_CUTOFF))
