@@ -23,7 +23,7 @@ from tests.integration.conftest import MutableClock, Server, eventually, make_se
 from tests.integration.fake_argocd import ARGOCD_TOKEN, FakeArgoCd, start_fake_argocd
 from tests.integration.test_gate_api import CUTOFF, OPEN
 from tests.integration.test_gate_cli import GATEKEEPER, run_gate
-from tests.integration.test_git_revert import commit
+from tests.integration.test_git_revert import bare_remote
 from tests.integration.test_webhooks import ARGOCD_SECRET
 
 OLD, NEW = "a" * 40, "b" * 40
@@ -238,13 +238,10 @@ def test_a_freeze_time_sync_of_an_auto_synced_application_is_reverted_in_git(
 ) -> None:
     """Auto-sync is on: Argo CD refuses a rollback and would sync the change back, so gatekeeper
     reverts the offending commit on the branch the application follows and pushes it."""
-    bare = tmp_path / "odoo-config.git"
-    pygit2.init_repository(str(bare), bare=True, initial_head="main")
-    work = pygit2.init_repository(str(tmp_path / "work"), bare=True, initial_head="main")
-    good = commit(work, {"replicas.yaml": "replicas: 2\n"}, "baseline")
-    bad = commit(work, {"replicas.yaml": "replicas: 9\n"}, "scale up during the cut-off")
-    work.remotes.create("origin", str(bare))
-    work.remotes["origin"].push(["refs/heads/main:refs/heads/main"])
+    bare, (good, bad) = bare_remote(
+        tmp_path, ({"replicas.yaml": "replicas: 2\n"}, "baseline"),
+        ({"replicas.yaml": "replicas: 9\n"}, "scale up during the cut-off"),
+    )
     argocd.add("odoo-prod", str(bad), automated=True, history=(str(good),),
                source={"repoURL": str(bare), "targetRevision": "main", "path": "."})
     settings = make_settings(

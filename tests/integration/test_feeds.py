@@ -242,9 +242,8 @@ def test_a_304_costs_no_parse(tree: Path, feeds: FeedServer) -> None:
         server.stop()
 
 
-def test_a_server_down_keeps_the_last_good_copy_until_max_age_then_the_gate_closes_stale(
-    tree: Path, feeds: FeedServer
-) -> None:
+def serve_then_lose_the_feed(tree: Path, feeds: FeedServer) -> Server:
+    """A server that fetched the closing feed once, whose feed server has gone away since."""
     all_served(feeds)
     feeds.feeds[PATH] = CLOSING
     server = serve(tree)
@@ -252,6 +251,17 @@ def test_a_server_down_keeps_the_last_good_copy_until_max_age_then_the_gate_clos
         eventually(lambda: feed_row(server, feeds.url(PATH))["events"] == 2)
         feeds.stop()
         eventually(lambda: feed_row(server, feeds.url(PATH))["state"] == "failing")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def test_a_server_down_keeps_the_last_good_copy_until_max_age_then_the_gate_closes_stale(
+    tree: Path, feeds: FeedServer
+) -> None:
+    server = serve_then_lose_the_feed(tree, feeds)
+    try:
         assert codes(gate(server, "d1")) == ["month_end_close"]  # the last good copy still decides
         server.clock.set(TUESDAY + timedelta(hours=9))  # after the event, and 9h past the last success
         stale = gate(server, "d2")
@@ -337,13 +347,8 @@ def test_status_and_windows_say_calendar_stale_from_now_on_while_a_feed_is_past_
     """The gate closes with calendar_stale; GET /v1/status and GET /v1/windows say so too: closed
     from now on with no end known, while instants before now are answered from the last copy.
     The offline `status` says the same from the server's cached copy."""
-    all_served(feeds)
-    feeds.feeds[PATH] = CLOSING
-    server = serve(tree)
+    server = serve_then_lose_the_feed(tree, feeds)
     try:
-        eventually(lambda: feed_row(server, feeds.url(PATH))["events"] == 2)
-        feeds.stop()
-        eventually(lambda: feed_row(server, feeds.url(PATH))["state"] == "failing")
         now = TUESDAY + timedelta(hours=9)  # after the close, and 9h past the last success (maxAge 1h)
         server.clock.set(now)
         assert codes(gate(server, "s1")) == ["calendar_stale"]

@@ -18,7 +18,7 @@ from tests.integration.conftest import MutableClock, Server, eventually, make_se
 from tests.integration.fake_kubernetes import start_fake_kubernetes, write_kubeconfig
 from tests.integration.test_flux_actuator import PATH, kustomization
 from tests.integration.test_gate_api import CUTOFF, OPEN
-from tests.integration.test_git_revert import commit
+from tests.integration.test_git_revert import bare_remote
 from tests.integration.test_webhooks import FLUX_SECRET, post
 
 TARGET = "flux:Kustomization/odoo-prod/odoo"
@@ -46,13 +46,10 @@ def status(server: Server, release_id: int) -> str:
 def test_a_flux_revision_applied_in_the_cut_off_is_reverted_on_its_git_repository_branch(
     database_url: str, config_tree: tuple[Path, Path], tokens_file: Path, tmp_path: Path
 ) -> None:
-    bare = tmp_path / "odoo-config.git"
-    pygit2.init_repository(str(bare), bare=True, initial_head="main")
-    work = pygit2.init_repository(str(tmp_path / "work"), bare=True, initial_head="main")
-    good = commit(work, {"replicas.yaml": "replicas: 2\n"}, "baseline")
-    bad = commit(work, {"replicas.yaml": "replicas: 9\n"}, "scale up during the cut-off")
-    work.remotes.create("origin", str(bare))
-    work.remotes["origin"].push(["refs/heads/main:refs/heads/main"])
+    bare, (good, bad) = bare_remote(
+        tmp_path, ({"replicas.yaml": "replicas: 2\n"}, "baseline"),
+        ({"replicas.yaml": "replicas: 9\n"}, "scale up during the cut-off"),
+    )
     fake = start_fake_kubernetes()
     fake.put(kustomization())
     fake.put(git_repository(str(bare)))

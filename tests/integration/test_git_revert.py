@@ -22,18 +22,27 @@ def commit(repo: pygit2.Repository, files: dict[str, str], message: str) -> pygi
     return repo.create_commit("refs/heads/main", ADA, ADA, message, builder.write(), parents)
 
 
-@pytest.fixture
-def remote(tmp_path: Path) -> tuple[Path, pygit2.Repository, list[pygit2.Oid]]:
-    """A bare remote with main: baseline, the offending change, then an unrelated later commit."""
+def bare_remote(tmp_path: Path, *commits: tuple[dict[str, str], str]) -> tuple[Path, list[pygit2.Oid]]:
+    """``tmp_path/odoo-config.git``, a bare remote whose main holds ``commits`` (files, message), in order."""
     bare = tmp_path / "odoo-config.git"
     pygit2.init_repository(str(bare), bare=True, initial_head="main")
     work = pygit2.init_repository(str(tmp_path / "work"), bare=True, initial_head="main")
-    base = commit(work, {"replicas.yaml": "replicas: 2\n", "notes.md": "a\n"}, "baseline")
-    bad = commit(work, {"replicas.yaml": "replicas: 9\n", "notes.md": "a\n"}, "scale to 9 during the freeze")
-    later = commit(work, {"replicas.yaml": "replicas: 9\n", "notes.md": "b\n"}, "notes")
+    made = [commit(work, files, message) for files, message in commits]
     work.remotes.create("origin", str(bare))
     work.remotes["origin"].push(["refs/heads/main:refs/heads/main"])
-    return bare, pygit2.Repository(str(bare)), [base, bad, later]
+    return bare, made
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> tuple[Path, pygit2.Repository, list[pygit2.Oid]]:
+    """A bare remote with main: baseline, the offending change, then an unrelated later commit."""
+    bare, made = bare_remote(
+        tmp_path,
+        ({"replicas.yaml": "replicas: 2\n", "notes.md": "a\n"}, "baseline"),
+        ({"replicas.yaml": "replicas: 9\n", "notes.md": "a\n"}, "scale to 9 during the freeze"),
+        ({"replicas.yaml": "replicas: 9\n", "notes.md": "b\n"}, "notes"),
+    )
+    return bare, pygit2.Repository(str(bare)), made
 
 
 def test_the_revert_pushed_has_the_tip_as_parent_the_change_undone_and_gatekeeper_as_author(

@@ -16,8 +16,9 @@ import pytest
 from tests.integration import payloads as p
 from tests.integration.conftest import MutableClock, Server, eventually, make_settings, start_server, write_tokens
 from tests.integration.fake_argocd import ARGOCD_TOKEN, FakeArgoCd, start_fake_argocd
+from tests.integration.test_actuators import notify
 from tests.integration.test_gate_api import OPEN
-from tests.integration.test_git_revert import commit
+from tests.integration.test_git_revert import bare_remote
 from tests.integration.test_webhooks import ARGOCD_SECRET, GITHUB_SECRET
 
 # The policy names the repository as GitHub announces it (a push of it announces odoo-prod); the
@@ -43,24 +44,11 @@ def argocd() -> Iterator[FakeArgoCd]:
 def remote(tmp_path: Path, *, later: bool = False) -> tuple[Path, pygit2.Oid, pygit2.Oid]:
     """A bare remote with main: the verified baseline, then the change synced during the freeze
     (and, with ``later``, a person's commit after it that nothing synced)."""
-    bare = tmp_path / "odoo-config.git"
-    pygit2.init_repository(str(bare), bare=True, initial_head="main")
-    work = pygit2.init_repository(str(tmp_path / "work"), bare=True, initial_head="main")
-    good = commit(work, {"replicas.yaml": "replicas: 2\n"}, "baseline")
-    bad = commit(work, {"replicas.yaml": "replicas: 9\n"}, "scale up during the freeze")
+    commits = [({"replicas.yaml": "replicas: 2\n"}, "baseline"), ({"replicas.yaml": "replicas: 9\n"}, "scale up during the freeze")]
     if later:
-        commit(work, {"replicas.yaml": "replicas: 9\n", "notes.md": "peak\n"}, "a note, pushed in the freeze")
-    work.remotes.create("origin", str(bare))
-    work.remotes["origin"].push(["refs/heads/main:refs/heads/main"])
+        commits.append(({"replicas.yaml": "replicas: 9\n", "notes.md": "peak\n"}, "a note, pushed in the freeze"))
+    bare, (good, bad, *_) = bare_remote(tmp_path, *commits)
     return bare, good, bad
-
-
-def notify(server: Server, event: str, revision: str) -> dict[str, Any]:
-    body = p.encode(p.argocd_event(event, revision=revision, app="odoo-prod"))
-    answer = httpx.post(f"{server.url}/webhooks/argocd", content=body, headers=p.argocd_headers(ARGOCD_SECRET))
-    assert answer.status_code == 200, answer.text
-    decided: dict[str, Any] = answer.json()
-    return decided
 
 
 def gate(server: Server, revision: str) -> dict[str, Any]:
@@ -179,14 +167,12 @@ def test_a_revert_restoring_a_state_that_never_went_out_approved_is_gated(
     """``unreviewed`` was pushed and never approved; ``bad`` on top of it was synced during the
     freeze. Reverting ``bad`` restores ``unreviewed``'s tree exactly, but that state never went out
     approved: the revert is recorded as an ordinary release and waits like any revision."""
-    bare = tmp_path / "odoo-config.git"
-    pygit2.init_repository(str(bare), bare=True, initial_head="main")
-    work = pygit2.init_repository(str(tmp_path / "work"), bare=True, initial_head="main")
-    good = commit(work, {"replicas.yaml": "replicas: 2\n"}, "baseline")
-    commit(work, {"replicas.yaml": "replicas: 2\n", "image.yaml": "tag: unsigned\n"}, "an image nobody approved")
-    bad = commit(work, {"replicas.yaml": "replicas: 9\n", "image.yaml": "tag: unsigned\n"}, "scale up in the freeze")
-    work.remotes.create("origin", str(bare))
-    work.remotes["origin"].push(["refs/heads/main:refs/heads/main"])
+    bare, (good, _unreviewed, bad) = bare_remote(
+        tmp_path,
+        ({"replicas.yaml": "replicas: 2\n"}, "baseline"),
+        ({"replicas.yaml": "replicas: 2\n", "image.yaml": "tag: unsigned\n"}, "an image nobody approved"),
+        ({"replicas.yaml": "replicas: 9\n", "image.yaml": "tag: unsigned\n"}, "scale up in the freeze"),
+    )
     argocd.add("odoo-prod", str(bad), automated=True, history=(str(good),),
                source={"repoURL": str(bare), "targetRevision": "main", "path": "."})  # fmt: skip
     server = serve(database_url, argocd, tmp_path)
