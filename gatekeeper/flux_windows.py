@@ -27,7 +27,7 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 
-from gatekeeper import calendar, effects
+from gatekeeper import effects
 from gatekeeper.domain.policy import Mode
 from gatekeeper.domain.records import NewAction, ReleaseRecord
 from gatekeeper.domain.releases import REDECIDABLE, ReleaseStatus
@@ -79,12 +79,9 @@ class FluxWindows:
         """Whether the gate of ``target`` is closed at ``now`` (None: no enforcing policy)."""
         configuration = self.service.config.state.configuration
         assert configuration is not None  # noqa: S101 - checked by run_once
-        enforced = [p for p in configuration.governing(target) if p.mode is Mode.ENFORCE]
-        if not enforced:
+        if not any(p.mode is Mode.ENFORCE for p in configuration.governing(target)):
             return None
-        forecast = self.service.forecast
-        freezes, stale = forecast.freezes_of(target, now), forecast.stale_of(enforced, now)
-        return calendar.status(configuration.calendars, enforced, target, now, freezes=freezes, stale=stale).closed
+        return self.service.forecast.status(target, now, enforced_only=True).closed
 
     def _follow(self, release: ReleaseRecord, closed: bool, now: datetime) -> None:
         service = self.service
@@ -136,14 +133,8 @@ class FluxWindows:
     def _since(self, target: str, closed: bool, now: datetime) -> datetime:
         """When the gate closed (the start of the closed window ``now`` is in) or opened (the end
         of the last one before ``now``), looked for over the last day; else ``now``."""
-        configuration = self.service.config.state.configuration
-        assert configuration is not None  # noqa: S101 - checked by run_once
-        enforced = [p for p in configuration.governing(target) if p.mode is Mode.ENFORCE]
-        start, end = now - LOOKBACK, now + timedelta(seconds=1)
-        forecast = self.service.forecast
-        freezes, stale = forecast.freezes_of(target, start), forecast.stale_of(enforced, now)
-        calendars = configuration.calendars
-        found = calendar.windows(calendars, enforced, target, start, end, freezes=freezes, stale=stale).closed
+        start = now - LOOKBACK
+        found = self.service.forecast.windows(target, start, now + timedelta(seconds=1), enforced_only=True).closed
         epoch = int(now.astimezone(UTC).timestamp())
         if closed:
             inside = [window.start for window in found if window.start <= epoch < window.end]

@@ -51,33 +51,44 @@ class Forecast:
         """The freezes matching ``target`` that may close it at or after ``start``."""
         return matching(self._freezes_from(start), target)
 
-    def status(self, target: str, at: datetime | None) -> Status:
+    def status(self, target: str, at: datetime | None, *, enforced_only: bool = False) -> Status:
+        """The gate of ``target`` at ``at`` (now); ``enforced_only``: as its enforcing policies
+        alone hold it (what holds a release back: an observed policy never does)."""
         loaded, now = self._loaded(), self.now()
-        moment = at or now
+        moment, policies = at or now, self._of(loaded, target, enforced_only)
         return calendar.status(
             loaded.calendars,
-            loaded.policies,
+            policies,
             target,
             moment,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(moment),
-            stale=self.stale_of(loaded.governing(target), now),
+            stale=self.stale_of([policy for policy in policies if policy.governs(target)], now),
         )
 
-    def windows(self, target: str, start: datetime, end: datetime, *, stale: bool = True) -> Windows:
+    def windows(
+        self, target: str, start: datetime, end: datetime, *, stale: bool = True, enforced_only: bool = False
+    ) -> Windows:
         """Closed windows of ``target`` in ``[start, end)``; ``stale=False`` leaves out the
         staleness of published calendars (a state of now, not calendar events)."""
         loaded = self._loaded()
+        policies = self._of(loaded, target, enforced_only)
         return calendar.windows(
             loaded.calendars,
-            loaded.policies,
+            policies,
             target,
             start,
             end,
             ungoverned_open=self.ungoverned_open,
             freezes=self._freezes_from(start),
-            stale=self.stale_of(loaded.governing(target), self.now()) if stale else None,
+            stale=self.stale_of([p for p in policies if p.governs(target)], self.now()) if stale else None,
         )
+
+    @staticmethod
+    def _of(loaded: Configuration, target: str, enforced_only: bool) -> Sequence[Policy]:
+        if not enforced_only:
+            return loaded.policies
+        return [policy for policy in loaded.governing(target) if policy.mode is Mode.ENFORCE]
 
     def now(self) -> datetime:
         return self.clock().replace(microsecond=0)
@@ -103,15 +114,7 @@ class Forecast:
         at: datetime | None = now
         closed_by: tuple[Reason, ...] = ()
         if enforced or not governing:  # only observed: the calendar never holds it back
-            state = calendar.status(
-                configuration.calendars,
-                enforced,
-                release.target,
-                now,
-                ungoverned_open=self.ungoverned_open,
-                freezes=self._freezes_from(now),
-                stale=self.stale_of(enforced, now),
-            )
+            state = self.status(release.target, now, enforced_only=bool(governing))
             at, closed_by = state.next_open, state.reasons
         with self.store.transaction() as tx:
             people = tx.people_of(release.revision)
